@@ -1,0 +1,12 @@
+import { Site } from "./components/site";
+import { loadSite } from "./components/stackConfig";
+
+// Validate everything first: a bad value stops the program before any resource is declared.
+const { config, sshKeys } = loadSite();
+const site = new Site("site", { config, sshKeys });
+
+export const storageNode = site.storageNode;
+export const storageRoot = config.storage.root;
+export const modelStore = site.modelStore;
+export const linkFolders = site.linkFolders;
+export const categoryFolders = site.categoryFolders;

@@ -1,0 +1,153 @@
+import { describe, expect, it } from "vitest";
+import { DEFAULT_CATEGORIES, parseSite, SiteConfigError } from "../components/config";
+
+const KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHfE3lGZ1sXb0cQy3q6c2m5i2Jc0l8v7y0hq8b2a1c9d";
+
+/** The seeds' site: storage 192.168.0.6 with SMB and NFS, two GPU workers. */
+function seeds(): any {
+  return {
+    nodes: [
+      { name: "storage", host: "192.168.0.6", hostKey: KEY, roles: ["storage", "smb", "nfs-server"] },
+      { name: "gpu1", host: "gpu1.lan", hostKey: KEY, roles: ["worker"] },
+      { name: "gpu2", host: "192.168.0.21", hostKey: KEY, roles: ["worker"] },
+    ],
+    storage: { root: "/vol/service/cw" },
+  };
+}
+
+const parse = (raw: unknown, homedir = "/home/ada") => parseSite(raw, { homedir });
+
+function problems(mutate: (site: any) => void): string[] {
+  const raw = seeds();
+  mutate(raw);
+  try {
+    parse(raw);
+  } catch (e) {
+    if (e instanceof SiteConfigError) return e.problems;
+    throw e;
+  }
+  return [];
+}
+
+describe("a valid site", () => {
+  it("fills in the documented defaults", () => {
+    const site = parse(seeds());
+    expect(site.storage).toMatchObject({
+      models: "storage-models/models",
+      user: "storage-user",
+      categories: DEFAULT_CATEGORIES,
+      links: ["storage-user/models-upload"],
+      owner: { uid: 1000, gid: 1000, allowRoot: false },
+      modes: { models: "0775", user: "0775" },
+      minFreeGB: 50,
+    });
+    expect(site.nodes[0]).toMatchObject({ port: 22, user: "root", sshKey: "sshKey", insecureSkipHostKeyCheck: false });
+    expect(site.smb).toEqual({ enabled: false, share: "ki_Daten" });
+    expect(DEFAULT_CATEGORIES).toEqual(["checkpoints", "loras", "vae", "controlnet", "upscale_models", "embeddings", "clip", "diffusion_models"]);
+  });
+
+  it("accepts ComfyUI's other folder names, both links folders, IPv6 hosts and an explicit opt-out of host keys", () => {
+    const raw = seeds();
+    raw.storage.categories = ["checkpoints", "clip_vision", "style_models", "gligen", "photomaker", "unet"];
+    raw.storage.links = ["storage-user/models", "storage-user/models-upload"];
+    raw.nodes[1] = { name: "gpu1", host: "fd00::21", insecureSkipHostKeyCheck: true, roles: ["worker"] };
+    expect(() => parse(raw)).not.toThrow();
+  });
+
+  it("expands ~/ for a localhost storage node, and lets it go without a host key", () => {
+    const site = parse({ nodes: [{ name: "dev", host: "localhost", roles: ["storage"] }], storage: { root: "~/modelshare-dev", owner: "unmanaged" } });
+    expect(site.storage.root).toBe("/home/ada/modelshare-dev");
+    expect(site.storage.owner).toBe("unmanaged");
+  });
+
+  it("accepts root ownership only with the explicit opt-in", () => {
+    const raw = seeds();
+    raw.storage.owner = { uid: 0, gid: 0, allowRoot: true };
+    expect(parse(raw).storage.owner).toEqual({ uid: 0, gid: 0, allowRoot: true });
+  });
+
+  it("collects every problem in one error that says nothing was changed", () => {
+    const raw = seeds();
+    raw.storage.root = "relative";
+    raw.nodes[1].host = "bad host";
+    expect(() => parse(raw)).toThrow(/nothing was changed on any node/);
+    try { parse(raw); } catch (e) { expect((e as SiteConfigError).problems).toHaveLength(2); }
+  });
+});
+
+// Each case: what is wrong, how to make it wrong, the key the message must name, and a word of
+// what it must say.
+const rejected: Array<[string, (s: any) => void, string, RegExp]> = [
+  ["relative root", (s) => { s.storage.root = "vol/service/cw"; }, "storage.root", /absolute/],
+  ["root with ..", (s) => { s.storage.root = "/vol/../etc"; }, "storage.root", /"\.\." segment/],
+  ["root with .", (s) => { s.storage.root = "/vol/./cw"; }, "storage.root", /"\." segment/],
+  ["root with //", (s) => { s.storage.root = "/vol//cw"; }, "storage.root", /\/\//],
+  ["root ending in /", (s) => { s.storage.root = "/vol/cw/"; }, "storage.root", /end with/],
+  ["root with a newline", (s) => { s.storage.root = "/vol/cw\nrm"; }, "storage.root", /control character/],
+  ["root with $", (s) => { s.storage.root = "/vol/$(reboot)"; }, "storage.root", /shell characters/],
+  ["root with a quote", (s) => { s.storage.root = "/vol/it's"; }, "storage.root", /shell characters/],
+  ["root with ;", (s) => { s.storage.root = "/vol/a;b"; }, "storage.root", /shell characters/],
+  ["root with a leading -", (s) => { s.storage.root = "/vol/-rf"; }, "storage.root", /not first/],
+  ["root /", (s) => { s.storage.root = "/"; }, "storage.root", /system path \/[;]/],
+  ["root /etc", (s) => { s.storage.root = "/etc"; }, "storage.root", /system path \/etc/],
+  ["root inside /usr", (s) => { s.storage.root = "/usr/local/models"; }, "storage.root", /inside the system path \/usr/],
+  ["root inside /var/lib/docker", (s) => { s.storage.root = "/var/lib/docker/volumes/m"; }, "storage.root", /\/var\/lib\/docker/],
+  ["root /home", (s) => { s.storage.root = "/home"; }, "storage.root", /system path \/home/],
+  ["~ root on an SSH storage node", (s) => { s.storage.root = "~/models"; }, "storage.root", /localhost/],
+  ["absolute models folder", (s) => { s.storage.models = "/models"; }, "storage.models", /relative/],
+  ["models with ..", (s) => { s.storage.models = "../models"; }, "storage.models", /"\.\."/],
+  ["models inside the outputs", (s) => { s.storage.models = "storage-user/output/models"; }, "storage.user", /overlaps storage\.models/],
+  ["links folder inside its own target", (s) => { s.storage.links = ["storage-models/models/upload"]; }, "storage.links[0]", /own target/],
+  ["links folder containing the model store", (s) => { s.storage.links = ["storage-models"]; }, "storage.links[0]", /contains storage\.models/],
+  ["links folder inside the outputs", (s) => { s.storage.links = ["storage-user/output/links"]; }, "storage.links[0]", /services read and write/],
+  ["links folder equal to the user area", (s) => { s.storage.links = ["storage-user"]; }, "storage.links[0]", /user area itself/],
+  ["links folder listed twice", (s) => { s.storage.links = ["storage-user/models", "storage-user/models"]; }, "storage.links[1]", /twice/],
+  ["ollama folder inside the model store", (s) => { s.storage.ollamaModels = "storage-models/models/ollama"; }, "storage.ollamaModels", /overlaps storage\.models/],
+  ["unknown category", (s) => { s.storage.categories = ["checkpoints", "lora"]; }, "storage.categories[1]", /not a ComfyUI model folder/],
+  ["duplicate category", (s) => { s.storage.categories = ["vae", "loras", "vae"]; }, "storage.categories[2]", /same kind/],
+  ["alias duplicate unet/diffusion_models", (s) => { s.storage.categories = ["diffusion_models", "unet"]; }, "storage.categories[1]", /same kind/],
+  ["alias duplicate clip/text_encoders", (s) => { s.storage.categories = ["clip", "text_encoders"]; }, "storage.categories[1]", /same kind/],
+  ["no categories", (s) => { s.storage.categories = []; }, "storage.categories", /at least one/],
+  ["output folder with a /", (s) => { s.storage.outputs = ["ComfyUI/x"]; }, "storage.outputs[0]", /one folder name/],
+  ["output folders differing only in case", (s) => { s.storage.outputs = ["ComfyUI", "comfyui"]; }, "storage.outputs[1]", /case-insensitively/],
+  ["duplicate node names, case-insensitive", (s) => { s.nodes[1].name = "GPU2"; }, "nodes[2].name", /already the name of nodes\[1\]/],
+  ["duplicate hosts", (s) => { s.nodes[2].host = "gpu1.lan"; }, "nodes[2].host", /already the host/],
+  ["no storage node", (s) => { s.nodes[0].roles = ["worker"]; }, "nodes", /no node has the storage role/],
+  ["two storage nodes", (s) => { s.nodes[1].roles = ["storage"]; }, "nodes", /both have the storage role/],
+  ["smb role off the storage node", (s) => { s.nodes[1].roles = ["worker", "smb"]; }, "nodes[1].roles", /must be on the storage node/],
+  ["unknown role", (s) => { s.nodes[1].roles = ["gpu"]; }, "nodes[1].roles[0]", /one of storage, smb, nfs-server, worker/],
+  ["no roles", (s) => { s.nodes[1].roles = []; }, "nodes[1].roles", /at least one role/],
+  ["role listed twice", (s) => { s.nodes[1].roles = ["worker", "worker"]; }, "nodes[1].roles", /twice/],
+  ["uid 0 without opt-in", (s) => { s.storage.owner = { uid: 0, gid: 1000 }; }, "storage.owner", /allowRoot/],
+  ["gid 0 without opt-in", (s) => { s.storage.owner = { uid: 1000, gid: 0 }; }, "storage.owner", /allowRoot/],
+  ["uid out of range", (s) => { s.storage.owner = { uid: 4294967295, gid: 1000 }; }, "storage.owner", /.+/],
+  ["negative gid", (s) => { s.storage.owner = { uid: 1000, gid: -1 }; }, "storage.owner", /.+/],
+  ["host with a space", (s) => { s.nodes[1].host = "gpu 1"; }, "nodes[1].host", /not a hostname or IP/],
+  ["host that is a bad IPv4", (s) => { s.nodes[1].host = "192.168.0.300"; }, "nodes[1].host", /not a hostname or IP/],
+  ["host with a shell character", (s) => { s.nodes[1].host = "gpu1;reboot"; }, "nodes[1].host", /not a hostname or IP/],
+  ["host with an underscore label", (s) => { s.nodes[1].host = "-gpu.lan"; }, "nodes[1].host", /not a hostname or IP/],
+  ["port out of range", (s) => { s.nodes[1].port = 70000; }, "nodes[1].port", /.+/],
+  ["SSH node without a host key", (s) => { delete s.nodes[1].hostKey; }, "nodes[1].hostKey", /insecureSkipHostKeyCheck/],
+  ["host key that is not a public key", (s) => { s.nodes[1].hostKey = "AAAA"; }, "nodes[1].hostKey", /host public key/],
+  ["host key with the opt-out at once", (s) => { s.nodes[1].insecureSkipHostKeyCheck = true; }, "nodes[1].insecureSkipHostKeyCheck", /contradicts/],
+  ["node name with a dot", (s) => { s.nodes[1].name = "gpu.1"; }, "nodes[1].name", /letters, digits or -/],
+  ["unquoted YAML mode", (s) => { s.storage.modes = { models: 775 }; }, "storage.modes.models", /quoted octal/],
+  ["mode the owner cannot use", (s) => { s.storage.modes = { user: "0575" }; }, "storage.modes.user", /owner rwx/],
+  ["unknown storage key", (s) => { s.storage.rooot = "/x"; }, "storage", /rooot/],
+  ["negative free space", (s) => { s.storage.minFreeGB = -1; }, "storage.minFreeGB", /.+/],
+  ["relative NFS mount point", (s) => { s.nfs = { mountPoint: "mnt/models" }; }, "nfs.mountPoint", /absolute/],
+  ["service on an unknown node", (s) => { s.services = { comfyui: { nodes: ["gpu9"] } }; }, "services.comfyui.nodes[0]", /no node is named/],
+  ["service on a non-worker", (s) => { s.services = { ollama: { nodes: ["storage"] } }; }, "services.ollama.nodes[0]", /no worker role/],
+  ["a feature that is not built yet", (s) => { s.smb = { enabled: true }; }, "smb.enabled", /not built/],
+];
+
+describe("rejects before any node is touched", () => {
+  it.each(rejected)("%s", (_what, mutate, key, says) => {
+    const found = problems(mutate);
+    const hit = found.find((p) => p.startsWith(`${key}: `) || p.startsWith(`${key}.`) || p.startsWith(`${key}[`));
+    expect(hit, `problems were: ${JSON.stringify(found)}`).toBeDefined();
+    expect(hit).toMatch(says);
+  });
+
+  it("has at least 30 cases", () => expect(rejected.length).toBeGreaterThanOrEqual(30));
+});

@@ -59,7 +59,7 @@ merge_into() {
       did "removed $s: the same bytes are already in $d"
     else
       mv -n -T -- "$s" "$d"
-      [ ! -e "$s" ] && [ ! -L "$s" ] || refuse "could not move $s to $d."
+      if [ -e "$s" ] || [ -L "$s" ]; then refuse "could not move $s to $d."; fi
       did "moved $s to $d"
     fi
   done

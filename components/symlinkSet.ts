@@ -26,7 +26,7 @@ export class SymlinkSet extends pulumi.ComponentResource {
     runScript(`${name}-converge`, args.node, {
       create: renderSymlinkSet(args.storage, args.set),
       delete: renderSymlinkUnset(args.set),
-    }, { parent: this });
+    }, { parent: this, dependsOn: opts?.dependsOn }); // a component's dependsOn does not reach its children by itself
     this.folder = pulumi.output(args.set.folder);
     this.links = pulumi.output(Object.fromEntries(args.set.links.map((l) => [l.name, `${args.set.folder}/${l.name}`])));
     this.registerOutputs({ folder: this.folder, links: this.links });

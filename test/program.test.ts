@@ -1,0 +1,118 @@
+import { homedir } from "node:os";
+import { describe, expect, it } from "vitest";
+import { Site } from "../components/site";
+import { loadSite } from "../components/stackConfig";
+import { declare, isSecretValue, reveal, type Declared } from "./harness/declare";
+import { stackConfig } from "./harness/stack";
+
+const HOST_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHfE3lGZ1sXb0cQy3q6c2m5i2Jc0l8v7y0hq8b2a1c9d";
+const PRIVATE_KEY = "-----BEGIN OPENSSH PRIVATE KEY-----\nTHIS-IS-THE-SECRET-MARKER\n-----END OPENSSH PRIVATE KEY-----\n";
+
+const seeds = {
+  "modelshare:nodes": JSON.stringify([
+    { name: "storage", host: "192.168.0.6", hostKey: HOST_KEY, roles: ["storage", "smb", "nfs-server"] },
+    { name: "gpu1", host: "192.168.0.21", hostKey: HOST_KEY, roles: ["worker"] },
+  ]),
+  "modelshare:storage": JSON.stringify({ root: "/vol/service/cw", links: ["storage-user/models", "storage-user/models-upload"] }),
+};
+
+const build = () => new Site("site", loadSite());
+const byName = (rs: Declared[], name: string) => {
+  const r = rs.find((x) => x.name === name);
+  if (!r) throw new Error(`no resource ${name} among ${rs.map((x) => x.name).join(", ")}`);
+  return r;
+};
+
+describe("the resource graph under mocks", () => {
+  it("the seeds' site: a layout and one link set per links folder, on the storage node only, over SSH", async () => {
+    const rs = await declare({ stack: "seeds", config: { ...seeds, "modelshare:sshKey": PRIVATE_KEY }, secretKeys: ["modelshare:sshKey"] }, build);
+    expect(rs.map((r) => `${r.type} ${r.name}`).sort()).toEqual([
+      "command:remote:Command storage-layout-converge",
+      "command:remote:Command storage-links-0-converge",
+      "command:remote:Command storage-links-1-converge",
+      "modelshare:site:Site site",
+      "modelshare:storage:StorageLayout storage-layout",
+      "modelshare:storage:SymlinkSet storage-links-0",
+      "modelshare:storage:SymlinkSet storage-links-1",
+    ]);
+    const layout = byName(rs, "storage-layout-converge");
+    const links = byName(rs, "storage-links-1-converge");
+    expect(layout.parent).toBe(byName(rs, "storage-layout").urn);
+    expect(byName(rs, "storage-layout").parent).toBe(byName(rs, "site").urn);
+    expect(links.dependencies).toContain(layout.urn);
+    expect(links.deleteBeforeReplace).toBe(true);
+    expect(layout.inputs.delete).toBeUndefined(); // destroy never touches the folders
+    expect(reveal(layout.inputs.connection)).toEqual({
+      host: "192.168.0.6", port: 22, user: "root", privateKey: PRIVATE_KEY, hostKey: HOST_KEY,
+      perDialTimeout: 10, dialErrorLimit: 3,
+    });
+    expect(layout.inputs.addPreviousOutputInEnv).toBe(false);
+    expect(String(layout.inputs.create)).toMatch(/^bash -c '#!\/usr\/bin\/env bash\n# modelshare: storage layout under \/vol\/service\/cw\n/);
+    expect(String(links.inputs.create)).toContain("ensure_link '\\''/vol/service/cw/storage-user/models-upload/checkpoints'\\'' '\\''../../storage-models/models/checkpoints'\\''");
+    expect(String(links.inputs.delete)).toContain("remove_link ");
+  });
+
+  it("keeps the SSH key a secret: wrapped as one and never in plain text in any input", async () => {
+    const rs = await declare({ stack: "seeds", config: { ...seeds, "modelshare:sshKey": PRIVATE_KEY }, secretKeys: ["modelshare:sshKey"] }, build);
+    const commands = rs.filter((r) => r.type === "command:remote:Command");
+    expect(commands).toHaveLength(3);
+    for (const c of commands) {
+      const connection = c.inputs.connection as Record<string, unknown>;
+      expect(isSecretValue(connection) || isSecretValue(connection.privateKey)).toBe(true);
+      const plain = JSON.stringify({ ...c.inputs, connection: undefined });
+      expect(plain).not.toContain("SECRET-MARKER");
+    }
+  });
+
+  it("the dev stack file runs locally under the user's home, with the other sections switched off", async () => {
+    const { config, secretKeys } = stackConfig("Pulumi.dev.yaml");
+    const rs = await declare({ stack: "dev", config, secretKeys }, build);
+    const commands = rs.filter((r) => r.custom);
+    expect(commands.map((r) => r.type)).toEqual(["command:local:Command", "command:local:Command"]);
+    expect(commands[0].inputs.connection).toBeUndefined();
+    expect(String(commands[0].inputs.create)).toContain(`ensure_dir '\\''${homedir()}/modelshare-dev/storage-models/models/checkpoints'\\'' '\\'''\\'' '\\'''\\''`);
+  });
+
+  it("the stack outputs name the storage node, the model store, each links folder and each category folder", async () => {
+    let outputs: Record<string, unknown> = {};
+    await declare({ stack: "seeds", config: { ...seeds, "modelshare:sshKey": PRIVATE_KEY }, secretKeys: ["modelshare:sshKey"] }, async () => {
+      const program = await import("../index");
+      const settle = (o: any) => new Promise((resolve) => (o?.apply ? o.apply(resolve) : resolve(o)));
+      outputs = Object.fromEntries(await Promise.all(Object.entries(program).map(async ([k, v]) => [k, await settle(v)])));
+    });
+    expect(outputs).toEqual({
+      storageNode: "storage",
+      storageRoot: "/vol/service/cw",
+      modelStore: "/vol/service/cw/storage-models/models",
+      linkFolders: ["/vol/service/cw/storage-user/models", "/vol/service/cw/storage-user/models-upload"],
+      categoryFolders: expect.objectContaining({ checkpoints: "/vol/service/cw/storage-models/models/checkpoints", clip: "/vol/service/cw/storage-models/models/clip" }),
+    });
+    expect(Object.keys(outputs.categoryFolders as object)).toHaveLength(8);
+  });
+});
+
+describe("config the program refuses before declaring anything", () => {
+  const refused = async (config: Record<string, string>, secretKeys: string[] = []) => {
+    let declared: Declared[] = [];
+    const attempt = declare({ stack: "bad", config, secretKeys }, build).then((rs) => { declared = rs; });
+    await expect(attempt).rejects.toThrow(/nothing was changed on any node/);
+    expect(declared).toEqual([]);
+    return attempt.catch((e: Error) => e.message);
+  };
+
+  it("an SSH key stored in plain text", async () => {
+    expect(await refused({ ...seeds, "modelshare:sshKey": PRIVATE_KEY })).toMatch(/modelshare:sshKey: is stored in plain text; .*pulumi config set --secret sshKey/);
+  });
+  it("a missing SSH key, naming the nodes that need it", async () => {
+    expect(await refused(seeds)).toMatch(/modelshare:sshKey: missing; node\(s\) storage, gpu1 need/);
+  });
+  it("a secret that is not a private key", async () => {
+    expect(await refused({ ...seeds, "modelshare:sshKey": "hunter2" }, ["modelshare:sshKey"])).toMatch(/does not hold a private key/);
+  });
+  it("a misspelt setting", async () => {
+    expect(await refused({ ...seeds, "modelshare:sshKey": PRIVATE_KEY, "modelshare:storge": "{}" }, ["modelshare:sshKey"])).toMatch(/modelshare:storge: is not a modelshare setting/);
+  });
+  it("a bad value anywhere", async () => {
+    expect(await refused({ ...seeds, "modelshare:storage": JSON.stringify({ root: "/etc/models" }) })).toMatch(/storage\.root: "\/etc\/models" is inside the system path \/etc/);
+  });
+});

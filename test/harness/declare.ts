@@ -1,7 +1,9 @@
 import * as pulumi from "@pulumi/pulumi";
 import { MockMonitor } from "@pulumi/pulumi/runtime/mocks";
 import { deserializeProperties } from "@pulumi/pulumi/runtime/rpc";
-import { getStore } from "@pulumi/pulumi/runtime/state";
+
+// The runtime's state store is internal (no typings); setMocks sets these same flags on it.
+const { getStore } = require("@pulumi/pulumi/runtime/state") as { getStore(): Record<string, unknown> };
 
 /**
  * Declares a program's resources under Pulumi's mocks and records what the engine would be

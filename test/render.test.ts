@@ -1,3 +1,4 @@
+import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
 import { layoutDirs, linkFolders } from "../components/paths";
 import { chmodMode, renderStorageLayout } from "../components/storageLayout";
@@ -73,4 +74,13 @@ describe("rendered scripts", () => {
       expect(shellcheck(scripts, extra)).toBe("");
     },
   );
+});
+
+describe("shell files in the tree", () => {
+  it("the helper libraries, scripts/, lab/ and .ci/run are shellcheck-clean", () => {
+    const files = ["components/shell", "scripts", "lab"].filter(existsSync)
+      .flatMap((dir) => readdirSync(dir).filter((f) => f.endsWith(".sh")).map((f) => `${dir}/${f}`));
+    expect(files.length).toBeGreaterThanOrEqual(5);
+    expect(shellcheck([...files, ".ci/run"].map((f) => readFileSync(f, "utf8")))).toBe("");
+  });
 });

@@ -11,8 +11,14 @@ ensure_dir() {
     refuse "$path is a file, but modelshare keeps a folder there; move the file away, then run again."
   fi
   if [ ! -d "$path" ]; then
+    if [ -n "$uid" ] && [ "$(id -u)" -ne 0 ] && [ "$(id -u):$(id -g)" != "$uid:$gid" ]; then
+      refuse "$path would have to belong to $uid:$gid, and only root can do that; run as root or set storage.owner to \"unmanaged\"."
+    fi
     mkdir -m "$mode" -- "$path"
+    [ -z "$uid" ] || chown -- "$uid:$gid" "$path"
+    chmod -- "$mode" "$path" # a setgid parent would otherwise pass its bit on
     did "created folder $path"
+    return 0
   fi
   if [ -n "$uid" ]; then
     cur=$(stat -c '%u:%g' -- "$path")

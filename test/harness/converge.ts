@@ -1,0 +1,180 @@
+import { spawn } from "node:child_process";
+import { Client, type ConnectConfig } from "ssh2";
+import { reveal, type Declared } from "./declare";
+
+/**
+ * The second half of the engine stand-in: runs the declared command resources the way
+ * `pulumi up` / `pulumi destroy` would, in dependency order. It differs from the engine in
+ * ways test/harness/README.md lists: no state, no diff (every create runs on every converge,
+ * which is exactly what proves the scripts idempotent), one resource at a time.
+ */
+export interface Step {
+  name: string;
+  type: string;
+  host: string;
+  code: number;
+  stdout: string;
+  stderr: string;
+  /** The N of the script's closing `changed=N` line. */
+  changed: number;
+  /** SSH connections this step opened (1, or more when a dial was retried). */
+  dials: number;
+  ms: number;
+}
+
+export class StepError extends Error {
+  constructor(readonly step: Pick<Step, "name" | "host" | "stderr" | "code">, detail: string) {
+    super(`${step.name} (on ${step.host}): ${detail}`);
+  }
+}
+
+const RUNNABLE = new Set(["command:remote:Command", "command:local:Command"]);
+
+/** Command resources in an order that respects every dependency (and parent chain). */
+export function executionOrder(resources: Declared[]): Declared[] {
+  const runnable = resources.filter((r) => RUNNABLE.has(r.type));
+  const byUrn = new Map(resources.map((r) => [r.urn, r]));
+  // A dependency on a component means all its descendants; a child inherits its parents' deps.
+  const descendants = (urn: string): Declared[] =>
+    resources.filter((r) => r.parent === urn).flatMap((c) => [c, ...descendants(c.urn)]);
+  const depsOf = (r: Declared): Set<string> => {
+    const out = new Set<string>();
+    for (let cur: Declared | undefined = r; cur; cur = cur.parent ? byUrn.get(cur.parent) : undefined) {
+      for (const d of cur.dependencies) {
+        const target = byUrn.get(d);
+        if (!target) continue;
+        if (RUNNABLE.has(target.type)) out.add(d);
+        for (const x of descendants(d)) if (RUNNABLE.has(x.type)) out.add(x.urn);
+      }
+    }
+    return out;
+  };
+  const done = new Set<string>();
+  const order: Declared[] = [];
+  const visit = (r: Declared, path: string[]) => {
+    if (done.has(r.urn)) return;
+    if (path.includes(r.urn)) throw new Error(`dependency cycle through ${r.name}`);
+    for (const d of depsOf(r)) visit(byUrn.get(d)!, [...path, r.urn]);
+    done.add(r.urn);
+    order.push(r);
+  };
+  for (const r of runnable) visit(r, []);
+  return order;
+}
+
+interface Connection {
+  host: string;
+  port: number;
+  user: string;
+  privateKey: string;
+  hostKey?: string;
+  perDialTimeout?: number;
+  dialErrorLimit?: number;
+}
+
+export interface RunOptions {
+  /** Instead of create, run each resource's delete, in reverse order. */
+  destroy?: boolean;
+  /** Called after each step (tests use it to break things mid-run). */
+  onStep?: (step: Step) => void | Promise<void>;
+}
+
+export async function run(resources: Declared[], options: RunOptions = {}): Promise<Step[]> {
+  const order = executionOrder(resources);
+  if (options.destroy) order.reverse();
+  const steps: Step[] = [];
+  for (const r of order) {
+    const inputs = reveal(r.inputs) as Record<string, any>;
+    const script: string | undefined = options.destroy ? inputs.delete : inputs.create;
+    if (!script) continue;
+    const started = Date.now();
+    const result = r.type === "command:local:Command"
+      ? { ...(await runLocal(script, inputs)), dials: 0, host: "localhost" }
+      : { ...(await runRemote(r.name, script, inputs, inputs.connection as Connection)), host: (inputs.connection as Connection).host };
+    const last = /changed=(\d+)\s*$/.exec(result.stdout);
+    const step: Step = { name: r.name, type: r.type, ...result, changed: last ? Number(last[1]) : NaN, ms: Date.now() - started };
+    steps.push(step);
+    if (step.code !== 0) throw new StepError(step, `exited ${step.code}: ${step.stderr.trim()}`);
+    await options.onStep?.(step);
+  }
+  return steps;
+}
+
+function runLocal(script: string, inputs: Record<string, any>): Promise<{ code: number; stdout: string; stderr: string }> {
+  const [cmd, ...args] = (inputs.interpreter as string[] | undefined) ?? ["/bin/sh", "-c"];
+  return new Promise((resolve, reject) => {
+    const child = spawn(cmd, [...args, script], { env: { ...process.env, ...(inputs.environment ?? {}) } });
+    let stdout = "";
+    let stderr = "";
+    child.stdout.on("data", (d) => (stdout += d));
+    child.stderr.on("data", (d) => (stderr += d));
+    child.on("error", reject);
+    child.on("close", (code) => resolve({ code: code ?? -1, stdout, stderr }));
+    child.stdin.end(inputs.stdin ?? "");
+  });
+}
+
+/** Opens one SSH connection as the provider does: pinned host key, per-dial timeout, retries. */
+export async function dial(name: string, c: Connection): Promise<{ client: Client; dials: number }> {
+  const limit = c.dialErrorLimit ?? 10;
+  let lastError: Error | undefined;
+  for (let attempt = 1; attempt <= Math.max(1, limit); attempt++) {
+    try {
+      return { client: await connectOnce(c), dials: attempt };
+    } catch (e) {
+      lastError = e as Error;
+      if (/host key/i.test(lastError.message)) break; // a wrong key never gets better
+    }
+  }
+  throw new StepError({ name, host: c.host, stderr: "", code: -1 }, `could not connect to ${c.user}@${c.host}:${c.port}: ${lastError?.message}`);
+}
+
+function connectOnce(c: Connection): Promise<Client> {
+  return new Promise((resolve, reject) => {
+    const client = new Client();
+    let hostKeyRefused = false;
+    const config: ConnectConfig = {
+      host: c.host,
+      port: c.port,
+      username: c.user,
+      privateKey: c.privateKey,
+      readyTimeout: (c.perDialTimeout ?? 15) * 1000,
+      hostVerifier: (key: Buffer) => {
+        if (!c.hostKey) return true;
+        const ok = key.toString("base64") === c.hostKey.split(" ")[1];
+        hostKeyRefused = !ok;
+        return ok;
+      },
+    };
+    client.once("ready", () => resolve(client));
+    client.once("error", (e) => {
+      client.end();
+      reject(hostKeyRefused ? new Error(`the host key of ${c.host} is not the pinned hostKey`) : e);
+    });
+    client.connect(config);
+  });
+}
+
+async function runRemote(name: string, script: string, inputs: Record<string, any>, c: Connection) {
+  const { client, dials } = await dial(name, c);
+  try {
+    return await new Promise<{ code: number; stdout: string; stderr: string; dials: number }>((resolve, reject) => {
+      // `environment` travels as SSH env requests, which sshd drops unless AcceptEnv allows them.
+      client.exec(script, { env: inputs.environment }, (err, stream) => {
+        if (err) return reject(err);
+        let stdout = "";
+        let stderr = "";
+        let code = -1;
+        stream.on("data", (d: Buffer) => (stdout += d));
+        stream.stderr.on("data", (d: Buffer) => (stderr += d));
+        stream.on("exit", (c: number | null) => (code = c ?? -1));
+        stream.on("close", () => resolve({ code, stdout, stderr, dials }));
+        stream.end(inputs.stdin ?? "");
+      });
+      client.once("error", reject);
+      client.once("close", () => resolve({ code: -1, stdout: "", stderr: "the SSH connection closed", dials }));
+    });
+  } finally {
+    client.end();
+  }
+}

@@ -1,0 +1,73 @@
+import { spawnSync } from "node:child_process";
+import { readFileSync } from "node:fs";
+import { homedir } from "node:os";
+import { join } from "node:path";
+import { stackConfig } from "./stack";
+
+/** What `lab/lab.sh up` records about the running nodes. */
+export interface LabNode {
+  name: string;
+  address: string;
+  port: number;
+  user: string;
+  privateKeyPath: string;
+  hostKey: string;
+}
+
+export const labDir = () => process.env.MODELSHARE_LAB_DIR ?? join(homedir(), ".cache/modelshare-lab");
+
+export function labNodes(): LabNode[] {
+  return (JSON.parse(readFileSync(join(labDir(), "nodes.json"), "utf8")) as { nodes: LabNode[] }).nodes;
+}
+
+/**
+ * Pulumi.lab.yaml with what the lab made filled in, as `pulumi config set` would: each node's
+ * hostKey (matched by address) and each node's SSH key as a secret. `edit` may change the
+ * parsed sections before they are serialised (e.g. add a category).
+ */
+export function labStack(edit: (sections: Record<string, any>) => void = () => {}) {
+  const nodes = labNodes();
+  const secrets: Record<string, string> = {};
+  const { config } = stackConfig("Pulumi.lab.yaml");
+  const sections = Object.fromEntries(Object.entries(config).map(([k, v]) => [k, JSON.parse(v)]));
+  for (const node of sections["modelshare:nodes"] as Array<Record<string, any>>) {
+    const lab = nodes.find((n) => n.address === node.host);
+    if (!lab) continue; // a node the lab did not boot (tests use one on purpose)
+    node.hostKey = lab.hostKey;
+    secrets[`modelshare:${node.sshKey}`] = readFileSync(lab.privateKeyPath, "utf8");
+  }
+  edit(sections);
+  const flat = Object.fromEntries(Object.entries(sections).map(([k, v]) => [k, JSON.stringify(v)]));
+  return { config: { ...flat, ...secrets }, secretKeys: Object.keys(secrets) };
+}
+
+/** Runs `lab/lab.sh` (e.g. `link node1 down`); throws with its stderr on failure. */
+export function lab(...args: string[]): string {
+  const r = spawnSync("bash", ["lab/lab.sh", ...args], { encoding: "utf8" });
+  if (r.status !== 0) throw new Error(`lab.sh ${args.join(" ")}: ${r.stderr}`);
+  return r.stdout;
+}
+
+/** Runs a shell command on a lab node over SSH; resolves with its output, rejects on non-zero. */
+export async function onNode(name: string, command: string): Promise<string> {
+  const { dial } = await import("./converge");
+  const n = labNodes().find((x) => x.name === name);
+  if (!n) throw new Error(`no lab node ${name}`);
+  const { client } = await dial(name, { host: n.address, port: n.port, user: n.user, privateKey: readFileSync(n.privateKeyPath, "utf8"), hostKey: n.hostKey, dialErrorLimit: 3 });
+  try {
+    return await new Promise((resolve, reject) => {
+      client.exec(command, (err, stream) => {
+        if (err) return reject(err);
+        let out = "";
+        let errOut = "";
+        stream.on("data", (d: Buffer) => (out += d));
+        stream.stderr.on("data", (d: Buffer) => (errOut += d));
+        stream.on("exit", (code: number) => {
+          stream.on("close", () => (code === 0 ? resolve(out) : reject(new Error(`${name}: ${command}: exit ${code}: ${errOut}`))));
+        });
+      });
+    });
+  } finally {
+    client.end();
+  }
+}

@@ -1,0 +1,111 @@
+import { beforeAll, describe, expect, it } from "vitest";
+import { Site } from "../../components/site";
+import { loadSite } from "../../components/stackConfig";
+import { run, type Step } from "../harness/converge";
+import { declare, type Declared } from "../harness/declare";
+import { lab, labStack, onNode } from "../harness/lab";
+
+/**
+ * The lab suite: the program declared under mocks with Pulumi.lab.yaml, its scripts run over
+ * SSH on real Debian VMs (booted once by lab/test.sh). Tests share the nodes and run in order.
+ */
+const ROOT = "/srv/cw";
+const STORE = `${ROOT}/storage-models/models`;
+const UPLOAD = `${ROOT}/storage-user/models-upload`;
+
+const declareLab = (edit?: (s: Record<string, any>) => void): Promise<Declared[]> =>
+  declare({ stack: "lab", ...labStack(edit) }, () => new Site("site", loadSite()));
+
+const converge = async (edit?: (s: Record<string, any>) => void, options: Parameters<typeof run>[1] = {}) =>
+  run(await declareLab(edit), options);
+
+const changes = (steps: Step[]) => Object.fromEntries(steps.map((s) => [s.name, s.changed]));
+const NOTHING = { "node1-layout-converge": 0, "node1-links-0-converge": 0, "node1-links-1-converge": 0 };
+const checksums = () => onNode("node1", `cd ${ROOT} && find storage-models storage-user -type f -print0 | sort -z | xargs -0r sha256sum`);
+
+describe("the lab site, converged onto real nodes", () => {
+  beforeAll(async () => {
+    // Fresh VMs: nothing of ours yet.
+    await expect(onNode("node1", `test ! -e ${ROOT}`)).resolves.toBe("");
+  });
+
+  it("converges from fresh nodes, and a second converge changes nothing", async () => {
+    const first = await converge();
+    expect(first.map((s) => s.name).sort()).toEqual(["node1-layout-converge", "node1-links-0-converge", "node1-links-1-converge"]);
+    expect(first[0].name).toBe("node1-layout-converge");
+    for (const s of first) expect(s.changed, s.name).toBeGreaterThan(0);
+    expect(await onNode("node1", `readlink ${UPLOAD}/checkpoints && stat -c '%u:%g %a' ${STORE}/checkpoints`))
+      .toBe("../../storage-models/models/checkpoints\n1000:1000 775\n");
+    const second = await converge();
+    expect(changes(second)).toEqual(NOTHING);
+  });
+
+  it("repairs a deleted link, a populated folder in a link's place, a wrong target and a removed category, losing nothing", async () => {
+    await onNode("node1", [
+      `echo model-a > ${STORE}/loras/a.safetensors`,
+      `rm ${UPLOAD}/vae`,
+      `rm ${UPLOAD}/checkpoints && mkdir -p ${UPLOAD}/checkpoints/sub && echo dropped > ${UPLOAD}/checkpoints/sd.ckpt && echo deep > ${UPLOAD}/checkpoints/sub/x.bin`,
+      `ln -sfn /tmp ${UPLOAD}/loras`,
+      `rmdir ${STORE}/embeddings`,
+    ].join(" && "));
+    const steps = await converge();
+    expect(steps.every((s) => s.code === 0)).toBe(true);
+    expect(await onNode("node1", [
+      `readlink ${UPLOAD}/vae ${UPLOAD}/checkpoints ${UPLOAD}/loras ${UPLOAD}/embeddings`,
+      `cat ${STORE}/checkpoints/sd.ckpt ${STORE}/checkpoints/sub/x.bin ${STORE}/loras/a.safetensors`,
+      `test -d ${STORE}/embeddings && echo embeddings-back`,
+    ].join(" && "))).toBe([
+      "../../storage-models/models/vae", "../../storage-models/models/checkpoints",
+      "../../storage-models/models/loras", "../../storage-models/models/embeddings",
+      "dropped", "deep", "model-a", "embeddings-back", "",
+    ].join("\n"));
+    expect(changes(await converge())).toEqual(NOTHING);
+  });
+
+  it("adding a category makes just that folder and its links", async () => {
+    const addClipVision = (s: Record<string, any>) => {
+      s["modelshare:storage"].categories = ["checkpoints", "loras", "vae", "controlnet", "upscale_models", "embeddings", "clip", "diffusion_models", "clip_vision"];
+    };
+    const steps = await converge(addClipVision);
+    expect(changes(steps)).toEqual({ "node1-layout-converge": 1, "node1-links-0-converge": 1, "node1-links-1-converge": 1 });
+    expect(await onNode("node1", `readlink ${UPLOAD}/clip_vision`)).toBe("../../storage-models/models/clip_vision\n");
+    expect(changes(await converge(addClipVision))).toEqual(NOTHING);
+  });
+
+  it("a converge cut off by a dropped link fails naming the node, and the next one completes", async () => {
+    await onNode("node1", `rm ${UPLOAD}/vae ${ROOT}/storage-user/models/vae`);
+    let cut = false;
+    const attempt = converge(undefined, {
+      onStep: () => {
+        if (!cut) { cut = true; lab("link", "node1", "down"); }
+      },
+    });
+    await expect(attempt).rejects.toThrow(/node1-links-\d-converge \(on 10\.77\.0\.11\): could not connect/);
+    lab("link", "node1", "up");
+    const steps = await converge();
+    expect(steps.every((s) => s.code === 0)).toBe(true);
+    expect(await onNode("node1", `readlink ${UPLOAD}/vae; find ${ROOT} -name '*.modelshare-new' | wc -l`)).toBe("../../storage-models/models/vae\n0\n");
+    expect(changes(await converge())).toEqual(NOTHING);
+  });
+
+  it("a node that does not answer fails the run naming it, within the dial timeout", async () => {
+    const started = Date.now();
+    const attempt = converge((s) => {
+      s["modelshare:nodes"][0].host = "10.77.0.99"; // inside the lab's own subnet, no VM there
+      s["modelshare:nodes"][0].hostKey = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGMTczbsW/nG9uy6QxsgnoTzoBJ6PFXKRsecE6sHDV4Q";
+    });
+    await expect(attempt).rejects.toThrow(/node1-layout-converge \(on 10\.77\.0\.99\): could not connect/);
+    expect(Date.now() - started).toBeLessThan(3 * 10_000 + 15_000);
+  });
+
+  it("destroy removes the links and keeps every model byte", async () => {
+    await onNode("node1", `head -c 1000000 /dev/urandom > ${STORE}/checkpoints/big.safetensors`);
+    const before = await checksums();
+    expect(before).toContain("big.safetensors");
+    const resources = await declareLab();
+    const steps = await run(resources, { destroy: true });
+    expect(steps.map((s) => s.name).sort()).toEqual(["node1-links-0-converge", "node1-links-1-converge"]);
+    expect(await onNode("node1", `find ${ROOT} -type l | wc -l; test -d ${UPLOAD} && echo kept || echo removed`)).toBe("0\nremoved\n");
+    expect(await checksums()).toBe(before);
+  });
+});

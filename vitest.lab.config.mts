@@ -1,0 +1,11 @@
+import { defineConfig } from "vitest/config";
+
+// The lab suite: real VMs, shared by every test, so one file at a time and generous timeouts.
+export default defineConfig({
+  test: {
+    include: ["test/lab/**/*.lab.test.ts"],
+    fileParallelism: false,
+    testTimeout: 300_000,
+    hookTimeout: 600_000,
+  },
+});

@@ -1,0 +1,36 @@
+/**
+ * How long and how much memory it takes to declare a site's resource graph under Pulumi's
+ * mocks, for a site of N nodes (one storage node, N-1 workers). Prints one line; run by
+ * bench/run.sh in a fresh process per size so memory figures do not mix.
+ */
+import { Site } from "../components/site";
+import { loadSite } from "../components/stackConfig";
+import { declare } from "../test/harness/declare";
+
+const KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHfE3lGZ1sXb0cQy3q6c2m5i2Jc0l8v7y0hq8b2a1c9d";
+const PRIVATE_KEY = "-----BEGIN OPENSSH PRIVATE KEY-----\nbench\n-----END OPENSSH PRIVATE KEY-----\n";
+
+async function main() {
+  const n = Number(process.argv[2] ?? 20);
+  const nodes = Array.from({ length: n }, (_, i) => ({
+    name: `node${i + 1}`,
+    host: `10.77.${Math.floor((i + 11) / 250)}.${((i + 11) % 250) + 1}`,
+    hostKey: KEY,
+    roles: i === 0 ? ["storage", "smb", "nfs-server"] : ["worker"],
+  }));
+  const config = {
+    "modelshare:nodes": JSON.stringify(nodes),
+    "modelshare:storage": JSON.stringify({ root: "/vol/service/cw", links: ["storage-user/models", "storage-user/models-upload"] }),
+    "modelshare:sshKey": PRIVATE_KEY,
+  };
+  const started = process.hrtime.bigint();
+  const resources = await declare({ stack: "bench", config, secretKeys: ["modelshare:sshKey"] }, () => new Site("site", loadSite()));
+  const ms = Number(process.hrtime.bigint() - started) / 1e6;
+  const { maxRSS } = process.resourceUsage();
+  console.log(`graph nodes=${n} resources=${resources.length} commands=${resources.filter((r) => r.custom).length} time_ms=${ms.toFixed(0)} heap_mb=${(process.memoryUsage().heapUsed / 2 ** 20).toFixed(1)} max_rss_mb=${(maxRSS / 1024).toFixed(1)}`);
+}
+
+main().catch((e) => {
+  console.error(e);
+  process.exit(1);
+});

@@ -1,0 +1,37 @@
+/**
+ * Lab converge figures: wall time of a first converge (fresh nodes) and of a second one, and
+ * per node per run the SSH connections opened and remote commands run. Must run inside the
+ * lab's namespace (bench/run.sh does that).
+ */
+import { Site } from "../components/site";
+import { loadSite } from "../components/stackConfig";
+import { run, type Step } from "../test/harness/converge";
+import { declare } from "../test/harness/declare";
+import { labStack } from "../test/harness/lab";
+
+function report(label: string, steps: Step[], ms: number) {
+  const perHost = new Map<string, { commands: number; dials: number; changed: number }>();
+  for (const s of steps) {
+    const h = perHost.get(s.host) ?? { commands: 0, dials: 0, changed: 0 };
+    h.commands += 1;
+    h.dials += s.dials;
+    h.changed += s.changed;
+    perHost.set(s.host, h);
+  }
+  const hosts = [...perHost].map(([host, h]) => `${host}: ssh_sessions=${h.dials} commands=${h.commands} changed=${h.changed}`).join("; ");
+  console.log(`lab ${label} converge wall_s=${(ms / 1000).toFixed(1)} ${hosts}`);
+}
+
+async function main() {
+  for (const label of ["first", "second"]) {
+    const resources = await declare({ stack: "lab", ...labStack() }, () => new Site("site", loadSite()));
+    const started = Date.now();
+    const steps = await run(resources);
+    report(label, steps, Date.now() - started);
+  }
+}
+
+main().catch((e) => {
+  console.error(e);
+  process.exit(1);
+});

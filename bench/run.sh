@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# Prints the benchmark figures (no pass/fail): graph size and build cost under mocks for sites
+# of 20, 50 and 200 nodes, then, with `--lab`, converge times on fresh lab VMs (needs root,
+# QEMU and debootstrap; see lab/README.md).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+for n in 20 50 200; do
+  npx --no-install tsx bench/graph.ts "$n"
+done
+if [ "${1:-}" = "--lab" ]; then
+  bash lab/lab.sh down
+  trap 'bash lab/lab.sh down' EXIT
+  bash lab/lab.sh up 3 >/dev/null
+  bash lab/lab.sh exec -- npx --no-install tsx bench/lab.ts
+fi

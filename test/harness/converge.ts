@@ -1,5 +1,7 @@
 import { spawn } from "node:child_process";
+import { readFileSync } from "node:fs";
 import { Client, type ConnectConfig } from "ssh2";
+import { quote } from "../../components/shell/quote";
 import { reveal, type Declared } from "./declare";
 
 /**
@@ -28,7 +30,7 @@ export class StepError extends Error {
   }
 }
 
-const RUNNABLE = new Set(["command:remote:Command", "command:local:Command"]);
+const RUNNABLE = new Set(["command:remote:Command", "command:local:Command", "command:remote:CopyToRemote"]);
 
 /** Command resources in an order that respects every dependency (and parent chain). */
 export function executionOrder(resources: Declared[]): Declared[] {
@@ -85,8 +87,12 @@ export async function run(resources: Declared[], options: RunOptions = {}): Prom
   const steps: Step[] = [];
   for (const r of order) {
     const inputs = reveal(r.inputs) as Record<string, any>;
-    const script: string | undefined = options.destroy ? inputs.delete : inputs.create;
+    // CopyToRemote copies on create and leaves the file on destroy, as the provider does.
+    const script: string | undefined = r.type === "command:remote:CopyToRemote"
+      ? (options.destroy ? undefined : `cat > ${quote(inputs.remotePath)}`)
+      : options.destroy ? inputs.delete : inputs.create;
     if (!script) continue;
+    if (r.type === "command:remote:CopyToRemote") inputs.stdin = await assetBytes(r.name, inputs.source);
     const started = Date.now();
     const result = r.type === "command:local:Command"
       ? { ...(await runLocal(script, inputs)), dials: 0, host: "localhost" }
@@ -98,6 +104,13 @@ export async function run(resources: Declared[], options: RunOptions = {}): Prom
     await options.onStep?.(step);
   }
   return steps;
+}
+
+/** The bytes of a CopyToRemote source: a string or file asset (archives are not needed yet). */
+async function assetBytes(name: string, source: any): Promise<string | Buffer> {
+  if (source?.text !== undefined) return await source.text;
+  if (source?.path !== undefined) return readFileSync(await source.path);
+  throw new Error(`${name}: the harness copies string and file assets only`);
 }
 
 function runLocal(script: string, inputs: Record<string, any>): Promise<{ code: number; stdout: string; stderr: string }> {

@@ -36,7 +36,8 @@ export function isSecretValue(v: unknown): v is { value: unknown } {
 export function reveal<T>(v: T): T {
   if (isSecretValue(v)) return reveal(v.value) as T;
   if (Array.isArray(v)) return v.map(reveal) as T;
-  if (typeof v === "object" && v !== null) {
+  // Plain objects only: assets and other class instances stay as they are.
+  if (typeof v === "object" && v !== null && [Object.prototype, null].includes(Object.getPrototypeOf(v))) {
     return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, reveal(x)])) as T;
   }
   return v;

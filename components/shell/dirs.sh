@@ -5,7 +5,7 @@
 ensure_dir() {
   local path=$1 uid=$2 gid=$3 mode=$4 cur
   if [ -L "$path" ]; then
-    refuse "$path is a symbolic link, but modelshare keeps a real folder there; move the link away, then run again."
+    refuse "$path is a symbolic link, but modelshare keeps a real folder there; point the config at the real folder (for storage.root: the link's target), or move the link away, then run again."
   fi
   if [ -e "$path" ] && [ ! -d "$path" ]; then
     refuse "$path is a file, but modelshare keeps a folder there; move the file away, then run again."

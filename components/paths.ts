@@ -9,6 +9,8 @@ export interface ManagedDir {
 
 /** One links folder and its links: name -> link text (relative to the links folder). */
 export interface LinkFolder {
+  /** The folder as configured (relative to root); it names the folder's SymlinkSet. */
+  sub: string;
   folder: string;
   /** The link text of every category link, as `readlink` must print it. */
   links: Array<{ name: string; link: string; target: string }>;
@@ -57,6 +59,7 @@ export function linkFolders(s: Storage): LinkFolder[] {
     const folder = at(s.root, sub);
     const prefix = posix.relative(folder, modelStoreDir(s));
     return {
+      sub,
       folder,
       prefix,
       links: s.categories.map((name) => ({ name, link: posix.join(prefix, name), target: categoryDir(s, name) })),

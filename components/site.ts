@@ -26,8 +26,10 @@ export class Site extends pulumi.ComponentResource {
     const target = nodeTarget(storageNode, args.sshKeys);
 
     const layout = new StorageLayout(`${storageNode.name}-layout`, { node: target, storage: config.storage }, { parent: this });
-    const sets = linkFolders(config.storage).map((set, i) =>
-      new SymlinkSet(`${storageNode.name}-links-${i}`, { node: target, storage: config.storage, set }, { parent: this, dependsOn: [layout] }));
+    // Named by folder, not position: a folder dropped from the config is then destroyed (its
+    // links removed) instead of another folder's set being rewritten in its place.
+    const sets = linkFolders(config.storage).map((set) =>
+      new SymlinkSet(`${storageNode.name}-links-${set.sub}`, { node: target, storage: config.storage, set }, { parent: this, dependsOn: [layout] }));
 
     this.storageNode = storageNode.name;
     this.modelStore = layout.modelStore;

@@ -28,15 +28,15 @@ describe("the resource graph under mocks", () => {
     const rs = await declare({ stack: "seeds", config: { ...seeds, "modelshare:sshKey": PRIVATE_KEY }, secretKeys: ["modelshare:sshKey"] }, build);
     expect(rs.map((r) => `${r.type} ${r.name}`).sort()).toEqual([
       "command:remote:Command storage-layout-converge",
-      "command:remote:Command storage-links-0-converge",
-      "command:remote:Command storage-links-1-converge",
+      "command:remote:Command storage-links-storage-user/models-converge",
+      "command:remote:Command storage-links-storage-user/models-upload-converge",
       "modelshare:site:Site site",
       "modelshare:storage:StorageLayout storage-layout",
-      "modelshare:storage:SymlinkSet storage-links-0",
-      "modelshare:storage:SymlinkSet storage-links-1",
+      "modelshare:storage:SymlinkSet storage-links-storage-user/models",
+      "modelshare:storage:SymlinkSet storage-links-storage-user/models-upload",
     ]);
     const layout = byName(rs, "storage-layout-converge");
-    const links = byName(rs, "storage-links-1-converge");
+    const links = byName(rs, "storage-links-storage-user/models-upload-converge");
     expect(layout.parent).toBe(byName(rs, "storage-layout").urn);
     expect(byName(rs, "storage-layout").parent).toBe(byName(rs, "site").urn);
     expect(links.dependencies).toContain(layout.urn);

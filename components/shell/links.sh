@@ -79,7 +79,7 @@ ensure_link() {
       did "repointed $link: $cur -> $target"
     fi
   elif [ -d "$link" ]; then
-    merge_into "$link" "$dir/$target"
+    merge_into "$link" "$(realpath -e -- "$dir/$target")"
     swap_in_link "$link" "$target"
     did "replaced folder $link by a link to $target (its contents were moved there)"
   elif [ -e "$link" ]; then

@@ -88,6 +88,26 @@ describe("the lab site, converged onto real nodes", () => {
     expect(changes(await converge())).toEqual(NOTHING);
   });
 
+  it("a merge killed halfway finishes on the next converge, every file kept", async () => {
+    // 1500 files where the loras link belongs: the merge moves them one by one, slowly enough
+    // under emulation to be killed in the middle.
+    await onNode("node1", `rm ${UPLOAD}/loras && mkdir ${UPLOAD}/loras && cd ${UPLOAD}/loras && for i in $(seq 1500); do echo "lora $i" > "l$i.safetensors"; done`);
+    const before = await onNode("node1", `cd ${UPLOAD}/loras && cat * | sha256sum`);
+    const outcome = converge().then(() => new Error("the converge was not interrupted"), (e: Error) => e);
+    for (let moved = 0; moved < 100;) {
+      await new Promise((r) => setTimeout(r, 500));
+      moved = Number(await onNode("node1", `ls ${STORE}/loras | grep -c '^l' || true`));
+    }
+    await onNode("node1", "pkill -KILL -f 'modelshare: category links in /srv/cw/storage-user/models-upload'");
+    expect((await outcome).message).toMatch(/^node1-links-storage-user\/models-upload-converge \(on 10\.77\.0\.11\): exited/);
+    expect(Number(await onNode("node1", `ls ${UPLOAD}/loras | wc -l`))).toBeGreaterThan(0); // really halfway
+    const steps = await converge();
+    expect(steps.every((s) => s.code === 0)).toBe(true);
+    expect(await onNode("node1", `readlink ${UPLOAD}/loras && ls ${STORE}/loras | grep -c '^l'`)).toBe("../../storage-models/models/loras\n1500\n");
+    expect(await onNode("node1", `cd ${STORE}/loras && cat l* | sha256sum`)).toBe(before);
+    expect(changes(await converge())).toEqual(NOTHING);
+  });
+
   it("a node that does not answer fails the run naming it, within the dial timeout", async () => {
     const started = Date.now();
     const attempt = converge((s) => {

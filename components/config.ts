@@ -221,10 +221,11 @@ export function parseSite(raw: unknown, env: { homedir: string }): Site {
   const site = result.data;
   const problems = siteProblems(site);
   if (problems.length > 0) throw new SiteConfigError(problems);
-  const root = site.storage.root;
-  return root.startsWith("~/")
-    ? { ...site, storage: { ...site.storage, root: `${env.homedir.replace(/\/+$/, "")}${root.slice(1)}` } }
-    : site;
+  if (!site.storage.root.startsWith("~/")) return site;
+  const root = `${env.homedir.replace(/\/+$/, "")}${site.storage.root.slice(1)}`;
+  const problem = rootProblem(root);
+  if (problem) throw new SiteConfigError([`storage.root: ${site.storage.root} is ${root}, which ${problem}`]);
+  return { ...site, storage: { ...site.storage, root } };
 }
 
 function siteProblems(site: Site): string[] {

@@ -13,7 +13,7 @@ export interface LinkFolder {
   sub: string;
   folder: string;
   /** The link text of every category link, as `readlink` must print it. */
-  links: Array<{ name: string; link: string; target: string }>;
+  links: Array<{ name: string; link: string }>;
   /** The common prefix of the link texts: `<relative path to the model store>`. */
   prefix: string;
 }
@@ -62,7 +62,7 @@ export function linkFolders(s: Storage): LinkFolder[] {
       sub,
       folder,
       prefix,
-      links: s.categories.map((name) => ({ name, link: posix.join(prefix, name), target: categoryDir(s, name) })),
+      links: s.categories.map((name) => ({ name, link: posix.join(prefix, name) })),
     };
   });
 }

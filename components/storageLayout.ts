@@ -15,13 +15,12 @@ export class StorageLayout extends pulumi.ComponentResource {
   readonly root: pulumi.Output<string>;
   readonly modelStore: pulumi.Output<string>;
   readonly categoryFolders: pulumi.Output<Record<string, string>>;
-  readonly command: pulumi.Resource;
 
   constructor(name: string, args: StorageLayoutArgs, opts?: pulumi.ComponentResourceOptions) {
     super("modelshare:storage:StorageLayout", name, {}, opts);
     const s = args.storage;
     // No delete: destroy leaves every folder (and so every model) where it is.
-    this.command = runScript(`${name}-converge`, args.node, { create: renderStorageLayout(s) }, { parent: this });
+    runScript(`${name}-converge`, args.node, { create: renderStorageLayout(s) }, { parent: this });
     this.root = pulumi.output(s.root);
     this.modelStore = pulumi.output(modelStoreDir(s));
     this.categoryFolders = pulumi.output(Object.fromEntries(s.categories.map((c) => [c, categoryDir(s, c)])));

@@ -60,6 +60,12 @@ describe("a valid site", () => {
     expect(site.storage.owner).toBe("unmanaged");
   });
 
+  it("checks a ~/ root once expanded, like any other root", () => {
+    const dev = { nodes: [{ name: "dev", host: "localhost", roles: ["storage"] }], storage: { root: "~/models" } };
+    expect(() => parse(dev, "/etc")).toThrow(/storage\.root: ~\/models is \/etc\/models, which "\/etc\/models" is inside the system path \/etc/);
+    expect(() => parse(dev, "/home/it's")).toThrow(/shell characters/);
+  });
+
   it("accepts root ownership only with the explicit opt-in", () => {
     const raw = seeds();
     raw.storage.owner = { uid: 0, gid: 0, allowRoot: true };

@@ -168,25 +168,36 @@ function connectOnce(c: Connection): Promise<Client> {
   });
 }
 
+export interface Exec {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+/** One command on an open connection, as the provider runs it: env requests, stdin, exit code. */
+export function exec(client: Client, command: string, io: { env?: Record<string, string>; stdin?: string | Buffer } = {}): Promise<Exec> {
+  return new Promise((resolve, reject) => {
+    // `environment` travels as SSH env requests, which sshd drops unless AcceptEnv allows them.
+    client.exec(command, { env: io.env }, (err, stream) => {
+      if (err) return reject(err);
+      let stdout = "";
+      let stderr = "";
+      let code = -1;
+      stream.on("data", (d: Buffer) => (stdout += d));
+      stream.stderr.on("data", (d: Buffer) => (stderr += d));
+      stream.on("exit", (c: number | null) => (code = c ?? -1));
+      stream.on("close", () => resolve({ code, stdout, stderr }));
+      stream.end(io.stdin ?? "");
+    });
+    client.once("error", reject);
+    client.once("close", () => resolve({ code: -1, stdout: "", stderr: "the SSH connection closed" }));
+  });
+}
+
 async function runRemote(name: string, script: string, inputs: Record<string, any>, c: Connection) {
   const { client, dials } = await dial(name, c);
   try {
-    return await new Promise<{ code: number; stdout: string; stderr: string; dials: number }>((resolve, reject) => {
-      // `environment` travels as SSH env requests, which sshd drops unless AcceptEnv allows them.
-      client.exec(script, { env: inputs.environment }, (err, stream) => {
-        if (err) return reject(err);
-        let stdout = "";
-        let stderr = "";
-        let code = -1;
-        stream.on("data", (d: Buffer) => (stdout += d));
-        stream.stderr.on("data", (d: Buffer) => (stderr += d));
-        stream.on("exit", (c: number | null) => (code = c ?? -1));
-        stream.on("close", () => resolve({ code, stdout, stderr, dials }));
-        stream.end(inputs.stdin ?? "");
-      });
-      client.once("error", reject);
-      client.once("close", () => resolve({ code: -1, stdout: "", stderr: "the SSH connection closed", dials }));
-    });
+    return { ...(await exec(client, script, { env: inputs.environment, stdin: inputs.stdin })), dials };
   } finally {
     client.end();
   }

@@ -2,6 +2,7 @@ import { spawnSync } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { homedir } from "node:os";
 import { join } from "node:path";
+import { dial, exec } from "./converge";
 import { stackConfig } from "./stack";
 
 /** What `lab/lab.sh up` records about the running nodes. */
@@ -50,23 +51,13 @@ export function lab(...args: string[]): string {
 
 /** Runs a shell command on a lab node over SSH; resolves with its output, rejects on non-zero. */
 export async function onNode(name: string, command: string): Promise<string> {
-  const { dial } = await import("./converge");
   const n = labNodes().find((x) => x.name === name);
   if (!n) throw new Error(`no lab node ${name}`);
   const { client } = await dial(name, { host: n.address, port: n.port, user: n.user, privateKey: readFileSync(n.privateKeyPath, "utf8"), hostKey: n.hostKey, dialErrorLimit: 3 });
   try {
-    return await new Promise((resolve, reject) => {
-      client.exec(command, (err, stream) => {
-        if (err) return reject(err);
-        let out = "";
-        let errOut = "";
-        stream.on("data", (d: Buffer) => (out += d));
-        stream.stderr.on("data", (d: Buffer) => (errOut += d));
-        stream.on("exit", (code: number) => {
-          stream.on("close", () => (code === 0 ? resolve(out) : reject(new Error(`${name}: ${command}: exit ${code}: ${errOut}`))));
-        });
-      });
-    });
+    const r = await exec(client, command);
+    if (r.code !== 0) throw new Error(`${name}: ${command}: exit ${r.code}: ${r.stderr}`);
+    return r.stdout;
   } finally {
     client.end();
   }

@@ -1,6 +1,6 @@
 import * as command from "@pulumi/command";
 import * as pulumi from "@pulumi/pulumi";
-import { asCommand } from "./shell/script";
+import { commandFor } from "./shell/script";
 
 /** How to reach a node: locally (host `localhost`) or over SSH. */
 export type NodeTarget =
@@ -17,32 +17,35 @@ export type NodeTarget =
       hostKey?: string;
     };
 
-export interface Scripts {
-  /** Converges the node; re-run (as an update) only when its text changes. */
-  create: string;
-  /** Undoes what create made that is configuration, never user data. */
-  delete?: string;
+export interface Program {
+  /** The rendered program (renderProgram); re-run (as an update) only when its text changes. */
+  text: string;
+  /** Whether its `remove` verb undoes anything (configuration, never user data). */
+  removes: boolean;
 }
 
 /** A failed dial is retried a few times, then the run fails naming the resource (and so the node). */
 export const DIAL = { perDialTimeout: 10, dialErrorLimit: 3 } as const;
 
 /**
- * One rendered script run on one node. A Command with a delete is replaced delete-first: the
- * default create-before-delete would run the old delete after the new create and undo it.
+ * One rendered program run on one node: `bash -s converge` on create and update, `bash -s
+ * remove` on delete, the program on stdin (the provider stores stdin, so delete runs the
+ * program that was deployed). A Command with a delete is replaced delete-first: the default
+ * create-before-delete would run the old delete after the new create and undo it.
  */
-export function runScript(
+export function runProgram(
   name: string,
   target: NodeTarget,
-  scripts: Scripts,
+  program: Program,
   opts: pulumi.CustomResourceOptions,
 ): command.local.Command | command.remote.Command {
   const common = {
-    create: asCommand(scripts.create),
-    delete: scripts.delete === undefined ? undefined : asCommand(scripts.delete),
+    create: commandFor("converge"),
+    delete: program.removes ? commandFor("remove") : undefined,
+    stdin: program.text,
     addPreviousOutputInEnv: false,
   };
-  const options = { ...opts, deleteBeforeReplace: scripts.delete !== undefined };
+  const options = { ...opts, deleteBeforeReplace: program.removes };
   if (target.local) {
     return new command.local.Command(name, common, options);
   }

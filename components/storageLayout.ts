@@ -1,9 +1,9 @@
 import * as pulumi from "@pulumi/pulumi";
 import type { Storage } from "./config";
-import { runScript, type NodeTarget } from "./nodeCommand";
+import { runProgram, type NodeTarget } from "./nodeCommand";
 import { categoryDir, layoutDirs, modelStoreDir } from "./paths";
 import { call } from "./shell/quote";
-import { renderScript } from "./shell/script";
+import { renderProgram } from "./shell/script";
 
 export interface StorageLayoutArgs {
   node: NodeTarget;
@@ -20,7 +20,7 @@ export class StorageLayout extends pulumi.ComponentResource {
     super("modelshare:storage:StorageLayout", name, {}, opts);
     const s = args.storage;
     // No delete: destroy leaves every folder (and so every model) where it is.
-    runScript(`${name}-converge`, args.node, { create: renderStorageLayout(s) }, { parent: this });
+    runProgram(`${name}-converge`, args.node, { text: renderStorageLayout(s), removes: false }, { parent: this });
     this.root = pulumi.output(s.root);
     this.modelStore = pulumi.output(modelStoreDir(s));
     this.categoryFolders = pulumi.output(Object.fromEntries(s.categories.map((c) => [c, categoryDir(s, c)])));
@@ -28,23 +28,33 @@ export class StorageLayout extends pulumi.ComponentResource {
   }
 }
 
-/** chown arguments: empty when ownership is left to whoever runs the script. */
-export function ownerArgs(s: Storage): [string, string] {
-  return s.owner === "unmanaged" ? ["", ""] : [String(s.owner.uid), String(s.owner.gid)];
+/** The owner as the scripts take it: empty when ownership is left to whoever makes the root. */
+export function ownerArgs(s: Storage): { uid: string; gid: string } {
+  return s.owner === "unmanaged" ? { uid: "", gid: "" } : { uid: String(s.owner.uid), gid: String(s.owner.gid) };
 }
 
 /** "0775" -> "00775": the extra leading zero makes GNU chmod clear a folder's setgid bit too. */
 export const chmodMode = (mode: string) => `0${mode.padStart(4, "0")}`;
 
+/**
+ * Root checks the free space and makes the root folder (its owner and mode), and gives existing
+ * folders back to the owner; the owner makes every folder inside.
+ */
 export function renderStorageLayout(s: Storage): string {
-  const [uid, gid] = ownerArgs(s);
-  return renderScript({
+  const owner = ownerArgs(s);
+  const inside = layoutDirs(s).filter((d) => d.path !== s.root);
+  return renderProgram({
     title: `storage layout under ${s.root}`,
     libs: ["space", "dirs"],
-    body: [
-      call("check_free_space", s.root, Math.round(s.minFreeGB * 1e9), "storage.minFreeGB"),
-      call("require_parent", s.root, "storage.root"),
-      ...layoutDirs(s).map((d) => call("ensure_dir", d.path, uid, gid, chmodMode(d.mode))),
-    ],
+    root: s.root,
+    owner,
+    converge: {
+      privileged: [
+        call("check_free_space", s.root, Math.round(s.minFreeGB * 1e9), "storage.minFreeGB"),
+        call("ensure_root", s.root, owner.uid, owner.gid, chmodMode(s.modes.user), "storage.root"),
+        ...(owner.uid ? [call("own_dirs", owner.uid, owner.gid, ...inside.map((d) => d.path))] : []),
+      ],
+      owner: inside.map((d) => call("ensure_dir", d.path, chmodMode(d.mode))),
+    },
   });
 }

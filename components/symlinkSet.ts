@@ -1,9 +1,9 @@
 import * as pulumi from "@pulumi/pulumi";
 import type { Storage } from "./config";
-import { runScript, type NodeTarget } from "./nodeCommand";
-import type { LinkFolder } from "./paths";
+import { runProgram, type NodeTarget } from "./nodeCommand";
+import { categoryDir, type LinkFolder } from "./paths";
 import { call } from "./shell/quote";
-import { renderScript } from "./shell/script";
+import { renderProgram } from "./shell/script";
 import { chmodMode, ownerArgs } from "./storageLayout";
 
 export interface SymlinkSetArgs {
@@ -23,37 +23,44 @@ export class SymlinkSet extends pulumi.ComponentResource {
 
   constructor(name: string, args: SymlinkSetArgs, opts?: pulumi.ComponentResourceOptions) {
     super("modelshare:storage:SymlinkSet", name, {}, opts);
-    runScript(`${name}-converge`, args.node, {
-      create: renderSymlinkSet(args.storage, args.set),
-      delete: renderSymlinkUnset(args.set),
-    }, { parent: this, dependsOn: opts?.dependsOn }); // a component's dependsOn does not reach its children by itself
+    runProgram(`${name}-converge`, args.node, { text: renderSymlinkSet(args.storage, args.set), removes: true },
+      { parent: this, dependsOn: opts?.dependsOn }); // a component's dependsOn does not reach its children by itself
     this.folder = pulumi.output(args.set.folder);
     this.links = pulumi.output(Object.fromEntries(args.set.links.map((l) => [l.name, `${args.set.folder}/${l.name}`])));
     this.registerOutputs({ folder: this.folder, links: this.links });
   }
 }
 
+/**
+ * Converge: root gives the links folder, and any real folder standing where a link belongs, to
+ * the owner; the owner makes the links (merging such a folder into the store first). Remove
+ * (destroy): the owner removes only links that still read exactly as made, and the folder only
+ * if left empty.
+ */
 export function renderSymlinkSet(s: Storage, set: LinkFolder): string {
-  const [uid, gid] = ownerArgs(s);
-  return renderScript({
+  const owner = ownerArgs(s);
+  const names = set.links.map((l) => l.name);
+  return renderProgram({
     title: `category links in ${set.folder}`,
     libs: ["dirs", "links"],
-    body: [
-      call("ensure_dir", set.folder, uid, gid, chmodMode(s.modes.user)),
-      call("prune_links", set.folder, set.prefix, ...set.links.map((l) => l.name)),
-      ...set.links.map((l) => call("ensure_link", `${set.folder}/${l.name}`, l.link)),
-    ],
-  });
-}
-
-/** Destroy: only links that still read exactly as made; the folder only if left empty. */
-export function renderSymlinkUnset(set: LinkFolder): string {
-  return renderScript({
-    title: `remove the category links in ${set.folder}`,
-    libs: ["links"],
-    body: [
-      ...set.links.map((l) => call("remove_link", `${set.folder}/${l.name}`, l.link)),
-      call("remove_empty_dir", set.folder),
-    ],
+    root: s.root,
+    owner,
+    converge: {
+      privileged: owner.uid
+        ? [call("own_dirs", owner.uid, owner.gid, set.folder), call("hand_over", set.folder, owner.uid, owner.gid, ...names)]
+        : [],
+      owner: [
+        call("ensure_dir", set.folder, chmodMode(s.modes.user)),
+        call("prune_links", set.folder, set.prefix, ...names),
+        ...set.links.map((l) => call("ensure_link", `${set.folder}/${l.name}`, l.link, categoryDir(s, l.name))),
+      ],
+    },
+    remove: {
+      owner: [
+        call("require_no_link", set.folder),
+        ...set.links.map((l) => call("remove_link", `${set.folder}/${l.name}`, l.link)),
+        call("remove_empty_dir", set.folder),
+      ],
+    },
   });
 }

@@ -47,9 +47,13 @@ describe("the resource graph under mocks", () => {
       perDialTimeout: 10, dialErrorLimit: 3,
     });
     expect(layout.inputs.addPreviousOutputInEnv).toBe(false);
-    expect(String(layout.inputs.create)).toMatch(/^bash -c '#!\/usr\/bin\/env bash\n# modelshare: storage layout under \/vol\/service\/cw\n/);
-    expect(String(links.inputs.create)).toContain("ensure_link '\\''/vol/service/cw/storage-user/models-upload/checkpoints'\\'' '\\''../../storage-models/models/checkpoints'\\''");
-    expect(String(links.inputs.delete)).toContain("remove_link ");
+    // The program travels on stdin; the command is three words any login shell parses alike.
+    expect(layout.inputs.create).toBe("bash -s converge");
+    expect(String(layout.inputs.stdin)).toMatch(/^#!\/usr\/bin\/env bash\n# modelshare: storage layout under \/vol\/service\/cw\n/);
+    expect(links.inputs.create).toBe("bash -s converge");
+    expect(links.inputs.delete).toBe("bash -s remove");
+    expect(String(links.inputs.stdin)).toContain("ensure_link '/vol/service/cw/storage-user/models-upload/checkpoints' '../../storage-models/models/checkpoints' '/vol/service/cw/storage-models/models/checkpoints'");
+    expect(String(links.inputs.stdin)).toContain("remove_link ");
   });
 
   it("keeps the SSH key a secret: wrapped as one and never in plain text in any input", async () => {
@@ -70,7 +74,9 @@ describe("the resource graph under mocks", () => {
     const commands = rs.filter((r) => r.custom);
     expect(commands.map((r) => r.type)).toEqual(["command:local:Command", "command:local:Command"]);
     expect(commands[0].inputs.connection).toBeUndefined();
-    expect(String(commands[0].inputs.create)).toContain(`ensure_dir '\\''${homedir()}/modelshare-dev/storage-models/models/checkpoints'\\'' '\\'''\\'' '\\'''\\''`);
+    expect(commands[0].inputs.create).toBe("bash -s converge");
+    expect(String(commands[0].inputs.stdin)).toContain(`ensure_dir '${homedir()}/modelshare-dev/storage-models/models/checkpoints' '00775'`);
+    expect(String(commands[0].inputs.stdin)).toContain("\nowner_uid=''\n");
   });
 
   it("the stack outputs name the storage node, the model store, each links folder and each category folder", async () => {

@@ -2,7 +2,7 @@ import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
 import { layoutDirs, linkFolders } from "../components/paths";
 import { chmodMode, renderStorageLayout } from "../components/storageLayout";
-import { renderSymlinkSet, renderSymlinkUnset } from "../components/symlinkSet";
+import { renderSymlinkSet } from "../components/symlinkSet";
 import { localStorage } from "./helpers/run";
 import { shellcheck } from "./helpers/shellcheck";
 
@@ -13,19 +13,32 @@ const weird = () => ({
   root: "/srv/it's $HOME",
 });
 
-const steps = (script: string) => script.slice(script.indexOf("# --- steps ---\n") + 16).trimEnd().split("\n");
+/** The step lines of one of a program's step functions (converge_owner, remove_privileged…). */
+const steps = (program: string, fn = "converge_owner") => {
+  const start = program.indexOf(`\n${fn}() {\n`);
+  if (start < 0) throw new Error(`no ${fn} in the program`);
+  const body = program.slice(start + fn.length + 6, program.indexOf("\n  :\n}", start));
+  return body === "" ? [] : body.split("\n").map((l) => l.replace(/^ {2}/, ""));
+};
 
 describe("rendered scripts", () => {
-  it("the storage layout checks space, refuses a missing parent, then makes every folder parents first", () => {
+  it("the storage layout: root checks space and makes the root; the owner makes every folder, parents first", () => {
     const s = seedsStorage();
-    const lines = steps(renderStorageLayout(s));
-    expect(lines[0]).toBe("check_free_space '/vol/service/cw' '50000000000' 'storage.minFreeGB'");
-    expect(lines[1]).toBe("require_parent '/vol/service/cw' 'storage.root'");
-    expect(lines).toContain("ensure_dir '/vol/service/cw/storage-models/models/checkpoints' '1000' '1000' '00775'");
-    expect(lines).toContain("ensure_dir '/vol/service/cw/storage-user/output/ComfyUI' '1000' '1000' '00775'");
-    expect(lines).toContain("ensure_dir '/vol/service/cw/storage-models/ollama' '1000' '1000' '00775'");
-    expect(lines).toContain("ensure_dir '/vol/service/cw/storage-models/comfyui/custom_nodes' '1000' '1000' '00775'");
-    expect(lines.at(-1)).toBe(`printf 'changed=%d\\n' "$changed"`);
+    const program = renderStorageLayout(s);
+    const privileged = steps(program, "converge_privileged");
+    expect(privileged[0]).toBe("check_free_space '/vol/service/cw' '50000000000' 'storage.minFreeGB'");
+    expect(privileged[1]).toBe("ensure_root '/vol/service/cw' '1000' '1000' '00775' 'storage.root'");
+    expect(privileged[2]).toMatch(/^own_dirs '1000' '1000' '\/vol\/service\/cw\/storage-models' /);
+    expect(privileged).toHaveLength(3);
+    const lines = steps(program);
+    expect(lines).toContain("ensure_dir '/vol/service/cw/storage-models/models/checkpoints' '00775'");
+    expect(lines).toContain("ensure_dir '/vol/service/cw/storage-user/output/ComfyUI' '00775'");
+    expect(lines).toContain("ensure_dir '/vol/service/cw/storage-models/ollama' '00775'");
+    expect(lines).toContain("ensure_dir '/vol/service/cw/storage-models/comfyui/custom_nodes' '00775'");
+    expect(lines).not.toContain("ensure_dir '/vol/service/cw' '00775'");
+    expect(program).toContain("\nowner_uid='1000'\nowner_gid='1000'\n");
+    expect(program.trimEnd().split("\n").at(-1)).toBe(`modelshare_main "$@" </dev/null`);
+    expect(steps(program, "remove_owner")).toEqual([]);
     const dirs = layoutDirs(s).map((d) => d.path);
     expect(new Set(dirs).size).toBe(dirs.length);
     dirs.forEach((d, i) => {
@@ -36,32 +49,47 @@ describe("rendered scripts", () => {
   });
 
   it("quotes awkward names and passes owner and modes through", () => {
-    const lines = steps(renderStorageLayout(weird()));
-    expect(lines).toContain(`ensure_dir '/srv/it'\\''s $HOME/storage-user/output/Comfy UI' '1234' '99' '00770'`);
-    expect(lines).toContain(`ensure_dir '/srv/it'\\''s $HOME/storage-models/models/vae' '1234' '99' '02775'`);
+    const program = renderStorageLayout(weird());
+    const lines = steps(program);
+    expect(lines).toContain(`ensure_dir '/srv/it'\\''s $HOME/storage-user/output/Comfy UI' '00770'`);
+    expect(lines).toContain(`ensure_dir '/srv/it'\\''s $HOME/storage-models/models/vae' '02775'`);
+    expect(steps(program, "converge_privileged")[1]).toBe(`ensure_root '/srv/it'\\''s $HOME' '1234' '99' '00770' 'storage.root'`);
+    expect(program).toContain(`\nstorage_root='/srv/it'\\''s $HOME'\n`);
     expect(chmodMode("775")).toBe("00775");
   });
 
-  it("links are relative to their folder and the unset removes only those links", () => {
+  it("links are relative to their folder; root only hands folders over; remove takes only those links", () => {
     const s = seedsStorage();
     const [models, upload] = linkFolders(s);
     expect(upload.prefix).toBe("../../storage-models/models");
-    expect(steps(renderSymlinkSet(s, upload))).toEqual([
-      "ensure_dir '/vol/service/cw/storage-user/models-upload' '1000' '1000' '00775'",
-      "prune_links '/vol/service/cw/storage-user/models-upload' '../../storage-models/models' 'checkpoints' 'loras' 'vae' 'controlnet' 'upscale_models' 'embeddings' 'clip' 'diffusion_models'",
-      ...s.categories.map((c) => `ensure_link '/vol/service/cw/storage-user/models-upload/${c}' '../../storage-models/models/${c}'`),
-      `printf 'changed=%d\\n' "$changed"`,
+    const names = "'checkpoints' 'loras' 'vae' 'controlnet' 'upscale_models' 'embeddings' 'clip' 'diffusion_models'";
+    expect(steps(renderSymlinkSet(s, upload), "converge_privileged")).toEqual([
+      "own_dirs '1000' '1000' '/vol/service/cw/storage-user/models-upload'",
+      `hand_over '/vol/service/cw/storage-user/models-upload' '1000' '1000' ${names}`,
     ]);
-    expect(steps(renderSymlinkUnset(models))).toEqual([
+    expect(steps(renderSymlinkSet(s, upload))).toEqual([
+      "ensure_dir '/vol/service/cw/storage-user/models-upload' '00775'",
+      `prune_links '/vol/service/cw/storage-user/models-upload' '../../storage-models/models' ${names}`,
+      ...s.categories.map((c) => `ensure_link '/vol/service/cw/storage-user/models-upload/${c}' '../../storage-models/models/${c}' '/vol/service/cw/storage-models/models/${c}'`),
+    ]);
+    expect(steps(renderSymlinkSet(s, models), "remove_privileged")).toEqual([]);
+    expect(steps(renderSymlinkSet(s, models), "remove_owner")).toEqual([
+      "require_no_link '/vol/service/cw/storage-user/models'",
       ...s.categories.map((c) => `remove_link '/vol/service/cw/storage-user/models/${c}' '../../storage-models/models/${c}'`),
       "remove_empty_dir '/vol/service/cw/storage-user/models'",
-      `printf 'changed=%d\\n' "$changed"`,
     ]);
   });
 
-  it("an unmanaged owner renders empty uid/gid so nothing is chowned", () => {
+  it("an unmanaged owner renders no chown step and an empty owner, taken from the root folder at run time", () => {
     const s = localStorage({ root: "/srv/m", owner: "unmanaged" });
-    expect(steps(renderStorageLayout(s))).toContain("ensure_dir '/srv/m/projects' '' '' '00775'");
+    const program = renderStorageLayout(s);
+    expect(steps(program, "converge_privileged")).toEqual([
+      "check_free_space '/srv/m' '0' 'storage.minFreeGB'",
+      "ensure_root '/srv/m' '' '' '00775' 'storage.root'",
+    ]);
+    expect(steps(program)).toContain("ensure_dir '/srv/m/projects' '00775'");
+    expect(program).toContain("\nowner_uid=''\nowner_gid=''\n");
+    expect(steps(renderSymlinkSet(s, linkFolders(s)[0]), "converge_privileged")).toEqual([]);
   });
 
   // The awkward site holds a literal "$HOME" on purpose, which is exactly what SC2016 (an
@@ -70,7 +98,7 @@ describe("rendered scripts", () => {
     "every rendered script for %s is shellcheck-clean",
     (_name, storage, extra) => {
       const s = storage();
-      const scripts = [renderStorageLayout(s), ...linkFolders(s).flatMap((set) => [renderSymlinkSet(s, set), renderSymlinkUnset(set)])];
+      const scripts = [renderStorageLayout(s), ...linkFolders(s).map((set) => renderSymlinkSet(s, set))];
       expect(shellcheck(scripts, extra)).toBe("");
     },
   );

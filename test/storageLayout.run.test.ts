@@ -3,7 +3,7 @@ import { dirname, join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { layoutDirs } from "../components/paths";
 import { renderStorageLayout } from "../components/storageLayout";
-import { localStorage, runScript, tempRoot } from "./helpers/run";
+import { localStorage, runProgram, sh, tempRoot } from "./helpers/run";
 
 const mode = (p: string) => (statSync(p).mode & 0o7777).toString(8);
 
@@ -11,7 +11,7 @@ describe("storage layout, run for real", () => {
   it("builds the seeds' tree with owner and modes, then a second run changes nothing", () => {
     const root = tempRoot();
     const s = localStorage({ root, owner: { uid: 1000, gid: 1000 } });
-    const first = runScript(renderStorageLayout(s));
+    const first = runProgram(renderStorageLayout(s));
     expect(first.code, first.stderr).toBe(0);
     for (const sub of ["storage-models/models/checkpoints", "storage-models/models/diffusion_models", "storage-user/output/ComfyUI",
       "storage-user/output/Forge", "storage-user/input", "storage-user/workflows", "projects", "media_cache",
@@ -21,7 +21,7 @@ describe("storage layout, run for real", () => {
       expect([st.uid, st.gid, mode(join(root, sub))], sub).toEqual([1000, 1000, "775"]);
     }
     expect(first.changed).toBeGreaterThanOrEqual(layoutDirs(s).length);
-    const second = runScript(renderStorageLayout(s));
+    const second = runProgram(renderStorageLayout(s));
     expect(second.code, second.stderr).toBe(0);
     expect(second.changed).toBe(0);
     expect(second.stdout).not.toMatch(/^changed: /m);
@@ -30,36 +30,36 @@ describe("storage layout, run for real", () => {
   it("repairs a removed category folder, a wrong mode and a wrong owner, and reports just those", () => {
     const root = tempRoot();
     const s = localStorage({ root, owner: { uid: 1000, gid: 1000 } });
-    expect(runScript(renderStorageLayout(s)).code).toBe(0);
+    expect(runProgram(renderStorageLayout(s)).code).toBe(0);
     chmodSync(join(root, "projects"), 0o700);
     chownSync(join(root, "media_cache"), 0, 0);
     const gone = join(root, "storage-models/models/vae");
-    runScript(`rmdir ${gone}`);
-    const r = runScript(renderStorageLayout(s));
+    sh(`rmdir ${gone}`);
+    const r = runProgram(renderStorageLayout(s));
     expect(r.code, r.stderr).toBe(0);
     expect(r.changed).toBe(3); // vae created, projects' mode, media_cache's owner
     expect(r.stdout).toContain(`changed: created folder ${gone}`);
     expect(r.stdout).toContain(`changed: mode of ${join(root, "projects")}: 700 -> 00775`);
     expect(r.stdout).toContain(`changed: owner of ${join(root, "media_cache")}: 0:0 -> 1000:1000`);
-    expect(runScript(renderStorageLayout(s)).changed).toBe(0);
+    expect(runProgram(renderStorageLayout(s)).changed).toBe(0);
   });
 
   it("sets and clears the setgid bit, converging both ways", () => {
     const root = tempRoot();
     const sticky = localStorage({ root, owner: "unmanaged", modes: { models: "2775", user: "2770" } });
-    expect(runScript(renderStorageLayout(sticky)).code).toBe(0);
+    expect(runProgram(renderStorageLayout(sticky)).code).toBe(0);
     expect(mode(join(root, "storage-models/models/loras"))).toBe("2775");
     expect(mode(join(root, "storage-user/input"))).toBe("2770");
-    expect(runScript(renderStorageLayout(sticky)).changed).toBe(0);
+    expect(runProgram(renderStorageLayout(sticky)).changed).toBe(0);
     const plain = localStorage({ root, owner: "unmanaged" });
-    expect(runScript(renderStorageLayout(plain)).code).toBe(0);
+    expect(runProgram(renderStorageLayout(plain)).code).toBe(0);
     expect(mode(join(root, "storage-models/models/loras"))).toBe("775");
-    expect(runScript(renderStorageLayout(plain)).changed).toBe(0);
+    expect(runProgram(renderStorageLayout(plain)).changed).toBe(0);
   });
 
   it("refuses a root whose parent is missing (an unmounted volume) and creates nothing", () => {
     const root = join(tempRoot(), "not-mounted", "cw");
-    const r = runScript(renderStorageLayout(localStorage({ root })));
+    const r = runProgram(renderStorageLayout(localStorage({ root })));
     expect(r.code).not.toBe(0);
     expect(r.stderr).toContain(`modelshare: ${dirname(root)} does not exist, so storage.root (${root}) cannot be created in it`);
     expect(existsSync(dirname(root))).toBe(false);
@@ -67,7 +67,7 @@ describe("storage layout, run for real", () => {
 
   it("fails the deploy with the numbers when there is too little free space", () => {
     const root = tempRoot();
-    const r = runScript(renderStorageLayout(localStorage({ root, minFreeGB: 900_000 })));
+    const r = runProgram(renderStorageLayout(localStorage({ root, minFreeGB: 900_000 })));
     expect(r.code).not.toBe(0);
     expect(r.stderr).toMatch(/only \d+\.\d GB are free on the filesystem holding .*, but storage\.minFreeGB asks for at least 900000\.0 GB; free some space or lower storage\.minFreeGB\./);
     expect(existsSync(root)).toBe(false);
@@ -78,12 +78,12 @@ describe("storage layout, run for real", () => {
     const s = localStorage({ root, owner: "unmanaged" });
     mkdirSync(join(root, "storage-models/models"), { recursive: true });
     writeFileSync(join(root, "storage-models/models/loras"), "not a folder");
-    let r = runScript(renderStorageLayout(s));
+    let r = runProgram(renderStorageLayout(s));
     expect(r.code).not.toBe(0);
     expect(r.stderr).toContain(`${join(root, "storage-models/models/loras")} is a file, but modelshare keeps a folder there`);
-    runScript(`rm ${join(root, "storage-models/models/loras")}; rmdir ${join(root, "projects")}`);
+    sh(`rm ${join(root, "storage-models/models/loras")}; rmdir ${join(root, "projects")}`);
     symlinkSync("/tmp", join(root, "projects"));
-    r = runScript(renderStorageLayout(s));
+    r = runProgram(renderStorageLayout(s));
     expect(r.code).not.toBe(0);
     expect(r.stderr).toContain(`${join(root, "projects")} is a symbolic link`);
   });
@@ -93,11 +93,11 @@ describe("storage layout, run for real", () => {
     chownSync(base, 65534, 65534);
     const root = join(base, "cw");
     const s = localStorage({ root, owner: "unmanaged" });
-    const first = runScript(renderStorageLayout(s), { user: "nobody" });
+    const first = runProgram(renderStorageLayout(s), "converge", { user: "nobody" });
     expect(first.code, first.stderr).toBe(0);
     expect(statSync(join(root, "storage-models/models/vae")).uid).toBe(65534);
-    expect(runScript(renderStorageLayout(s), { user: "nobody" }).changed).toBe(0);
-    const r = runScript(renderStorageLayout(localStorage({ root, owner: { uid: 1000, gid: 1000 } })), { user: "nobody" });
+    expect(runProgram(renderStorageLayout(s), "converge", { user: "nobody" }).changed).toBe(0);
+    const r = runProgram(renderStorageLayout(localStorage({ root, owner: { uid: 1000, gid: 1000 } })), "converge", { user: "nobody" });
     expect(r.code).not.toBe(0);
     expect(r.stderr).toMatch(/only root can change that; run as root or set storage.owner to "unmanaged"/);
   });

@@ -5,8 +5,8 @@ import { beforeEach, describe, expect, it } from "vitest";
 import type { Storage } from "../components/config";
 import { linkFolders } from "../components/paths";
 import { renderStorageLayout } from "../components/storageLayout";
-import { renderSymlinkSet, renderSymlinkUnset } from "../components/symlinkSet";
-import { localStorage, runScript, tempRoot, treeDigest } from "./helpers/run";
+import { renderSymlinkSet } from "../components/symlinkSet";
+import { localStorage, runProgram, sh, tempRoot, treeDigest } from "./helpers/run";
 
 let root: string;
 let s: Storage;
@@ -14,12 +14,12 @@ let upload: string;
 let store: string;
 
 const converge = (storage: Storage = s) => {
-  const layout = runScript(renderStorageLayout(storage));
+  const layout = runProgram(renderStorageLayout(storage));
   expect(layout.code, layout.stderr).toBe(0);
   const [set] = linkFolders(storage);
-  return runScript(renderSymlinkSet(storage, set));
+  return runProgram(renderSymlinkSet(storage, set));
 };
-const destroy = (storage: Storage = s) => runScript(renderSymlinkUnset(linkFolders(storage)[0]));
+const destroy = (storage: Storage = s) => runProgram(renderSymlinkSet(storage, linkFolders(storage)[0]), "remove");
 
 /** Writes files (path -> content) under a folder, making parents. */
 function put(dir: string, files: Record<string, string>) {
@@ -67,7 +67,7 @@ describe("symlink set, run for real", () => {
 
   it("repoints a wrong or dangling link atomically", () => {
     converge();
-    runScript(`ln -sfn /tmp ${join(upload, "vae")} && rm ${join(upload, "loras")} && ln -s ../nowhere ${join(upload, "loras")}`);
+    sh(`ln -sfn /tmp ${join(upload, "vae")} && rm ${join(upload, "loras")} && ln -s ../nowhere ${join(upload, "loras")}`);
     const r = converge();
     expect(r.code, r.stderr).toBe(0);
     expect(r.changed).toBe(2);
@@ -79,7 +79,7 @@ describe("symlink set, run for real", () => {
   it("merges a populated real folder into the category, byte for byte, then links it", () => {
     converge();
     put(join(store, "checkpoints"), { "old.safetensors": "already in the store", "sub/a.bin": "kept" });
-    runScript(`rm ${join(upload, "checkpoints")}`);
+    sh(`rm ${join(upload, "checkpoints")}`);
     const dropped = {
       "sd15.safetensors": "x".repeat(100_000),
       ".hidden": "dot file",
@@ -102,7 +102,7 @@ describe("symlink set, run for real", () => {
   it("stops with the list of conflicts and moves nothing when a name holds other bytes", () => {
     converge();
     put(join(store, "loras"), { "a.safetensors": "store version", "ok.bin": "x" });
-    runScript(`rm ${join(upload, "loras")}`);
+    sh(`rm ${join(upload, "loras")}`);
     put(join(upload, "loras"), { "a.safetensors": "uploaded version", "fresh.bin": "new", "ok.bin": "x" });
     const before = treeDigest(root);
     const r = converge();
@@ -115,7 +115,7 @@ describe("symlink set, run for real", () => {
 
   it("refuses a regular file where a link belongs and leaves it", () => {
     converge();
-    runScript(`rm ${join(upload, "vae")}`);
+    sh(`rm ${join(upload, "vae")}`);
     writeFileSync(join(upload, "vae"), "a user's file");
     const r = converge();
     expect(r.code).not.toBe(0);
@@ -125,7 +125,7 @@ describe("symlink set, run for real", () => {
 
   it("finishes after an interrupted run left its temporary link behind", () => {
     converge();
-    runScript(`rm ${join(upload, "clip")} && ln -s ../../storage-models/models/clip ${join(upload, "clip.modelshare-new")}`);
+    sh(`rm ${join(upload, "clip")} && ln -s ../../storage-models/models/clip ${join(upload, "clip.modelshare-new")}`);
     const r = converge();
     expect(r.code, r.stderr).toBe(0);
     expect(readlinkSync(join(upload, "clip"))).toBe("../../storage-models/models/clip");
@@ -135,7 +135,7 @@ describe("symlink set, run for real", () => {
   it("adding a category adds just that link; removing one removes just its link and keeps its models", () => {
     converge();
     const more = localStorage({ root, owner: "unmanaged", categories: [...s.categories, "clip_vision"] });
-    const layout = runScript(renderStorageLayout(more));
+    const layout = runProgram(renderStorageLayout(more));
     expect(layout.stdout.match(/^changed: .*/gm)).toEqual([`changed: created folder ${join(store, "clip_vision")}`]);
     const added = converge(more);
     expect(added.stdout.match(/^changed: .*/gm)).toEqual([`changed: linked ${join(upload, "clip_vision")} -> ../../storage-models/models/clip_vision`]);
@@ -154,7 +154,7 @@ describe("symlink set, run for real", () => {
     converge();
     put(join(store, "vae"), { "big.safetensors": "model bytes" });
     const models = treeDigest(store);
-    runScript(`ln -sfn /tmp ${join(upload, "loras")}`); // re-pointed by the admin: not ours any more
+    sh(`ln -sfn /tmp ${join(upload, "loras")}`); // re-pointed by the admin: not ours any more
     writeFileSync(join(upload, "notes.txt"), "a user's note");
     const r = destroy();
     expect(r.code, r.stderr).toBe(0);

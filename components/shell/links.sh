@@ -1,6 +1,7 @@
 # --- category links ---
 # Links are stored exactly as rendered (relative when the target is under the same root), and a
-# link is "ours" only while readlink prints exactly that text.
+# link is "ours" only while readlink prints exactly that text. Everything here runs as the
+# storage owner, except hand_over.
 
 # swap_in_link LINK TARGET: LINK becomes a symlink to TARGET in one rename. `ln -sf` over a link
 # to a folder would create the new link inside the target instead.
@@ -26,15 +27,40 @@ same_entry() {
   fi
 }
 
-# merge_into SRC DEST: move everything in folder SRC into folder DEST, then remove the emptied
-# SRC. Refuses, before moving anything, if any name exists on both sides with other content.
-# A file that exists in DEST with the same bytes is a duplicate: its copy in SRC is removed.
+# hand_over FOLDER UID GID NAME... (privileged): a real folder FOLDER/NAME, where a category
+# link belongs, is about to be merged into the store by the owner. Whatever in it the owner
+# does not own (a sudo script's uploads, say) is given to UID:GID first, with chown -R -P, which
+# never follows a link, from inside FOLDER.
+hand_over() {
+  local folder=$1 uid=$2 gid=$3 name
+  shift 3
+  if [ ! -d "$folder" ] || [ -L "$folder" ]; then return 0; fi
+  enter_dir "$folder"
+  for name in "$@"; do
+    if [ -L "$name" ] || [ ! -d "$name" ]; then continue; fi
+    if [ -n "$(find -P "./$name" \( ! -user "$uid" -o ! -group "$gid" \) -print -quit)" ]; then
+      chown -R -P -h -- "$uid:$gid" "./$name"
+      did "handed $folder/$name, and everything in it, to $uid:$gid, so that the owner can merge it"
+    fi
+  done
+  cd /
+}
+
+# merge_into SRC DEST: move everything in folder SRC into the real folder DEST, then remove the
+# emptied SRC. Before moving anything it compares every name found on both sides, and refuses,
+# listing them, if any holds other content. Then one entry at a time, from inside its
+# destination folder (entered and checked by enter_dir, so a folder swapped for a link stops
+# the run): folders by merge_dir, everything else by merge_entry.
 merge_into() {
-  local src=$1 dest=$2 rel s d
+  local src=$1 dest=$2 rel s d parent here="" across=no
   local -a entries=() conflicts=()
-  mapfile -d '' entries < <(find "$src" -mindepth 1 -printf '%P\0')
+  mapfile -d '' entries < <(find -P "$src" -mindepth 1 -printf '%P\0')
   for rel in "${entries[@]}"; do
     s="$src/$rel" d="$dest/$rel"
+    if [ ! -L "$s" ] && [ ! -d "$s" ] && [ ! -f "$s" ]; then
+      conflicts+=("$rel (neither a file, a folder nor a link)")
+      continue
+    fi
     [ -e "$d" ] || [ -L "$d" ] || continue
     if [ -d "$s" ] && [ ! -L "$s" ]; then
       { [ -d "$d" ] && [ ! -L "$d" ]; } || conflicts+=("$rel")
@@ -47,59 +73,119 @@ merge_into() {
     printf '  %s\n' "${conflicts[@]}" >&2
     refuse "nothing was moved; rename or remove one of each pair, then run again."
   fi
+  [ "$(stat -c %d -- "$src")" = "$(stat -c %d -- "$dest")" ] || across=yes
   for rel in "${entries[@]}"; do
     s="$src/$rel" d="$dest/$rel"
+    case $rel in */*) parent="$dest/${rel%/*}" ;; *) parent=$dest ;; esac
+    if [ "$here" != "$parent" ]; then
+      enter_dir "$parent"
+      here=$parent
+    fi
     if [ -d "$s" ] && [ ! -L "$s" ]; then
-      if [ ! -d "$d" ]; then
-        mkdir -- "$d"
-        chmod --reference="$s" -- "$d"
-      fi
-    elif [ -e "$d" ] || [ -L "$d" ]; then
-      rm -f -- "$s"
-      did "removed $s: the same bytes are already in $d"
+      merge_dir "$s" "${rel##*/}" "$d"
     else
-      mv -n -T -- "$s" "$d"
-      if [ -e "$s" ] || [ -L "$s" ]; then refuse "could not move $s to $d."; fi
-      did "moved $s to $d"
+      merge_entry "$s" "${rel##*/}" "$d" "$across"
     fi
   done
+  cd /
   find "$src" -mindepth 1 -depth -type d -empty -delete
   rmdir -- "$src" || refuse "$src still holds entries that appeared while modelshare was moving it; run again."
 }
 
-# ensure_link LINK TARGET: LINK is a symlink whose text is TARGET (resolved from LINK's folder).
-ensure_link() {
-  local link=$1 target=$2 dir cur
-  dir=$(dirname -- "$link")
-  [ -d "$dir/$target" ] || refuse "$dir/$target is missing, so $link cannot point at it; converge the storage layout first."
-  if [ -L "$link" ]; then
-    cur=$(readlink -- "$link")
-    if [ "$cur" != "$target" ]; then
-      swap_in_link "$link" "$target"
-      did "repointed $link: $cur -> $target"
-    fi
-  elif [ -d "$link" ]; then
-    merge_into "$link" "$(realpath -e -- "$dir/$target")"
-    swap_in_link "$link" "$target"
-    did "replaced folder $link by a link to $target (its contents were moved there)"
-  elif [ -e "$link" ]; then
-    refuse "$link is a file where modelshare keeps a link to $target; move the file away, then run again."
-  else
-    swap_in_link "$link" "$target"
-    did "linked $link -> $target"
+# merge_dir SRC NAME DEST (in DEST's parent): DEST is a real folder. A new one is made under a
+# temporary name with SRC's mode (plus the owner's rwx, which merging needs) and renamed into
+# place, so it never stands under its name with another mode, whenever the run is killed.
+merge_dir() {
+  local s=$1 name=$2 d=$3 tmp=.modelshare-folder mode
+  if [ -d "$name" ] && [ ! -L "$name" ]; then return 0; fi
+  if [ -e "$name" ] || [ -L "$name" ]; then
+    refuse "$d appeared, and not as a folder, while modelshare was merging $s into it; nothing of it was moved. Move one of them away, then run again."
   fi
-  check_no_loop "$link" "$dir"
+  if [ -d "$tmp" ] && [ ! -L "$tmp" ]; then
+    rmdir -- "$tmp" 2>/dev/null || refuse "$PWD/$tmp is in the way and is not an empty folder left by an interrupted modelshare run; move it away, then run again."
+  elif [ -e "$tmp" ] || [ -L "$tmp" ]; then
+    refuse "$PWD/$tmp is in the way and is not a folder left by an interrupted modelshare run; move it away, then run again."
+  fi
+  mode=$(stat -c %a -- "$s")
+  mkdir -m 0700 -- "$tmp"
+  chmod -- "$(printf '0%04o' $((8#$mode | 8#700)))" "$tmp"
+  mv -n -T -- "$tmp" "$name"
+  if [ -e "$tmp" ]; then # the name appeared in the meantime
+    rmdir -- "$tmp"
+    merge_dir "$@"
+    return 0
+  fi
+  did "created folder $d (merging $s)"
 }
 
-# check_no_loop LINK FOLDER: LINK resolves, and not to FOLDER or one of its ancestors (which
-# would make FOLDER contain itself).
-check_no_loop() {
-  local resolved here
-  resolved=$(realpath -e -- "$1") || refuse "$1 does not resolve (a dangling link or a symlink loop)."
-  here=$(realpath -e -- "$2")
-  case "$here/" in
-    "$resolved"/*) refuse "$1 resolves to $resolved, which contains $2 itself: that would be a symlink loop." ;;
-  esac
+# merge_entry SRC NAME DEST ACROSS (in DEST's folder): move a file or link without ever
+# overwriting (mv -n renames with RENAME_NOREPLACE). A name that exists already is compared
+# again right before the source copy goes (drop_duplicate). ACROSS=yes (another filesystem,
+# where mv would copy under the final name): copy to .modelshare-partial, compare, rename into
+# place, then remove the source, so each file is whole under its name or still in the source.
+merge_entry() {
+  local s=$1 name=$2 d=$3 across=$4 tmp=.modelshare-partial
+  if [ -e "$name" ] || [ -L "$name" ]; then
+    drop_duplicate "$s" "$name" "$d"
+    return 0
+  fi
+  if [ "$across" = yes ]; then
+    if [ -e "$tmp" ] || [ -L "$tmp" ]; then rm -f -- "$tmp"; fi # what an interrupted copy left
+    cp -P --preserve=mode,timestamps -- "$s" "$tmp" || refuse "could not copy $s to $PWD; it is still where it was."
+    same_entry "$s" "$tmp" || refuse "the copy of $s in $PWD differs from it; it is still where it was."
+    mv -n -T -- "$tmp" "$name"
+    if [ -e "$tmp" ] || [ -L "$tmp" ]; then
+      rm -f -- "$tmp"
+      drop_duplicate "$s" "$name" "$d"
+      return 0
+    fi
+    rm -f -- "$s"
+  else
+    mv -n -T -- "$s" "$name" || refuse "could not move $s to $d; it is still where it was."
+    if [ -e "$s" ] || [ -L "$s" ]; then
+      [ -e "$name" ] || [ -L "$name" ] || refuse "could not move $s to $d; it is still where it was."
+      drop_duplicate "$s" "$name" "$d"
+      return 0
+    fi
+  fi
+  did "moved $s to $d"
+}
+
+# drop_duplicate SRC NAME DEST: NAME (DEST, in the folder we are in) exists. Compare again now,
+# right before the source copy goes: other content stops the run, both kept.
+drop_duplicate() {
+  if same_entry "$1" "$2"; then
+    rm -f -- "$1"
+    did "removed $1: the same bytes are already in $3"
+  else
+    refuse "$3 exists with other content than $1 (it appeared while modelshare was merging); both are kept. Rename or remove one of them, then run again."
+  fi
+}
+
+# ensure_link LINK TEXT CATEGORY: LINK is a symlink whose text is TEXT, resolving to the real
+# folder CATEGORY (inside the storage root) and nowhere else.
+ensure_link() {
+  local link=$1 text=$2 category=$3 cur resolved
+  require_no_link "$category"
+  [ -d "$category" ] || refuse "$category is missing, so $link cannot point at it; converge the storage layout first."
+  if [ -L "$link" ]; then
+    cur=$(readlink -- "$link")
+    if [ "$cur" != "$text" ]; then
+      swap_in_link "$link" "$text"
+      did "repointed $link: $cur -> $text"
+    fi
+  elif [ -d "$link" ]; then
+    merge_into "$link" "$category"
+    swap_in_link "$link" "$text"
+    did "replaced folder $link by a link to $text (its contents were moved there)"
+  elif [ -e "$link" ]; then
+    refuse "$link is a file where modelshare keeps a link to $text; move the file away, then run again."
+  else
+    swap_in_link "$link" "$text"
+    did "linked $link -> $text"
+  fi
+  resolved=$(realpath -e -- "$link") || refuse "$link does not resolve (a dangling link or a symlink loop)."
+  [ "$resolved" = "$category" ] || refuse "$link resolves to $resolved, not to $category: a link along the way leads elsewhere; replace it by the real folder, then run again."
 }
 
 # prune_links FOLDER PREFIX NAME...: remove links in FOLDER that modelshare made (text exactly

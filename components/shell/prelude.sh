@@ -1,14 +1,84 @@
-# --- modelshare prelude: strict mode, change counter, per-host lock ---
+# --- modelshare prelude: strict mode, change counter, lock, the privilege split ---
+# The privilege model. Everything under the storage root can be written by the storage owner
+# (SMB users are forced to it, containers and custom nodes run as it), so any name inside the
+# tree may have been planted. Root does only what needs root: the root folder itself, `chown`
+# that never follows a link, system files. Every step inside the tree runs as the owner (see
+# as_owner), so a planted link can only ever reach what the owner could reach anyway.
+#
+# The program arrives on stdin (`bash -s converge`), so that no login shell (csh, fish) ever
+# parses it; everything is a function, and main runs with stdin from /dev/null, so no command
+# can eat the rest of the program.
 set -euo pipefail
 umask 022
 changed=0
 note() { printf '%s\n' "$*"; }
 did() { changed=$((changed + 1)); printf 'changed: %s\n' "$*"; }
 refuse() { printf 'modelshare: %s\n' "$*" >&2; exit 1; }
-# One lock per host and user: /run/lock is world-writable on Debian, and a lock file root made
-# there could not be reopened by the unprivileged dev-stack user.
-lock_dir=/run/lock
-if [ ! -d "$lock_dir" ] || [ ! -w "$lock_dir" ]; then lock_dir=${TMPDIR:-/tmp}; fi
-lock_file="$lock_dir/modelshare-$(id -u).lock"
-exec 9>>"$lock_file"
-flock -w 600 9 || refuse "another modelshare run on $(hostname) has held $lock_file for 10 minutes; wait for it or end it, then run again."
+
+# take_lock: one modelshare run at a time per host (as root) or per user. Root locks a folder
+# only root can enter (/run/modelshare, 0700), so no other user can hold, block or plant it;
+# an unprivileged run (the dev stack) locks a 0700 folder of its own.
+take_lock() {
+  local dir wait=${MODELSHARE_LOCK_WAIT:-600} holder
+  if [ "$(id -u)" -eq 0 ]; then
+    dir=/run/modelshare
+  else
+    dir=${XDG_RUNTIME_DIR:-${TMPDIR:-/tmp}}/modelshare-$(id -u)
+  fi
+  [ -L "$dir" ] || [ -e "$dir" ] || mkdir -m 0700 -- "$dir" 2>/dev/null || true
+  if [ -L "$dir" ] || [ ! -d "$dir" ] || [ "$(stat -c '%u %a' -- "$dir")" != "$(id -u) 700" ]; then
+    refuse "$dir, modelshare's lock folder, must be a real folder of uid $(id -u) with mode 0700; someone else made it: remove it, then run again."
+  fi
+  exec 9<"$dir"
+  if ! flock -w "$wait" 9; then
+    holder=$(awk -v ino="$(stat -c %i -- "$dir")" '$2 == "FLOCK" { split($6, id, ":"); if (id[3] == ino) print $5 }' /proc/locks 2>/dev/null | sort -u | tr '\n' ' ')
+    refuse "another modelshare run on $(hostname) (pid ${holder:-unknown: not visible from here}) has held the lock on $dir for $wait seconds; wait for it or end it, then run again."
+  fi
+}
+
+# as_owner FUNCTION: runs FUNCTION, a step list of this program, as the storage owner: in a
+# child bash holding this program's functions, with the owner's uid and gid only (no
+# supplementary groups, no capabilities, no way to gain privileges). Its changes count as
+# ours; its refusal is ours. Without root, or already the owner, it runs in place.
+# shellcheck disable=SC2154 # program_title, storage_root, owner_*: set by the program
+as_owner() {
+  local fn=$1 uid=$owner_uid gid=$owner_gid line pid fd
+  if [ -z "$uid" ]; then # unmanaged: the root folder's owner, whoever made it
+    if [ -d "$storage_root" ] && [ ! -L "$storage_root" ]; then
+      read -r uid gid < <(stat -c '%u %g' -- "$storage_root")
+    else
+      uid=$(id -u) gid=$(id -g)
+    fi
+  fi
+  if [ "$(id -u)" = "$uid" ] || { [ "$(id -u)" -ne 0 ] && [ -z "$owner_uid" ]; }; then
+    "$fn"
+    return
+  fi
+  if [ "$(id -u)" -ne 0 ]; then
+    refuse "the steps inside $storage_root run as the storage owner $uid:$gid, and only root can become it; run as root or as that user."
+  fi
+  exec {fd}< <(cd / && exec setpriv --reuid="$uid" --regid="$gid" --clear-groups --no-new-privs -- \
+    bash -c "$(declare -f; declare -p program_title storage_root owner_uid owner_gid)"$'\nset -euo pipefail; umask 022; changed=0; "$1"' \
+    "modelshare: $program_title (as $uid:$gid)" "$fn" </dev/null)
+  pid=$!
+  while IFS= read -r -u "$fd" line; do
+    case $line in "changed: "*) changed=$((changed + 1)) ;; esac
+    printf '%s\n' "$line"
+  done
+  exec {fd}<&-
+  wait "$pid" || exit "$?"
+}
+
+# modelshare_main VERB: converge (create and update) or remove (delete): the privileged steps
+# first, then the owner's, under the lock; the closing changed=N line shows a second run
+# changed nothing.
+modelshare_main() {
+  case "${1-}" in
+    converge | remove) ;;
+    *) refuse "usage: bash -s converge|remove < program (got: ${1-nothing})" ;;
+  esac
+  take_lock
+  "${1}_privileged"
+  as_owner "${1}_owner"
+  printf 'changed=%d\n' "$changed"
+}

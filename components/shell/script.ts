@@ -6,38 +6,72 @@ import { quote } from "./quote";
  * The shell helper libraries, kept as real .sh files so they read (and shellcheck) as shell.
  * They are constants loaded once with the module; rendering itself does no I/O.
  */
-export type ShellLib = "dirs" | "links" | "space";
+export type ShellLib = "guard" | "dirs" | "links" | "space";
 const load = (name: string): string => readFileSync(join(__dirname, `${name}.sh`), "utf8").trimEnd();
 const PRELUDE = load("prelude");
-const LIBS: Record<ShellLib, string> = { dirs: load("dirs"), links: load("links"), space: load("space") };
-
-export interface ScriptSpec {
-  /** One line saying what the script converges; it heads the script. */
-  title: string;
-  /** The helper libraries the body calls. */
-  libs: readonly ShellLib[];
-  /** Body lines, one step each, every value already quoted (build them with `call`). */
-  body: readonly string[];
-}
+const LIBS: Record<ShellLib, string> = { guard: load("guard"), dirs: load("dirs"), links: load("links"), space: load("space") };
+/** What every library leans on. */
+const ALWAYS: readonly ShellLib[] = ["guard"];
 
 /**
- * A converging bash script: strict mode, a per-host lock, a change counter, the helpers, the
- * steps, and a closing `changed=N` line so a second run is seen to change nothing.
+ * The steps of one verb. `privileged` steps run as whoever runs the program (root on a real
+ * node): only what needs root, and never through a name inside the storage tree. `owner` steps
+ * run as the storage owner: everything inside the tree. Each line is one helper call, every
+ * value already quoted (build them with `call`).
  */
-export function renderScript(spec: ScriptSpec): string {
+export interface Steps {
+  privileged?: readonly string[];
+  owner?: readonly string[];
+}
+
+export interface ProgramSpec {
+  /** One line saying what the program converges; it heads the program and names its processes. */
+  title: string;
+  /** The helper libraries the steps call. */
+  libs: readonly ShellLib[];
+  /** The storage root, and its owner: uid/gid, or "" to take the root folder's owner at run time. */
+  root: string;
+  owner: { uid: string; gid: string };
+  /** Steps of `bash -s converge` (create and update). */
+  converge: Steps;
+  /** Steps of `bash -s remove` (delete), when the component undoes anything. */
+  remove?: Steps;
+}
+
+const fn = (name: string, lines: readonly string[] | undefined) =>
+  [`${name}() {`, ...(lines ?? []).map((l) => `  ${l}`), "  :", "}"];
+
+/**
+ * A converging bash program: strict mode, a per-host lock, a change counter, the helpers, the
+ * steps of each verb split by privilege, and a closing `changed=N` line so a second run is
+ * seen to change nothing. It is run as `bash -s <verb>` with the program on stdin.
+ */
+export function renderProgram(spec: ProgramSpec): string {
+  const title = spec.title.replace(/[\r\n]+/g, " ");
   return [
     "#!/usr/bin/env bash",
-    `# modelshare: ${spec.title.replace(/[\r\n]+/g, " ")}`,
+    `# modelshare: ${title}`,
     PRELUDE,
-    ...[...new Set(spec.libs)].map((lib) => LIBS[lib]),
-    "# --- steps ---",
-    ...spec.body,
-    `printf 'changed=%d\\n' "$changed"`,
+    ...[...new Set([...ALWAYS, ...spec.libs])].map((lib) => LIBS[lib]),
+    "# --- this program ---",
+    `program_title=${quote(title)}`,
+    `storage_root=${quote(spec.root)}`,
+    `owner_uid=${quote(spec.owner.uid)}`,
+    `owner_gid=${quote(spec.owner.gid)}`,
+    ...fn("converge_privileged", spec.converge.privileged),
+    ...fn("converge_owner", spec.converge.owner),
+    ...fn("remove_privileged", spec.remove?.privileged),
+    ...fn("remove_owner", spec.remove?.owner),
+    `modelshare_main "$@" </dev/null`,
     "",
   ].join("\n");
 }
 
-/** How a script reaches a node: `bash -c '<script>'`, whatever the user's login shell is. */
-export function asCommand(script: string): string {
-  return `bash -c ${quote(script)}`;
-}
+export type Verb = "converge" | "remove";
+
+/**
+ * How a program reaches a node: the command is `bash -s <verb>` and the program travels on
+ * stdin. Whatever the SSH user's login shell is (sh, bash, csh, fish), it only ever parses
+ * those three words; a csh once mangled `bash -c '<multi-line script>'` and ran stray lines.
+ */
+export const commandFor = (verb: Verb): string => `bash -s ${verb}`;

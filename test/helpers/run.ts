@@ -1,10 +1,10 @@
 import { spawnSync } from "node:child_process";
 import { createHash } from "node:crypto";
-import { lstatSync, mkdtempSync, readdirSync, readFileSync, readlinkSync } from "node:fs";
+import { chmodSync, lstatSync, mkdtempSync, readdirSync, readFileSync, readlinkSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseSite, type Site, type Storage } from "../../components/config";
-import { asCommand } from "../../components/shell/script";
+import { commandFor, type Verb } from "../../components/shell/script";
 
 export interface Run {
   code: number;
@@ -14,17 +14,39 @@ export interface Run {
   changed: number;
 }
 
-/** Runs a rendered script the way a node does: `sh -c "bash -c '<script>'"`. */
-export function runScript(script: string, opts: { user?: string; env?: NodeJS.ProcessEnv } = {}): Run {
-  const argv = opts.user ? ["runuser", "-u", opts.user, "--", "sh", "-c", asCommand(script)] : ["sh", "-c", asCommand(script)];
-  const r = spawnSync(argv[0], argv.slice(1), { encoding: "utf8", env: opts.env ?? process.env, timeout: 120_000 });
+export interface RunOptions {
+  /** Run as this user (runuser) instead of root. */
+  user?: string;
+  env?: NodeJS.ProcessEnv;
+  /** The login shell that parses the command (sh by default; the node's sshd uses the user's). */
+  shell?: string;
+}
+
+/** Runs a rendered program the way a node does: `<login shell> -c "bash -s <verb>"`, program on stdin. */
+export function runProgram(program: string, verb: Verb = "converge", opts: RunOptions = {}): Run {
+  const login = [opts.shell ?? "sh", "-c", commandFor(verb)];
+  const argv = opts.user ? ["runuser", "-u", opts.user, "--", ...login] : login;
+  const r = spawnSync(argv[0], argv.slice(1), { encoding: "utf8", input: program, env: opts.env ?? process.env, timeout: 120_000 });
   const last = /changed=(\d+)\s*$/.exec(r.stdout ?? "");
   return { code: r.status ?? -1, stdout: r.stdout ?? "", stderr: r.stderr ?? "", changed: last ? Number(last[1]) : NaN };
 }
 
-/** A fresh temp folder whose child `cw` is free to become a storage root. */
+/** Runs a shell command line (bash), as root or as `user`; returns what it printed, throws on failure. */
+export function sh(command: string, user?: string): string {
+  const argv = user ? ["runuser", "-u", user, "--", "bash", "-c", command] : ["bash", "-c", command];
+  const r = spawnSync(argv[0], argv.slice(1), { encoding: "utf8", timeout: 120_000 });
+  if (r.status !== 0) throw new Error(`${command}: exit ${r.status}: ${r.stderr}`);
+  return r.stdout;
+}
+
+/**
+ * A fresh temp folder whose child `cw` is free to become a storage root. The temp folder is
+ * 0755, like the system folder a real root sits in, so the storage owner can reach the root.
+ */
 export function tempRoot(): string {
-  return join(mkdtempSync(join(tmpdir(), "modelshare-test-")), "cw");
+  const base = mkdtempSync(join(tmpdir(), "modelshare-test-"));
+  chmodSync(base, 0o755);
+  return join(base, "cw");
 }
 
 /** A validated one-node local site; `storage` overrides the storage section. */

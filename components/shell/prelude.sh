@@ -17,9 +17,10 @@ refuse() { printf 'modelshare: %s\n' "$*" >&2; exit 1; }
 
 # take_lock: one modelshare run at a time per host (as root) or per user. Root locks a folder
 # only root can enter (/run/modelshare, 0700), so no other user can hold, block or plant it;
-# an unprivileged run (the dev stack) locks a 0700 folder of its own.
+# an unprivileged run (the dev stack) locks a 0700 folder of its own. The holder writes its
+# pid into the folder, so a run that finds the lock held can say who holds it.
 take_lock() {
-  local dir wait=${MODELSHARE_LOCK_WAIT:-600} holder
+  local dir wait=${MODELSHARE_LOCK_WAIT:-600} holder=""
   if [ "$(id -u)" -eq 0 ]; then
     dir=/run/modelshare
   else
@@ -31,9 +32,11 @@ take_lock() {
   fi
   exec 9<"$dir"
   if ! flock -w "$wait" 9; then
-    holder=$(awk -v ino="$(stat -c %i -- "$dir")" '$2 == "FLOCK" { split($6, id, ":"); if (id[3] == ino) print $5 }' /proc/locks 2>/dev/null | sort -u | tr '\n' ' ')
-    refuse "another modelshare run on $(hostname) (pid ${holder:-unknown: not visible from here}) has held the lock on $dir for $wait seconds; wait for it or end it, then run again."
+    [ ! -f "$dir/holder" ] || read -r holder <"$dir/holder" || true
+    if [ -n "$holder" ] && [ -d "/proc/$holder" ]; then holder="pid $holder"; else holder="its pid is not known"; fi
+    refuse "another modelshare run on $(hostname) ($holder) has held the lock on $dir for $wait seconds; wait for it or end it, then run again."
   fi
+  printf '%s\n' "$$" >"$dir/holder"
 }
 
 # as_owner FUNCTION: runs FUNCTION, a step list of this program, as the storage owner: in a

@@ -1,0 +1,248 @@
+import { spawn } from "node:child_process";
+import { existsSync, lstatSync, readFileSync, readlinkSync, statSync } from "node:fs";
+import { dirname, join } from "node:path";
+import { beforeEach, describe, expect, it } from "vitest";
+import type { Storage } from "../components/config";
+import { linkFolders } from "../components/paths";
+import { renderStorageLayout } from "../components/storageLayout";
+import { renderSymlinkSet } from "../components/symlinkSet";
+import { asOwner, asOwnerInBackground, decoy, OWNER } from "./helpers/attack";
+import { localStorage, runProgram, sh, tempRoot, type Run } from "./helpers/run";
+
+/**
+ * The privilege model, tried as an attacker holding only the storage owner's uid would: the
+ * attacker's steps run as uid 1000 (setpriv), modelshare's as root, and a decoy tree outside
+ * the root (owners, modes, bytes) must come out unchanged while the run refuses with a sentence.
+ */
+let root: string;
+let s: Storage;
+let store: string;
+let upload: string;
+
+const layout = (storage: Storage = s) => runProgram(renderStorageLayout(storage));
+const links = (storage: Storage = s) => runProgram(renderSymlinkSet(storage, linkFolders(storage)[0]));
+const converge = (storage: Storage = s) => {
+  const l = layout(storage);
+  expect(l.code, l.stderr).toBe(0);
+  return links(storage);
+};
+/** A run either completed or refused with modelshare's own sentence: never a stray failure. */
+const refusedOrDone = (r: Run) => {
+  if (r.code !== 0) expect(r.stderr).toMatch(/^modelshare: /m);
+};
+
+beforeEach(() => {
+  root = tempRoot();
+  s = localStorage({ root, owner: OWNER });
+  store = join(root, "storage-models/models");
+  upload = join(root, "storage-user/models-upload");
+});
+
+describe("nothing inside the storage tree borrows root's rights", () => {
+  it("a store category swapped for a link to a root-only folder, and a file where a link belongs: refused, nothing moved", () => {
+    const outside = decoy();
+    expect(converge().code).toBe(0);
+    const before = outside.digest();
+    asOwner([
+      `mv ${store}/checkpoints ${store}/checkpoints.old && ln -s ${outside.secret} ${store}/checkpoints`,
+      `rm ${upload}/checkpoints && mkdir ${upload}/checkpoints && echo 'evil' > ${upload}/checkpoints/zz-evil.sh`,
+    ].join(" && "));
+    const r = links();
+    expect(r.code).not.toBe(0);
+    expect(r.stderr).toContain(`modelshare: ${store}/checkpoints is a symbolic link (to ${outside.secret})`);
+    expect(outside.digest()).toEqual(before);
+    expect(readFileSync(join(upload, "checkpoints/zz-evil.sh"), "utf8")).toBe("evil\n");
+    // The layout refuses the same link instead of "repairing" through it.
+    const l = layout();
+    expect(l.code).not.toBe(0);
+    expect(l.stderr).toContain(`${store}/checkpoints is a symbolic link`);
+    expect(outside.digest()).toEqual(before);
+  });
+
+  it("a category linked to / (or to a system folder) is refused, however the loop check would see it", () => {
+    const outside = decoy();
+    expect(converge().code).toBe(0);
+    asOwner(`rmdir ${store}/vae && ln -s / ${store}/vae && rm ${upload}/vae && mkdir ${upload}/vae && echo x > ${upload}/vae/profile.sh`);
+    const before = outside.digest();
+    const r = links();
+    expect(r.code).not.toBe(0);
+    expect(r.stderr).toContain(`${store}/vae is a symbolic link (to /)`);
+    expect(outside.digest()).toEqual(before);
+    expect(existsSync("/profile.sh")).toBe(false);
+  });
+
+  it("a folder swapped for a link right after it is made: no owner or mode outside the root ever changes (100 races)", async () => {
+    const outside = decoy();
+    const before = outside.digest();
+    // The root's parent belongs to the owner here (a root inside a user's home), so even the
+    // root folder itself can be swapped; folders inside the tree start out root-owned, so
+    // root has to hand them over while the attacker swaps them.
+    const home = dirname(root);
+    sh(`chown ${OWNER.uid}:${OWNER.gid} ${home}`);
+    const victims = ["", "/storage-user", "/storage-user/output", "/storage-user/output/ComfyUI", "/storage-models", "/projects"];
+    const swap = victims.map((v) => `if [ -d "${root}${v}" ] && [ ! -L "${root}${v}" ]; then mv -T "${root}${v}" "${root}${v}.gone$i" 2>/dev/null && ln -s "${outside.secret}" "${root}${v}" 2>/dev/null; fi`).join("; ");
+    let refused = 0;
+    for (let round = 0; round < 100; round++) {
+      sh(`rm -rf ${home}/cw* && mkdir -p ${root}/storage-user/output/ComfyUI ${root}/storage-models ${root}/projects && chmod 0700 ${root}/projects`);
+      const attacker = asOwnerInBackground(`i=0; while :; do i=$((i + 1)); ${swap}; done`);
+      const r = layout();
+      await attacker.stop();
+      refusedOrDone(r);
+      if (r.code !== 0) refused++;
+      expect(outside.digest(), `round ${round}: ${r.stdout}${r.stderr}`).toEqual(before);
+    }
+    expect(refused).toBeGreaterThan(0); // the attacker did get in the way: the races were real
+  }, 240_000);
+
+  it("a destination sub-folder swapped for a link during a merge: nothing lands outside, no upload is lost (20 races)", async () => {
+    const outside = decoy();
+    const before = outside.digest();
+    for (let round = 0; round < 20; round++) {
+      sh(`rm -rf ${root} && mkdir -p ${dirname(root)}`);
+      expect(converge().code).toBe(0);
+      sh(`rm ${upload}/loras && mkdir ${upload}/loras && cd ${upload}/loras && for d in $(seq 20); do mkdir sub$d; for f in $(seq 20); do echo "lora $d/$f" > sub$d/l$f.safetensors; done; done && chown -R ${OWNER.uid}:${OWNER.gid} .`);
+      const uploaded = sh(`cd ${upload}/loras && cat */* | sort | sha256sum`);
+      const attacker = asOwnerInBackground(`while :; do for d in ${store}/loras/sub*; do if [ -d "$d" ] && [ ! -L "$d" ]; then mv -T "$d" "$d.moved" 2>/dev/null && ln -s ${outside.open} "$d"; fi; done; done`);
+      const r = links();
+      await attacker.stop();
+      refusedOrDone(r);
+      expect(outside.digest(), `round ${round}`).toEqual(before);
+      // Every upload is somewhere inside the root: still in the upload folder, in the store, or
+      // in a folder the attacker moved aside.
+      expect(sh(`find ${root} -name 'l*.safetensors' -type f -exec cat {} + | sort | sha256sum`), `round ${round}`).toBe(uploaded);
+    }
+  }, 240_000);
+
+  it("a parent of a links folder replaced by a link: refused naming it; nothing is made or chowned outside", () => {
+    const outside = decoy();
+    const theirs = join(dirname(root), "attacker-owned");
+    expect(converge().code).toBe(0);
+    sh(`mkdir ${theirs} && chown ${OWNER.uid}:${OWNER.gid} ${theirs}`);
+    const before = outside.digest();
+    asOwner(`mv ${root}/storage-user ${root}/storage-user.old && ln -s ${theirs} ${root}/storage-user && ln -s ${outside.open} ${theirs}/models-upload`);
+    for (const r of [links(), layout()]) {
+      expect(r.code).not.toBe(0);
+      expect(r.stderr).toContain(`${root}/storage-user is a symbolic link (to ${theirs})`);
+    }
+    expect(outside.digest()).toEqual(before);
+    expect(sh(`find ${theirs} -mindepth 1 | wc -l`)).toBe("1\n"); // only the attacker's own link
+  });
+
+  it("the storage root itself replaced by a link: refused, the link's target untouched", () => {
+    const outside = decoy();
+    sh(`chown ${OWNER.uid}:${OWNER.gid} ${dirname(root)}`);
+    expect(converge().code).toBe(0);
+    const before = outside.digest();
+    asOwner(`mv ${root} ${root}.old && ln -s ${outside.open} ${root}`);
+    const r = layout();
+    expect(r.code).not.toBe(0);
+    expect(r.stderr).toContain(`${root} is a symbolic link (to ${outside.open})`);
+    expect(outside.digest()).toEqual(before);
+  });
+});
+
+describe("a merge puts everything into the store owned by the owner, and loses nothing", () => {
+  it("a root-owned upload folder (as a sudo script leaves it) is handed over without following links, then merged keeping modes and mtimes", () => {
+    const outside = decoy();
+    expect(converge().code).toBe(0);
+    sh([
+      `rm ${upload}/checkpoints && mkdir -m 0750 ${upload}/checkpoints && cd ${upload}/checkpoints`,
+      `mkdir -m 0700 private && echo 'model' > private/a.safetensors && chmod 0640 private/a.safetensors`,
+      `echo 'b' > b.ckpt && touch -d '2020-01-02 03:04:05' b.ckpt private/a.safetensors`,
+      `ln -s ${outside.secret} escape`, // a link inside: handed over as a link, never followed
+    ].join(" && "));
+    const before = outside.digest();
+    const r = links();
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toContain(`changed: handed ${upload}/checkpoints, and everything in it, to 1000:1000`);
+    expect(r.stdout).toContain(`changed: created folder ${store}/checkpoints/private (merging ${upload}/checkpoints/private)`);
+    expect(outside.digest()).toEqual(before);
+    for (const rel of ["private", "private/a.safetensors", "b.ckpt"]) {
+      const st = lstatSync(join(store, "checkpoints", rel));
+      expect([st.uid, st.gid], rel).toEqual([OWNER.uid, OWNER.gid]);
+    }
+    expect((statSync(join(store, "checkpoints/private")).mode & 0o7777).toString(8)).toBe("700");
+    expect((statSync(join(store, "checkpoints/private/a.safetensors")).mode & 0o7777).toString(8)).toBe("640");
+    expect(statSync(join(store, "checkpoints/b.ckpt")).mtime.toISOString()).toBe(new Date("2020-01-02T03:04:05").toISOString());
+    expect(readlinkSync(join(store, "checkpoints/escape"))).toBe(outside.secret);
+    expect(lstatSync(join(store, "checkpoints/escape")).uid).toBe(OWNER.uid); // the link itself, not its target
+    expect(links().changed).toBe(0);
+  });
+
+  it("leftovers of an interrupted merge (a temporary folder or copy) are cleared and the merge completes", () => {
+    expect(converge().code).toBe(0);
+    asOwner(`mkdir ${store}/vae/.modelshare-folder && echo partial > ${store}/vae/.modelshare-partial && rm ${upload}/vae && mkdir -p ${upload}/vae/sub && echo whole > ${upload}/vae/sub/v.pt`);
+    const r = links();
+    expect(r.code, r.stderr).toBe(0);
+    expect(readFileSync(join(store, "vae/sub/v.pt"), "utf8")).toBe("whole\n");
+    expect(existsSync(join(store, "vae/.modelshare-folder"))).toBe(false);
+  });
+
+  it("a file that appears in the store under an upload's name mid-merge is compared again: no upload is ever dropped (5 × 200 races)", async () => {
+    for (let round = 0; round < 5; round++) {
+      sh(`rm -rf ${root} && mkdir -p ${dirname(root)}`);
+      expect(converge().code).toBe(0);
+      asOwner(`rm ${upload}/loras && mkdir ${upload}/loras && cd ${upload}/loras && for i in $(seq 200); do echo "upload $i" > "m$i.safetensors"; done`);
+      // Another writer (a container, a download) creates the same names in the store, newest first.
+      const writer = asOwnerInBackground(`set -C; for i in $(seq 200 -1 1); do echo "other $i" > ${store}/loras/m$i.safetensors 2>/dev/null || true; done; sleep 60`);
+      const r = links();
+      await writer.stop();
+      refusedOrDone(r);
+      const lost = sh(`for i in $(seq 200); do grep -qx "upload $i" ${store}/loras/m$i.safetensors 2>/dev/null || grep -qx "upload $i" ${upload}/loras/m$i.safetensors 2>/dev/null || echo m$i; done`);
+      expect(lost, `round ${round}: ${r.stderr}`).toBe("");
+    }
+  }, 120_000);
+});
+
+describe("the lock", () => {
+  it("another user cannot block root's runs: the old world-writable lock path means nothing now", async () => {
+    const holder = asOwnerInBackground("exec flock -s /run/lock/modelshare-0.lock sleep 60");
+    await new Promise((r) => setTimeout(r, 300));
+    const r = runProgram(renderStorageLayout(s), "converge", { env: { ...process.env, MODELSHARE_LOCK_WAIT: "2" } });
+    await holder.stop();
+    expect(r.code, r.stderr).toBe(0);
+    expect(statSync("/run/modelshare").mode & 0o7777).toBe(0o700);
+    expect(lstatSync("/run/modelshare").uid).toBe(0);
+  });
+
+  it("a held lock fails the run with a sentence naming the holder's pid", async () => {
+    const env = { ...process.env, TMPDIR: dirname(root), XDG_RUNTIME_DIR: "", MODELSHARE_LOCK_WAIT: "1" };
+    sh(`chown nobody ${dirname(root)}`);
+    const program = renderStorageLayout(localStorage({ root, owner: "unmanaged" }));
+    // The holder is another run of the same prelude, stopped right after it took the lock.
+    const prelude = program.slice(0, program.indexOf("# --- this program ---"));
+    const holder = spawn("runuser", ["-u", "nobody", "--", "bash", "-c", `${prelude}\ntake_lock; echo "$$"; exec sleep 60`], { env, stdio: ["ignore", "pipe", "inherit"] });
+    const pid = await new Promise<string>((resolve) => holder.stdout!.once("data", (d) => resolve(String(d).trim())));
+    const r = runProgram(program, "converge", { user: "nobody", env });
+    sh(`kill -9 ${pid}`);
+    expect(r.code).not.toBe(0);
+    const lockDir = join(dirname(root), "modelshare-65534");
+    expect(r.stderr).toContain(`(pid ${pid}) has held the lock on ${lockDir} for 1 seconds; wait for it or end it, then run again.`);
+    expect(statSync(lockDir).mode & 0o7777).toBe(0o700);
+    expect(runProgram(program, "converge", { user: "nobody", env }).code).toBe(0); // free again once it is gone
+  });
+
+  it("a lock folder someone else made (or a link planted in its place) is refused", () => {
+    const env = { ...process.env, TMPDIR: dirname(root), XDG_RUNTIME_DIR: "" };
+    sh(`chown nobody ${dirname(root)} && ln -s /etc ${dirname(root)}/modelshare-65534`);
+    const r = runProgram(renderStorageLayout(localStorage({ root, owner: "unmanaged" })), "converge", { user: "nobody", env });
+    expect(r.code).not.toBe(0);
+    expect(r.stderr).toContain(`${dirname(root)}/modelshare-65534, modelshare's lock folder, must be a real folder of uid 65534 with mode 0700`);
+  });
+});
+
+describe("delivery does not depend on the login shell", () => {
+  it.each(["sh", "bash", "tcsh"])("a program run through %s as the login shell converges, then changes nothing", (shell) => {
+    if (shell === "tcsh" && !existsSync("/usr/bin/tcsh")) throw new Error("tcsh is not installed (Debian package tcsh)");
+    const first = runProgram(renderStorageLayout(s), "converge", { shell });
+    expect(first.code, first.stderr).toBe(0);
+    expect(first.changed).toBeGreaterThan(0);
+    expect(runProgram(renderStorageLayout(s), "converge", { shell }).changed).toBe(0);
+  });
+
+  it("refuses an unknown verb with a usage sentence", () => {
+    const r = runProgram(renderStorageLayout(s), "check" as never);
+    expect(r.code).not.toBe(0);
+    expect(r.stderr).toContain("modelshare: usage: bash -s converge|remove < program (got: check)");
+  });
+});

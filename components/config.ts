@@ -1,5 +1,6 @@
-import { isIPv4, isIPv6 } from "node:net";
 import { z } from "zod";
+import { canonicalHost, hostKeyProblem, hostProblem, isLocalHost } from "./hostRules";
+import { bytes, ownFolderProblem, PATH_MAX, pathProblem, smbFold, smbNameProblem } from "./pathRules";
 
 /**
  * The site config: one schema, with every default and description in one place. index.ts reads
@@ -27,60 +28,25 @@ export const DEFAULT_CATEGORIES = [
 
 export const ROLES = ["storage", "smb", "nfs-server", "worker"] as const;
 
-/** Paths a storage root must never be, or be inside (the `true` ones). */
-const SYSTEM_PATHS: ReadonlyArray<[string, boolean]> = [
-  ["/", false], ["/bin", true], ["/boot", true], ["/dev", true], ["/etc", true],
-  ["/home", false], ["/lib", true], ["/lib32", true], ["/lib64", true], ["/media", false],
-  ["/mnt", false], ["/opt", false], ["/proc", true], ["/root", false], ["/run", true],
-  ["/sbin", true], ["/srv", false], ["/sys", true], ["/tmp", false], ["/usr", true],
-  ["/var", false], ["/var/lib", false], ["/var/lib/docker", true], ["/var/lib/containerd", true],
-  ["/var/log", true], ["/var/tmp", false], ["/vol", false],
-];
+/** The stack's `modelshare:` sections; any other key is a node's SSH key (or a mistake). */
+export const SECTIONS = ["nodes", "storage", "smb", "nfs", "services"] as const;
 
-// A folder name: letters, digits, space and . _ @ + , = -; not starting with "-" (it would
-// read as an option) nor a space, and never "." or "..".
-const SEGMENT = /^[\p{L}\p{N}_.@+,=][\p{L}\p{N} _.@+,=-]*$/u;
-
-function pathProblem(value: string, absolute: boolean): string | undefined {
-  if (value.length === 0) return "must not be empty";
-  if (value.length > 1024) return "is longer than 1024 characters";
-  if (/[\u0000-\u001f\u007f]/.test(value)) return "contains a control character";
-  if (absolute && !value.startsWith("/")) return "must be an absolute path (start with /)";
-  if (!absolute && value.startsWith("/")) return "must be relative to storage.root (no leading /)";
-  if (value.includes("//")) return "must not contain //";
-  if (absolute && value === "/") return undefined;
-  if (value.length > 1 && value.endsWith("/")) return "must not end with /";
-  const segments = value.split("/").filter((_, i) => !(absolute && i === 0));
-  for (const segment of segments) {
-    if (segment === "." || segment === "..") return `must not contain a "${segment}" segment`;
-    if (!SEGMENT.test(segment)) {
-      return `has the folder name "${segment}": use letters, digits, space and . _ @ + , = - (not first: - or space); no shell characters`;
-    }
-  }
-  return undefined;
-}
-
-/** The storage root: absolute (or ~/… , checked against the node later), never a system path. */
+/** The storage root: absolute (or ~/… , checked once expanded), never a system path. */
 function rootProblem(root: string): string | undefined {
-  const path = root.startsWith("~/") ? root.slice(1) : root;
-  const problem = pathProblem(path, true);
-  if (problem) return problem;
-  if (root.startsWith("~/")) return undefined;
-  const hit = SYSTEM_PATHS.find(([p, subtree]) => root === p || (subtree && root.startsWith(`${p}/`)));
-  return hit
-    ? `"${root}" is ${root === hit[0] ? "" : "inside "}the system path ${hit[0]}; choose a folder of its own such as /srv/modelshare or /vol/service/cw`
-    : undefined;
+  if (root.startsWith("~/")) return pathProblem(root.slice(1), true);
+  return ownFolderProblem(root, "/srv/modelshare or /vol/service/cw");
 }
 
+// Relative folders are what SMB clients see: they must also be names Windows can open.
 const subPath = (what: string) =>
   z.string().superRefine((v, ctx) => {
-    const problem = pathProblem(v, false);
-    if (problem) ctx.addIssue({ code: "custom", message: `${problem}` });
+    const problem = pathProblem(v, false) ?? smbNameProblem(v);
+    if (problem) ctx.addIssue({ code: "custom", message: problem });
   }).describe(what);
 
 const folderName = (what: string) =>
   z.string().superRefine((v, ctx) => {
-    const problem = pathProblem(v, false);
+    const problem = pathProblem(v, false) ?? smbNameProblem(v);
     if (problem) ctx.addIssue({ code: "custom", message: problem });
     else if (v.includes("/")) ctx.addIssue({ code: "custom", message: "must be one folder name, without /" });
   }).describe(what);
@@ -92,40 +58,58 @@ const mode = (what: string) =>
     .describe(what);
 
 const hostName = z.string().superRefine((h, ctx) => {
-  const label = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/i;
-  const ok = isIPv4(h) || isIPv6(h) ||
-    (h.length <= 253 && !/^[0-9.]+$/.test(h) && h.split(".").every((l) => label.test(l)));
-  if (!ok) ctx.addIssue({ code: "custom", message: `"${h}" is not a hostname or IP address` });
+  const problem = hostProblem(h);
+  if (problem) ctx.addIssue({ code: "custom", message: problem });
 });
-
-const HOST_KEY = /^(ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp(256|384|521)|sk-ssh-ed25519@openssh\.com|sk-ecdsa-sha2-nistp256@openssh\.com) [A-Za-z0-9+/]+={0,3}( [^\n]*)?$/;
 
 export const nodeSchema = z.strictObject({
   name: z.string().regex(/^[a-z0-9]([a-z0-9-]{0,30}[a-z0-9])?$/i,
     "must be 1-32 letters, digits or -, not starting or ending with -")
     .describe("Node name, unique in the site (case-insensitive); names its resources."),
-  host: hostName.describe("Hostname or IP address to reach the node over SSH; `localhost` runs the node's commands locally, without SSH."),
+  host: hostName.describe("Hostname or IP address to reach the node over SSH; `localhost` (or 127.x, ::1) runs the node's commands locally, without SSH."),
   port: z.number().int().min(1).max(65535).default(22).describe("SSH port."),
   user: z.string().regex(/^[a-z_][a-z0-9_-]{0,31}$/, "must be a Linux user name").default("root")
     .describe("SSH user; needs root rights for system changes (or be root)."),
-  sshKey: z.string().regex(/^[A-Za-z][A-Za-z0-9_]*$/, "must be the name of a config key").default("sshKey")
+  sshKey: z.string().regex(/^[A-Za-z][A-Za-z0-9_]*$/, "must be the name of a config key")
+    .superRefine((k, ctx) => {
+      if ((SECTIONS as readonly string[]).includes(k)) {
+        ctx.addIssue({ code: "custom", message: `"${k}" is the name of the modelshare:${k} section; name the key after the node instead, e.g. sshKey or sshKeyGpu1` });
+      }
+    })
+    .default("sshKey")
     .describe("Name of the secret config key (`pulumi config set --secret <name> < key`) that holds this node's SSH private key."),
-  hostKey: z.string().regex(HOST_KEY, "must be the node's SSH host public key, e.g. \"ssh-ed25519 AAAA…\" (ssh-keyscan -t ed25519 HOST, without the host name)")
-    .optional().describe("The node's SSH host public key; connections to any other key are refused."),
+  hostKey: z.string().superRefine((k, ctx) => {
+    const problem = hostKeyProblem(k);
+    if (problem) ctx.addIssue({ code: "custom", message: problem });
+  }).optional().describe("The node's SSH host public key; connections to any other key are refused."),
   insecureSkipHostKeyCheck: z.boolean().default(false)
     .describe("Opt out of hostKey: accept whatever key the host presents (exposes the SSH key to a man in the middle)."),
   roles: z.array(z.enum(ROLES, { error: `must be one of ${ROLES.join(", ")}` })).min(1, "must list at least one role")
     .describe("What the node is: storage (keeps the models), smb, nfs-server (both on the storage node), worker (GPU node)."),
 });
 
+const id = (what: string) => z.number().int().min(0).max(4294967294).describe(what);
+
+/** The message for an owner that is neither {uid, gid} nor "unmanaged", saying what to write. */
+function ownerMessage(input: unknown): string {
+  const example = "write owner: { uid: 1000, gid: 1000 } or owner: unmanaged";
+  if (typeof input !== "object" || input === null || Array.isArray(input)) return `must be {uid, gid} or "unmanaged"; ${example}`;
+  const o = input as Record<string, unknown>;
+  for (const k of ["uid", "gid"]) {
+    if (o[k] === undefined) return `${k} is missing; ${example}`;
+    if (typeof o[k] === "string") return `${k} is the text "${String(o[k])}"; write a number without quotes, e.g. ${k}: ${/^\d+$/.test(String(o[k])) ? String(o[k]) : 1000}`;
+  }
+  return `must be {uid, gid} (whole numbers from 0 to 4294967294, and allowRoot) or "unmanaged"; ${example}`;
+}
+
 const ownerSchema = z.union([
   z.literal("unmanaged"),
   z.strictObject({
-    uid: z.number().int().min(0).max(4294967294).describe("Owner uid of the managed folders."),
-    gid: z.number().int().min(0).max(4294967294).describe("Owner gid of the managed folders."),
-    allowRoot: z.boolean().default(false).describe("Allow uid or gid 0 (root-owned shared folders are rarely what you want)."),
+    uid: id("Owner uid of the managed folders."),
+    gid: id("Owner gid of the managed folders."),
+    allowRoot: z.boolean().default(false).describe("Allow uid or gid 0: steps inside the tree then run as root (root-owned shared folders are rarely what you want)."),
   }),
-], { error: "must be {uid, gid} or \"unmanaged\"" });
+], { error: (issue) => ownerMessage(issue.input) });
 
 export const storageSchema = z.strictObject({
   root: z.string().superRefine((v, ctx) => {
@@ -205,7 +189,7 @@ export function keyPath(path: ReadonlyArray<PropertyKey>): string {
   return path.reduce<string>((acc, p) => (typeof p === "number" ? `${acc}[${p}]` : acc ? `${acc}.${String(p)}` : String(p)), "");
 }
 
-export const isLocal = (node: Pick<SiteNode, "host">): boolean => node.host === "localhost";
+export const isLocal = (node: Pick<SiteNode, "host">): boolean => isLocalHost(node.host);
 
 const inside = (a: string, b: string): boolean => a === b || a.startsWith(`${b}/`);
 
@@ -221,11 +205,18 @@ export function parseSite(raw: unknown, env: { homedir: string }): Site {
   const site = result.data;
   const problems = siteProblems(site);
   if (problems.length > 0) throw new SiteConfigError(problems);
-  if (!site.storage.root.startsWith("~/")) return site;
+  if (!site.storage.root.startsWith("~/")) return checked(site);
   const root = `${env.homedir.replace(/\/+$/, "")}${site.storage.root.slice(1)}`;
   const problem = rootProblem(root);
   if (problem) throw new SiteConfigError([`storage.root: ${site.storage.root} is ${root}, which ${problem}`]);
-  return { ...site, storage: { ...site.storage, root } };
+  return checked({ ...site, storage: { ...site.storage, root } });
+}
+
+/** The checks that need the final (expanded) root. */
+function checked(site: Site): Site {
+  const problems = lengthProblems(site.storage);
+  if (problems.length > 0) throw new SiteConfigError(problems);
+  return site;
 }
 
 function siteProblems(site: Site): string[] {
@@ -233,7 +224,7 @@ function siteProblems(site: Site): string[] {
   const add = (key: string, message: string) => problems.push(`${key}: ${message}`);
   checkNodes(site, add);
   checkStorage(site, add);
-  const mountProblem = pathProblem(site.nfs.mountPoint, true);
+  const mountProblem = ownFolderProblem(site.nfs.mountPoint, "/mnt/modelshare");
   if (mountProblem) add("nfs.mountPoint", mountProblem);
   for (const [service, cfg] of Object.entries(site.services)) {
     cfg.nodes.forEach((name, i) => {
@@ -255,8 +246,8 @@ function checkNodes(site: Site, add: Add): void {
     const name = node.name.toLowerCase();
     if (names.has(name)) add(`${at}.name`, `"${node.name}" is already the name of nodes[${names.get(name)}] (names compare case-insensitively); rename one`);
     else names.set(name, i);
-    const host = node.host.toLowerCase();
-    if (hosts.has(host)) add(`${at}.host`, `"${node.host}" is already the host of nodes[${hosts.get(host)}]; one machine is one node, give it all its roles`);
+    const host = canonicalHost(node.host);
+    if (hosts.has(host)) add(`${at}.host`, `"${node.host}" is the same machine as the host of nodes[${hosts.get(host)}]; one machine is one node, give it all its roles`);
     else hosts.set(host, i);
     const dup = node.roles.find((r, j) => node.roles.indexOf(r) !== j);
     if (dup) add(`${at}.roles`, `lists "${dup}" twice`);
@@ -279,6 +270,51 @@ function checkNodes(site: Site, add: Add): void {
   });
 }
 
+/** Every folder the site makes, relative to the root, with the key that makes it. */
+function managedFolders(s: Storage): Array<[key: string, rel: string]> {
+  const out: Array<[string, string]> = [["storage.models", s.models]];
+  s.categories.forEach((c, i) => out.push([`storage.categories[${i}]`, `${s.models}/${c}`]));
+  out.push(["storage.user", `${s.user}/output`], ["storage.user", `${s.user}/input`], ["storage.user", `${s.user}/workflows`]);
+  s.outputs.forEach((o, i) => out.push([`storage.outputs[${i}]`, `${s.user}/output/${o}`]));
+  out.push(["storage.projects", s.projects], ["storage.mediaCache", s.mediaCache],
+    ["storage.ollamaModels", s.ollamaModels], ["storage.comfyuiCustomNodes", s.comfyuiCustomNodes]);
+  // A link is briefly made as <name>.modelshare-new, then renamed into place.
+  s.links.forEach((l, i) => s.categories.forEach((c) => out.push([`storage.links[${i}]`, `${l}/${c}.modelshare-new`])));
+  return out;
+}
+
+/**
+ * Windows and macOS clients compare names case-insensitively (and macOS in one Unicode form):
+ * two folders whose names differ only so would be one folder to them.
+ */
+function checkSpellings(s: Storage, add: Add): void {
+  const seen = new Map<string, [string, string]>();
+  for (const [key, rel] of managedFolders(s)) {
+    const parts = rel.split("/");
+    for (let i = 1; i <= parts.length; i++) {
+      const prefix = parts.slice(0, i).join("/");
+      const other = seen.get(smbFold(prefix));
+      if (!other) seen.set(smbFold(prefix), [prefix, key]);
+      else if (other[0] !== prefix) {
+        add(key, `"${prefix}" and "${other[0]}" (from ${other[1]}) differ only in case or Unicode form, and Windows and macOS clients compare names case-insensitively: they would see one folder; use one spelling`);
+        seen.set(smbFold(prefix), [prefix, key]);
+      }
+    }
+  }
+}
+
+/** Each managed folder's whole path fits in PATH_MAX bytes (checked with the final root). */
+function lengthProblems(s: Storage): string[] {
+  const problems = new Map<string, string>();
+  for (const [key, rel] of managedFolders(s)) {
+    const path = `${s.root}/${rel}`;
+    if (bytes(path) > PATH_MAX && !problems.has(key)) {
+      problems.set(key, `${key}: makes ${path.slice(0, 40)}… ${bytes(path)} bytes long, and Linux paths hold at most ${PATH_MAX}; shorten storage.root or ${key}`);
+    }
+  }
+  return [...problems.values()];
+}
+
 function checkStorage(site: Site, add: Add): void {
   const s = site.storage;
   const storageNode = site.nodes.find((n) => n.roles.includes("storage"));
@@ -298,8 +334,7 @@ function checkStorage(site: Site, add: Add): void {
     else seen.set(kind, i);
   });
 
-  const lower = s.outputs.map((o) => o.toLowerCase());
-  lower.forEach((o, i) => lower.indexOf(o) !== i && add(`storage.outputs[${i}]`, `"${s.outputs[i]}" is listed twice (Windows clients compare names case-insensitively)`));
+  checkSpellings(s, add);
   s.links.forEach((l, i) => s.links.indexOf(l) !== i && add(`storage.links[${i}]`, `"${l}" is listed twice`));
 
   // Folders that must be disjoint: none equal to or inside another.

@@ -1,7 +1,10 @@
 import { describe, expect, it } from "vitest";
-import { DEFAULT_CATEGORIES, parseSite, SiteConfigError } from "../components/config";
+import { DEFAULT_CATEGORIES, isLocal, parseSite, SiteConfigError } from "../components/config";
 
 const KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHfE3lGZ1sXb0cQy3q6c2m5i2Jc0l8v7y0hq8b2a1c9d";
+/** The base64 of an ssh-rsa key blob (type, exponent, a short modulus). */
+const RSA_BLOB = Buffer.concat([[7, "ssh-rsa"], [3, "\x01\x00\x01"], [4, "\x00\xc1\x02\x03"]]
+  .map(([n, v]) => Buffer.concat([Buffer.from([0, 0, 0, n as number]), Buffer.from(v as string, "latin1")]))).toString("base64");
 
 /** The seeds' site: storage 192.168.0.6 with SMB and NFS, two GPU workers. */
 function seeds(): any {
@@ -66,6 +69,21 @@ describe("a valid site", () => {
     expect(() => parse(dev, "/home/it's")).toThrow(/shell characters/);
   });
 
+  it("takes localhost, any 127.x address and ::1 for this machine, run without SSH or a host key", () => {
+    for (const host of ["localhost", "LOCALHOST", "127.0.0.1", "127.1.2.3", "::1", "0:0:0:0:0:0:0:1", "::ffff:127.0.0.1"]) {
+      const site = parse({ nodes: [{ name: "here", host, roles: ["storage"] }], storage: { root: "~/models" } });
+      expect(isLocal(site.nodes[0]), host).toBe(true);
+    }
+    for (const host of ["192.168.0.6", "fd00::1", "localhost.lan", "::ffff:192.168.0.6"]) expect(isLocal({ host }), host).toBe(false);
+  });
+
+  it("accepts a root inside a user's home and names of 255 bytes", () => {
+    const raw = seeds();
+    raw.storage.root = "/home/ada/models";
+    raw.storage.projects = "é".repeat(127) + "x";
+    expect(parse(raw).storage.root).toBe("/home/ada/models");
+  });
+
   it("accepts root ownership only with the explicit opt-in", () => {
     const raw = seeds();
     raw.storage.owner = { uid: 0, gid: 0, allowRoot: true };
@@ -117,7 +135,7 @@ const rejected: Array<[string, (s: any) => void, string, RegExp]> = [
   ["output folder with a /", (s) => { s.storage.outputs = ["ComfyUI/x"]; }, "storage.outputs[0]", /one folder name/],
   ["output folders differing only in case", (s) => { s.storage.outputs = ["ComfyUI", "comfyui"]; }, "storage.outputs[1]", /case-insensitively/],
   ["duplicate node names, case-insensitive", (s) => { s.nodes[1].name = "GPU2"; }, "nodes[2].name", /already the name of nodes\[1\]/],
-  ["duplicate hosts", (s) => { s.nodes[2].host = "gpu1.lan"; }, "nodes[2].host", /already the host/],
+  ["duplicate hosts", (s) => { s.nodes[2].host = "gpu1.lan"; }, "nodes[2].host", /same machine as the host of nodes\[1\]/],
   ["no storage node", (s) => { s.nodes[0].roles = ["worker"]; }, "nodes", /no node has the storage role/],
   ["two storage nodes", (s) => { s.nodes[1].roles = ["storage"]; }, "nodes", /both have the storage role/],
   ["smb role off the storage node", (s) => { s.nodes[1].roles = ["worker", "smb"]; }, "nodes[1].roles", /must be on the storage node/],
@@ -145,6 +163,44 @@ const rejected: Array<[string, (s: any) => void, string, RegExp]> = [
   ["service on an unknown node", (s) => { s.services = { comfyui: { nodes: ["gpu9"] } }; }, "services.comfyui.nodes[0]", /no node is named/],
   ["service on a non-worker", (s) => { s.services = { ollama: { nodes: ["storage"] } }; }, "services.ollama.nodes[0]", /no worker role/],
   ["a feature that is not built yet", (s) => { s.smb = { enabled: true }; }, "smb.enabled", /not built/],
+  // System areas, hidden folders, a home folder itself
+  ...["/root/models", "/var/lib/models", "/var/spool/m", "/var/mail/m", "/var/cache/m", "/var/backups/m", "/boot/m"].map(
+    (root): [string, (s: any) => void, string, RegExp] => [`root ${root}`, (s) => { s.storage.root = root; }, "storage.root", /inside the system path/]),
+  ["root with a hidden folder", (s) => { s.storage.root = "/srv/.models"; }, "storage.root", /hidden folder name "\.models"/],
+  ["hidden models folder", (s) => { s.storage.models = "storage-models/.models"; }, "storage.models", /hidden folder name/],
+  ["a user's home folder itself", (s) => { s.storage.root = "/home/ada"; }, "storage.root", /home folder itself; use a folder inside it such as \/home\/ada\/models/],
+  // Byte lengths, not characters
+  ["a folder name of 256 bytes", (s) => { s.storage.projects = "é".repeat(128); }, "storage.projects", /256 bytes.*at most 255/],
+  ["a root of more than 4095 bytes", (s) => { s.storage.root = `/vol/${Array(17).fill("x".repeat(250)).join("/")}`; }, "storage.root", /bytes long; Linux paths hold at most 4095/],
+  ["a root that leaves no room for the longest category", (s) => {
+    s.storage.root = `/vol/${Array(16).fill("x".repeat(250)).join("/")}/${"y".repeat(40)}`; // 4061 bytes
+    s.storage.categories = ["latent_upscale_models"];
+  }, "storage.categories[0]", /bytes long, and Linux paths hold at most 4095; shorten storage\.root or storage\.categories\[0\]/],
+  // Names SMB clients cannot use
+  ["output folder ending in a space", (s) => { s.storage.outputs = ["Comfy "]; }, "storage.outputs[0]", /ends in a space/],
+  ["output folder ending in a dot", (s) => { s.storage.outputs = ["Forge."]; }, "storage.outputs[0]", /ends in a dot/],
+  ["a DOS device name", (s) => { s.storage.projects = "CON"; }, "storage.projects", /device name Windows reserves/],
+  ["a DOS device name with an extension", (s) => { s.storage.user = "files/nul.txt"; }, "storage.user", /device name Windows reserves/],
+  ["COM1 as an output", (s) => { s.storage.outputs = ["com1"]; }, "storage.outputs[0]", /device name/],
+  ["a colon in a name", (s) => { s.storage.outputs = ["Comfy:UI"]; }, "storage.outputs[0]", /no shell characters/],
+  ["folders differing only in case", (s) => { s.storage.models = "Storage-Models/models"; }, "storage.ollamaModels", /"storage-models" and "Storage-Models" \(from storage\.models\) differ only in case/],
+  ["folders differing only in Unicode form", (s) => { s.storage.outputs = ["\u00c5ngstr\u00f6m", "\u212bngstr\u00f6m"]; }, "storage.outputs[1]", /differ only in case or Unicode form/],
+  // The NFS mount point
+  ["a system mount point", (s) => { s.nfs = { mountPoint: "/etc/modelshare" }; }, "nfs.mountPoint", /inside the system path \/etc; choose a folder of its own such as \/mnt\/modelshare/],
+  ["/mnt itself as the mount point", (s) => { s.nfs = { mountPoint: "/mnt" }; }, "nfs.mountPoint", /is the system path \/mnt/],
+  // Hosts
+  ["localhost and 127.0.0.1 as two nodes", (s) => { s.nodes[1].host = "LOCALHOST"; s.nodes[2].host = "127.0.0.1"; }, "nodes[2].host", /same machine as the host of nodes\[1\]/],
+  ["::1 and localhost as two nodes", (s) => { s.nodes[1].host = "localhost"; s.nodes[2].host = "::1"; }, "nodes[2].host", /same machine/],
+  ["an IPv4-mapped IPv6 address of another node", (s) => { s.nodes[2].host = "::ffff:192.168.0.6"; }, "nodes[2].host", /same machine as the host of nodes\[0\]/],
+  ["a host with a port", (s) => { s.nodes[1].host = "gpu1.lan:2222"; }, "nodes[1].host", /holds a port: set host: gpu1\.lan and port: 2222/],
+  ["an IPv6 host in brackets", (s) => { s.nodes[1].host = "[fd00::21]"; }, "nodes[1].host", /without the brackets \(fd00::21\)/],
+  ["a host key whose base64 holds another type", (s) => { s.nodes[1].hostKey = `ssh-ed25519 ${RSA_BLOB}`; }, "nodes[1].hostKey", /says ssh-ed25519, but its base64 holds a ssh-rsa key/],
+  ["a host key cut short", (s) => { s.nodes[1].hostKey = KEY.slice(0, -8); }, "nodes[1].hostKey", /not a whole ssh-ed25519 key/],
+  ["a host key of garbage base64", (s) => { s.nodes[1].hostKey = "ssh-ed25519 AAAAAAAA"; }, "nodes[1].hostKey", /holds no SSH key/],
+  // Keys and owner
+  ["an SSH key named like a section", (s) => { s.nodes[1].sshKey = "storage"; }, "nodes[1].sshKey", /name of the modelshare:storage section/],
+  ["an owner without gid", (s) => { s.storage.owner = { uid: 1000 }; }, "storage.owner", /gid is missing; write owner: \{ uid: 1000, gid: 1000 \}/],
+  ["an owner uid written as text", (s) => { s.storage.owner = { uid: "1000", gid: 1000 }; }, "storage.owner", /uid is the text "1000"; write a number without quotes, e.g\. uid: 1000/],
 ];
 
 describe("rejects before any node is touched", () => {

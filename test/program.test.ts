@@ -1,4 +1,3 @@
-import { homedir } from "node:os";
 import { describe, expect, it } from "vitest";
 import { Site } from "../components/site";
 import { loadSite } from "../components/stackConfig";
@@ -70,12 +69,14 @@ describe("the resource graph under mocks", () => {
 
   it("the dev stack file runs locally under the user's home, with the other sections switched off", async () => {
     const { config, secretKeys } = stackConfig("Pulumi.dev.yaml");
-    const rs = await declare({ stack: "dev", config, secretKeys }, build);
+    const home = process.env.HOME;
+    process.env.HOME = "/home/ada"; // the dev stack is a user's; a root under /root is refused
+    const rs = await declare({ stack: "dev", config, secretKeys }, build).finally(() => { process.env.HOME = home; });
     const commands = rs.filter((r) => r.custom);
     expect(commands.map((r) => r.type)).toEqual(["command:local:Command", "command:local:Command"]);
     expect(commands[0].inputs.connection).toBeUndefined();
     expect(commands[0].inputs.create).toBe("bash -s converge");
-    expect(String(commands[0].inputs.stdin)).toContain(`ensure_dir '${homedir()}/modelshare-dev/storage-models/models/checkpoints' '00775'`);
+    expect(String(commands[0].inputs.stdin)).toContain(`ensure_dir '/home/ada/modelshare-dev/storage-models/models/checkpoints' '00775'`);
     expect(String(commands[0].inputs.stdin)).toContain("\nowner_uid=''\n");
   });
 

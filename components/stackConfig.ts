@@ -1,6 +1,6 @@
 import { homedir } from "node:os";
 import * as pulumi from "@pulumi/pulumi";
-import { isLocal, parseSite, SiteConfigError, type Site } from "./config";
+import { isLocal, parseSite, SECTIONS, SiteConfigError, type Site } from "./config";
 
 /**
  * The one module that reads pulumi.Config: it gathers the stack's `modelshare:*` keys, validates
@@ -8,7 +8,6 @@ import { isLocal, parseSite, SiteConfigError, type Site } from "./config";
  * problem is reported at once, before any resource is declared.
  */
 const NAMESPACE = "modelshare";
-const SECTIONS = ["nodes", "storage", "smb", "nfs", "services"] as const;
 
 // Pulumi marks which config keys were `secure:` in the stack file; the check is exported by
 // the runtime but not typed, so reach it through a narrow cast.

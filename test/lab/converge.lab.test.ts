@@ -108,6 +108,19 @@ describe("the lab site, converged onto real nodes", () => {
     expect(changes(await converge())).toEqual(NOTHING);
   });
 
+  it("a link planted by the owner uid stops the converge naming it, and root changes nothing it points at", async () => {
+    const asOwner = (cmd: string) => `setpriv --reuid=1000 --regid=1000 --clear-groups -- bash -c '${cmd}'`;
+    const before = await onNode("node1", "stat -c '%u:%g %a' /etc/profile.d; ls -A /etc/profile.d | sha256sum");
+    await onNode("node1", asOwner(`mv ${STORE}/vae ${STORE}/vae.real && ln -s /etc/profile.d ${STORE}/vae && rm ${UPLOAD}/vae && mkdir ${UPLOAD}/vae && echo evil > ${UPLOAD}/vae/zz.sh`));
+    await expect(converge()).rejects.toThrow(new RegExp(`node1-layout-converge \\(on 10\\.77\\.0\\.11\\): exited 1: modelshare: ${STORE}/vae is a symbolic link \\(to /etc/profile\\.d\\)`));
+    expect(await onNode("node1", "stat -c '%u:%g %a' /etc/profile.d; ls -A /etc/profile.d | sha256sum")).toBe(before);
+    await onNode("node1", `rm ${STORE}/vae && mv ${STORE}/vae.real ${STORE}/vae`);
+    const steps = await converge();
+    expect(await onNode("node1", `cat ${STORE}/vae/zz.sh && readlink ${UPLOAD}/vae`)).toBe("evil\n../../storage-models/models/vae\n");
+    expect(steps.every((x) => x.code === 0)).toBe(true);
+    expect(changes(await converge())).toEqual(NOTHING);
+  });
+
   it("a node that does not answer fails the run naming it, within the dial timeout", async () => {
     const started = Date.now();
     const attempt = converge((s) => {

@@ -1,3 +1,4 @@
+import { posix } from "node:path";
 import * as pulumi from "@pulumi/pulumi";
 import type { Storage } from "./config";
 import { runProgram, type NodeTarget } from "./nodeCommand";
@@ -38,14 +39,15 @@ export const chmodMode = (mode: string) => `0${mode.padStart(4, "0")}`;
 
 /**
  * Root checks the free space and makes the root folder (its owner and mode), and gives existing
- * folders back to the owner; the owner makes every folder inside.
+ * folders back to the owner; the owner makes every folder inside. Checking, it also reports
+ * what each category, output folder and project holds.
  */
 export function renderStorageLayout(s: Storage): string {
   const owner = ownerArgs(s);
   const inside = layoutDirs(s).filter((d) => d.path !== s.root);
   return renderProgram({
     title: `storage layout under ${s.root}`,
-    libs: ["space", "dirs"],
+    libs: ["space", "dirs", "report"],
     root: s.root,
     owner,
     converge: {
@@ -55,6 +57,14 @@ export function renderStorageLayout(s: Storage): string {
         ...(owner.uid ? [call("own_dirs", owner.uid, owner.gid, ...inside.map((d) => d.path))] : []),
       ],
       owner: inside.map((d) => call("ensure_dir", d.path, chmodMode(d.mode))),
+    },
+    // The storage report: size and files per model category, output folder and project.
+    report: {
+      owner: [
+        call("report_usage", "category", ...s.categories.map((c) => categoryDir(s, c))),
+        call("report_usage", "output", ...s.outputs.map((o) => posix.join(s.root, s.user, "output", o))),
+        call("report_children", "project", posix.join(s.root, s.projects)),
+      ],
     },
   });
 }

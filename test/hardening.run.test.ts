@@ -241,8 +241,8 @@ describe("delivery does not depend on the login shell", () => {
   });
 
   it("refuses an unknown verb with a usage sentence", () => {
-    const r = runProgram(renderStorageLayout(s), "check" as never);
+    const r = runProgram(renderStorageLayout(s), "verify" as never);
     expect(r.code).not.toBe(0);
-    expect(r.stderr).toContain("modelshare: usage: bash -s converge|remove < program (got: check)");
+    expect(r.stderr).toContain("modelshare: usage: bash -s converge|check|remove < program (got: verify)");
   });
 });

@@ -15,30 +15,36 @@ require_parent() {
 # owner and mode. It is changed only from inside (enter_dir), so a link swapped in along the
 # way cannot redirect the chown or chmod. Empty UID/GID leaves ownership alone.
 ensure_root() {
-  local root=$1 uid=$2 gid=$3 mode=$4 key=$5 fresh=no cur
+  local root=$1 uid=$2 gid=$3 mode=$4 key=$5 cur
   require_parent "$root" "$key"
   require_no_link "$root"
   if [ ! -e "$root" ]; then
     if [ -n "$uid" ] && [ "$(id -u)" -ne 0 ] && [ "$(id -u):$(id -g)" != "$uid:$gid" ]; then
       refuse "$root would have to belong to $uid:$gid, and only root can do that; run as root or set storage.owner to \"unmanaged\"."
     fi
-    mkdir -m 0700 -- "$root" # private until it has its owner and mode
-    did "created folder $root"
-    fresh=yes
+    # Made private, then given its owner and mode from inside; it counts as one change.
+    act "the storage root $root is missing" "created folder $root" make_root "$root" "$uid" "$gid" "$mode"
+    return 0
   fi
   [ -d "$root" ] || refuse "$root is a file, but modelshare keeps a folder there; move the file away, then run again."
   enter_dir "$root"
   cur=$(stat -c '%u:%g' .)
   if [ -n "$uid" ] && [ "$cur" != "$uid:$gid" ]; then
-    [ "$(id -u)" -eq 0 ] || refuse "$root belongs to $cur, not $uid:$gid, and only root can change that; run as root or set storage.owner to \"unmanaged\"."
-    chown -h -- "$uid:$gid" .
-    [ "$fresh" = yes ] || did "owner of $root: $cur -> $uid:$gid"
+    [ "$(id -u)" -eq 0 ] || checking || refuse "$root belongs to $cur, not $uid:$gid, and only root can change that; run as root or set storage.owner to \"unmanaged\"."
+    act "$root belongs to $cur, not $uid:$gid" "owner of $root: $cur -> $uid:$gid" chown -h -- "$uid:$gid" .
   fi
   cur=$(stat -c '%a' .)
   if [ "$((8#$cur))" -ne "$((8#$mode))" ]; then
-    chmod -- "$mode" .
-    [ "$fresh" = yes ] || did "mode of $root: $cur -> $mode"
+    act "the mode of $root is $cur, not $mode" "mode of $root: $cur -> $mode" chmod -- "$mode" .
   fi
+  cd /
+}
+
+make_root() {
+  mkdir -m 0700 -- "$1"
+  enter_dir "$1"
+  if [ -n "$2" ]; then chown -h -- "$2:$3" .; fi
+  chmod -- "$4" .
   cd /
 }
 
@@ -55,12 +61,15 @@ own_dirs() {
   [ "${#found[@]}" -gt 0 ] || return 0
   while read -r cur path; do
     [ "$cur" != "$uid:$gid" ] || continue
-    [ "$(id -u)" -eq 0 ] || refuse "$path belongs to $cur, not $uid:$gid, and only root can change that; run as root or set storage.owner to \"unmanaged\"."
-    enter_dir "$path"
-    chown -h -- "$uid:$gid" .
-    cd /
-    did "owner of $path: $cur -> $uid:$gid"
+    [ "$(id -u)" -eq 0 ] || checking || refuse "$path belongs to $cur, not $uid:$gid, and only root can change that; run as root or set storage.owner to \"unmanaged\"."
+    act "$path belongs to $cur, not $uid:$gid" "owner of $path: $cur -> $uid:$gid" chown_inside "$path" "$uid:$gid"
   done < <(stat -c '%u:%g %n' -- "${found[@]}")
+}
+
+chown_inside() {
+  enter_dir "$1"
+  chown -h -- "$2" .
+  cd /
 }
 
 # ensure_dir PATH MODE (as the owner): PATH is a real folder with that mode; no component of it
@@ -72,14 +81,16 @@ ensure_dir() {
     refuse "$path is a file, but modelshare keeps a folder there; move the file away, then run again."
   fi
   if [ ! -d "$path" ]; then
-    mkdir -m "$mode" -- "$path"
-    chmod -- "$mode" "$path" # a setgid parent would otherwise pass its bit on
-    did "created folder $path"
+    act "folder $path is missing" "created folder $path" make_dir "$path" "$mode"
     return 0
   fi
   cur=$(stat -c '%a' -- "$path")
   if [ "$((8#$cur))" -ne "$((8#$mode))" ]; then
-    chmod -- "$mode" "$path"
-    did "mode of $path: $cur -> $mode"
+    act "the mode of $path is $cur, not $mode" "mode of $path: $cur -> $mode" chmod -- "$mode" "$path"
   fi
+}
+
+make_dir() {
+  mkdir -m "$2" -- "$1"
+  chmod -- "$2" "$1" # a setgid parent would otherwise pass its bit on
 }

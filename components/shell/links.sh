@@ -39,8 +39,9 @@ hand_over() {
   for name in "$@"; do
     if [ -L "$name" ] || [ ! -d "$name" ]; then continue; fi
     if [ -n "$(find -P "./$name" \( ! -user "$uid" -o ! -group "$gid" \) -print -quit)" ]; then
-      chown -R -P -h -- "$uid:$gid" "./$name"
-      did "handed $folder/$name, and everything in it, to $uid:$gid, so that the owner can merge it"
+      act "$folder/$name holds entries that do not belong to $uid:$gid" \
+        "handed $folder/$name, and everything in it, to $uid:$gid, so that the owner can merge it" \
+        chown -R -P -h -- "$uid:$gid" "./$name"
     fi
   done
   cd /
@@ -167,25 +168,33 @@ drop_duplicate() {
 ensure_link() {
   local link=$1 text=$2 category=$3 cur resolved
   require_no_link "$category"
-  [ -d "$category" ] || refuse "$category is missing, so $link cannot point at it; converge the storage layout first."
+  if [ ! -d "$category" ]; then
+    checking || refuse "$category is missing, so $link cannot point at it; converge the storage layout first."
+    drift "$category is missing, so $link cannot point at it"
+    return 0
+  fi
   if [ -L "$link" ]; then
     cur=$(readlink -- "$link")
     if [ "$cur" != "$text" ]; then
-      swap_in_link "$link" "$text"
-      did "repointed $link: $cur -> $text"
+      act "$link points at $cur, not $text" "repointed $link: $cur -> $text" swap_in_link "$link" "$text"
     fi
   elif [ -d "$link" ]; then
-    merge_into "$link" "$category"
-    swap_in_link "$link" "$text"
-    did "replaced folder $link by a link to $text (its contents were moved there)"
+    act "$link is a folder (holding $(find -P "$link" -mindepth 1 -printf . | wc -c) entries) where a link to $text belongs; converging merges it into $category" \
+      "replaced folder $link by a link to $text (its contents were moved there)" merge_and_link "$link" "$category" "$text"
   elif [ -e "$link" ]; then
     refuse "$link is a file where modelshare keeps a link to $text; move the file away, then run again."
   else
-    swap_in_link "$link" "$text"
-    did "linked $link -> $text"
+    act "link $link -> $text is missing" "linked $link -> $text" swap_in_link "$link" "$text"
   fi
+  # Checking, the link may still be missing or wrong (reported above): nothing to resolve yet.
+  if [ ! -L "$link" ] || [ "$(readlink -- "$link")" != "$text" ]; then return 0; fi
   resolved=$(realpath -e -- "$link") || refuse "$link does not resolve (a dangling link or a symlink loop)."
   [ "$resolved" = "$category" ] || refuse "$link resolves to $resolved, not to $category: a link along the way leads elsewhere; replace it by the real folder, then run again."
+}
+
+merge_and_link() {
+  merge_into "$1" "$2"
+  swap_in_link "$1" "$3"
 }
 
 # prune_links FOLDER PREFIX NAME...: remove links in FOLDER that modelshare made (text exactly
@@ -201,8 +210,8 @@ prune_links() {
     keep=no
     for wanted in "$@"; do [ "$wanted" = "$name" ] && keep=yes; done
     if [ "$keep" = no ]; then
-      rm -f -- "$link"
-      did "removed link $link (its category is no longer configured)"
+      act "link $link is left from a category that is no longer configured" \
+        "removed link $link (its category is no longer configured)" rm -f -- "$link"
     fi
   done
 }

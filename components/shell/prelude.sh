@@ -11,9 +11,28 @@
 set -euo pipefail
 umask 022
 changed=0
+drifted=0
+run_mode=converge
 note() { printf '%s\n' "$*"; }
 did() { changed=$((changed + 1)); printf 'changed: %s\n' "$*"; }
+drift() { drifted=$((drifted + 1)); printf 'drift: %s\n' "$*"; }
 refuse() { printf 'modelshare: %s\n' "$*" >&2; exit 1; }
+checking() { [ "$run_mode" = check ]; }
+
+# act FOUND MADE COMMAND...: the one place that decides between changing and reporting.
+# Converging, it runs COMMAND and prints "changed: MADE"; checking (bash -s check), it runs
+# nothing and prints "drift: FOUND". Every helper makes its changes through it, so each
+# component gets its check variant from the same steps.
+act() {
+  local found=$1 made=$2
+  shift 2
+  if checking; then
+    drift "$found"
+    return 0
+  fi
+  "$@"
+  did "$made"
+}
 
 # take_lock: one modelshare run at a time per host (as root) or per user. Root locks a folder
 # only root can enter (/run/modelshare, 0700), so no other user can hold, block or plant it;
@@ -61,11 +80,11 @@ as_owner() {
     refuse "the steps inside $storage_root run as the storage owner $uid:$gid, and only root can become it; run as root or as that user."
   fi
   exec {fd}< <(cd / && exec setpriv --reuid="$uid" --regid="$gid" --clear-groups --no-new-privs -- \
-    bash -c "$(declare -f; declare -p program_title storage_root owner_uid owner_gid)"$'\nset -euo pipefail; umask 022; changed=0; "$1"' \
+    bash -c "$(declare -f; declare -p program_title storage_root owner_uid owner_gid run_mode)"$'\nset -euo pipefail; umask 022; changed=0 drifted=0; "$1"' \
     "modelshare: $program_title (as $uid:$gid)" "$fn" </dev/null)
   pid=$!
   while IFS= read -r -u "$fd" line; do
-    case $line in "changed: "*) changed=$((changed + 1)) ;; esac
+    case $line in "changed: "*) changed=$((changed + 1)) ;; "drift: "*) drifted=$((drifted + 1)) ;; esac
     printf '%s\n' "$line"
   done
   exec {fd}<&-
@@ -74,14 +93,24 @@ as_owner() {
 
 # modelshare_main VERB: converge (create and update) or remove (delete): the privileged steps
 # first, then the owner's, under the lock; the closing changed=N line shows a second run
-# changed nothing.
+# changed nothing. check: the converge steps, changing nothing (no lock either: it writes
+# nothing), then the report steps; the closing drift=N line counts what converge would change.
 modelshare_main() {
   case "${1-}" in
-    converge | remove) ;;
-    *) refuse "usage: bash -s converge|remove < program (got: ${1-nothing})" ;;
+    converge | remove)
+      take_lock
+      "${1}_privileged"
+      as_owner "${1}_owner"
+      printf 'changed=%d\n' "$changed"
+      ;;
+    check)
+      run_mode=check
+      converge_privileged
+      as_owner converge_owner
+      report_privileged
+      as_owner report_owner
+      printf 'drift=%d\n' "$drifted"
+      ;;
+    *) refuse "usage: bash -s converge|check|remove < program (got: ${1-nothing})" ;;
   esac
-  take_lock
-  "${1}_privileged"
-  as_owner "${1}_owner"
-  printf 'changed=%d\n' "$changed"
 }

@@ -6,10 +6,12 @@ import { quote } from "./quote";
  * The shell helper libraries, kept as real .sh files so they read (and shellcheck) as shell.
  * They are constants loaded once with the module; rendering itself does no I/O.
  */
-export type ShellLib = "guard" | "dirs" | "links" | "space";
+export type ShellLib = "guard" | "dirs" | "links" | "space" | "report";
 const load = (name: string): string => readFileSync(join(__dirname, `${name}.sh`), "utf8").trimEnd();
 const PRELUDE = load("prelude");
-const LIBS: Record<ShellLib, string> = { guard: load("guard"), dirs: load("dirs"), links: load("links"), space: load("space") };
+const LIBS: Record<ShellLib, string> = {
+  guard: load("guard"), dirs: load("dirs"), links: load("links"), space: load("space"), report: load("report"),
+};
 /** What every library leans on. */
 const ALWAYS: readonly ShellLib[] = ["guard"];
 
@@ -32,10 +34,15 @@ export interface ProgramSpec {
   /** The storage root, and its owner: uid/gid, or "" to take the root folder's owner at run time. */
   root: string;
   owner: { uid: string; gid: string };
-  /** Steps of `bash -s converge` (create and update). */
+  /**
+   * Steps of `bash -s converge` (create and update). `bash -s check` runs the same steps, the
+   * helpers reporting each change (`drift: …`) instead of making it.
+   */
   converge: Steps;
   /** Steps of `bash -s remove` (delete), when the component undoes anything. */
   remove?: Steps;
+  /** Extra read-only steps of `bash -s check`: `report: …` lines for the storage report. */
+  report?: Steps;
 }
 
 const fn = (name: string, lines: readonly string[] | undefined) =>
@@ -43,8 +50,8 @@ const fn = (name: string, lines: readonly string[] | undefined) =>
 
 /**
  * A converging bash program: strict mode, a per-host lock, a change counter, the helpers, the
- * steps of each verb split by privilege, and a closing `changed=N` line so a second run is
- * seen to change nothing. It is run as `bash -s <verb>` with the program on stdin.
+ * steps of each verb split by privilege, and a closing `changed=N` line (`drift=N` for check)
+ * so a second run is seen to change nothing. It is run as `bash -s <verb>`, program on stdin.
  */
 export function renderProgram(spec: ProgramSpec): string {
   const title = spec.title.replace(/[\r\n]+/g, " ");
@@ -62,12 +69,14 @@ export function renderProgram(spec: ProgramSpec): string {
     ...fn("converge_owner", spec.converge.owner),
     ...fn("remove_privileged", spec.remove?.privileged),
     ...fn("remove_owner", spec.remove?.owner),
+    ...fn("report_privileged", spec.report?.privileged),
+    ...fn("report_owner", spec.report?.owner),
     `modelshare_main "$@" </dev/null`,
     "",
   ].join("\n");
 }
 
-export type Verb = "converge" | "remove";
+export type Verb = "converge" | "check" | "remove";
 
 /**
  * How a program reaches a node: the command is `bash -s <verb>` and the program travels on

@@ -2,8 +2,8 @@ import { Site } from "./components/site";
 import { loadSite } from "./components/stackConfig";
 
 // Validate everything first: a bad value stops the program before any resource is declared.
-const { config, sshKeys } = loadSite();
-const site = new Site("site", { config, sshKeys });
+const { config, sshKeys, convergeToken } = loadSite();
+const site = new Site("site", { config, sshKeys, convergeToken });
 
 export const storageNode = site.storageNode;
 export const storageRoot = config.storage.root;

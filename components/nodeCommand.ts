@@ -22,6 +22,15 @@ export interface Program {
   text: string;
   /** Whether its `remove` verb undoes anything (configuration, never user data). */
   removes: boolean;
+  /** The stack's convergeToken: a new value changes every program's text, so each re-runs. */
+  token?: string;
+}
+
+/** The program as a Command carries it: the convergeToken, if any, as its second line. */
+export function withToken(text: string, token: string | undefined): string {
+  if (!token) return text;
+  const eol = text.indexOf("\n");
+  return `${text.slice(0, eol + 1)}# converge token: ${token.replace(/[\r\n]+/g, " ")}\n${text.slice(eol + 1)}`;
 }
 
 /** A failed dial is retried a few times, then the run fails naming the resource (and so the node). */
@@ -42,7 +51,7 @@ export function runProgram(
   const common = {
     create: commandFor("converge"),
     delete: program.removes ? commandFor("remove") : undefined,
-    stdin: program.text,
+    stdin: withToken(program.text, program.token),
     addPreviousOutputInEnv: false,
   };
   const options = { ...opts, deleteBeforeReplace: program.removes };

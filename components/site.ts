@@ -1,7 +1,7 @@
 import * as pulumi from "@pulumi/pulumi";
 import { isLocal, type Site as SiteConfig, type SiteNode } from "./config";
 import type { NodeTarget } from "./nodeCommand";
-import { linkFolders } from "./paths";
+import { planSite } from "./plan";
 import { StorageLayout } from "./storageLayout";
 import { SymlinkSet } from "./symlinkSet";
 
@@ -9,9 +9,11 @@ export interface SiteArgs {
   config: SiteConfig;
   /** Each SSH node's private key (secret), by node name. */
   sshKeys: Record<string, pulumi.Input<string>>;
+  /** `modelshare:convergeToken`: carried by every program, so a new value re-runs them all (repair). */
+  convergeToken?: string;
 }
 
-/** The whole site: for each node, the components its roles need. */
+/** The whole site: for each node, the components its roles need (components/plan.ts). */
 export class Site extends pulumi.ComponentResource {
   readonly storageNode: string;
   readonly modelStore: pulumi.Output<string>;
@@ -20,18 +22,21 @@ export class Site extends pulumi.ComponentResource {
 
   constructor(name: string, args: SiteArgs, opts?: pulumi.ComponentResourceOptions) {
     super("modelshare:site:Site", name, {}, opts);
-    const { config } = args;
-    const storageNode = config.nodes.find((n) => n.roles.includes("storage"));
-    if (!storageNode) throw new Error("modelshare: a validated site always has a storage node");
-    const target = nodeTarget(storageNode, args.sshKeys);
+    const plan = planSite(args.config);
+    const token = args.convergeToken;
+    let layout: StorageLayout | undefined;
+    const sets: SymlinkSet[] = [];
+    for (const p of plan) {
+      const node = nodeTarget(p.node, args.sshKeys);
+      if (p.kind === "layout") {
+        layout = new StorageLayout(p.name, { node, storage: p.storage, token }, { parent: this });
+      } else {
+        sets.push(new SymlinkSet(p.name, { node, storage: p.storage, set: p.set, token }, { parent: this, dependsOn: layout ? [layout] : [] }));
+      }
+    }
+    if (!layout) throw new Error("modelshare: a site always has a storage layout");
 
-    const layout = new StorageLayout(`${storageNode.name}-layout`, { node: target, storage: config.storage }, { parent: this });
-    // Named by folder, not position: a folder dropped from the config is then destroyed (its
-    // links removed) instead of another folder's set being rewritten in its place.
-    const sets = linkFolders(config.storage).map((set) =>
-      new SymlinkSet(`${storageNode.name}-links-${set.sub}`, { node: target, storage: config.storage, set }, { parent: this, dependsOn: [layout] }));
-
-    this.storageNode = storageNode.name;
+    this.storageNode = plan[0].node.name;
     this.modelStore = layout.modelStore;
     this.categoryFolders = layout.categoryFolders;
     this.linkFolders = pulumi.all(sets.map((s) => s.folder));

@@ -3,52 +3,81 @@ import * as pulumi from "@pulumi/pulumi";
 import { isLocal, parseSite, SECTIONS, SiteConfigError, type Site } from "./config";
 
 /**
- * The one module that reads pulumi.Config: it gathers the stack's `modelshare:*` keys, validates
- * them with parseSite and loads each SSH node's private key from its secret config key. Every
- * problem is reported at once, before any resource is declared.
+ * Reads a stack's `modelshare:*` keys: validates the sections with parseSite and loads each SSH
+ * node's private key from its secret config key. Every problem is reported at once, before any
+ * resource is declared or any node is checked. `pulumi up` reads the keys from the Pulumi
+ * runtime (loadSite); the check tool from the stack's config (Automation API), or the lab's.
  */
 const NAMESPACE = "modelshare";
-
-// Pulumi marks which config keys were `secure:` in the stack file; the check is exported by
-// the runtime but not typed, so reach it through a narrow cast.
-const isConfigSecret = (key: string): boolean =>
-  (pulumi.runtime as unknown as { isConfigSecret(k: string): boolean }).isConfigSecret(key);
+/** `pulumi config set modelshare:convergeToken <new value>` re-runs every program (repair). */
+export const TOKEN_KEY = "convergeToken";
 
 const PRIVATE_KEY = /^-----BEGIN ([A-Z0-9]+ )?PRIVATE KEY-----\r?\n[\s\S]+\n-----END ([A-Z0-9]+ )?PRIVATE KEY-----\s*$/;
 
-export function loadSite(): { config: Site; sshKeys: Record<string, pulumi.Output<string>> } {
-  const cfg = new pulumi.Config(NAMESPACE);
-  const raw: Record<string, unknown> = {};
-  for (const section of SECTIONS) {
-    const value = cfg.getObject<unknown>(section);
-    if (value !== undefined) raw[section] = value;
-  }
-  const config = parseSite(raw, { homedir: homedir() });
+export interface StackSite {
+  config: Site;
+  /** Each SSH node's private key, by node name (plain: callers keep it secret). */
+  sshKeys: Record<string, string>;
+  convergeToken?: string;
+}
 
+/**
+ * `values`: the stack's config as `modelshare:<key>` -> value (objects as JSON text, as the
+ * engine passes them); `isSecret` tells which keys were stored encrypted.
+ */
+export function siteFromConfig(values: Record<string, string>, isSecret: (key: string) => boolean): StackSite {
+  const get = (key: string): string | undefined => values[`${NAMESPACE}:${key}`];
+  const raw: Record<string, unknown> = {};
   const problems: string[] = [];
-  const keyNames = new Set(config.nodes.filter((n) => !isLocal(n)).map((n) => n.sshKey));
-  for (const key of Object.keys(pulumi.runtime.allConfig())) {
-    const [ns, name] = key.split(":");
-    if (ns === NAMESPACE && !(SECTIONS as readonly string[]).includes(name) && !keyNames.has(name)) {
-      problems.push(`${key}: is not a modelshare setting (known: ${[...SECTIONS, ...keyNames].join(", ")}); fix the spelling or remove it`);
+  for (const section of SECTIONS) {
+    const value = get(section);
+    if (value === undefined) continue;
+    try {
+      raw[section] = JSON.parse(value);
+    } catch {
+      problems.push(`${NAMESPACE}:${section}: is not structured YAML (a map or a list); write it as in the README's example`);
     }
   }
-  const sshKeys: Record<string, pulumi.Output<string>> = {};
+  if (problems.length > 0) throw new SiteConfigError(problems);
+  const config = parseSite(raw, { homedir: homedir() });
+
+  const keyNames = new Set(config.nodes.filter((n) => !isLocal(n)).map((n) => n.sshKey));
+  const known = [...SECTIONS, TOKEN_KEY, ...keyNames];
+  for (const key of Object.keys(values)) {
+    const [ns, name] = key.split(":");
+    if (ns === NAMESPACE && !known.includes(name)) {
+      problems.push(`${key}: is not a modelshare setting (known: ${known.join(", ")}); fix the spelling or remove it`);
+    }
+  }
+  const token = get(TOKEN_KEY);
+  if (token !== undefined && !/^[\x20-\x7e]{1,200}$/.test(token)) {
+    problems.push(`${NAMESPACE}:${TOKEN_KEY}: must be one line of at most 200 printable characters (npm run repair sets it to the time of the repair)`);
+  }
   for (const name of keyNames) {
     const users = config.nodes.filter((n) => n.sshKey === name).map((n) => n.name).join(", ");
-    const value = cfg.get(name);
+    const value = get(name);
     const fix = `pulumi config set --secret ${name} < ~/.ssh/id_ed25519`;
     if (value === undefined) {
       problems.push(`${NAMESPACE}:${name}: missing; node(s) ${users} need their SSH private key there: ${fix}`);
-    } else if (!isConfigSecret(`${NAMESPACE}:${name}`)) {
+    } else if (!isSecret(`${NAMESPACE}:${name}`)) {
       problems.push(`${NAMESPACE}:${name}: is stored in plain text; store the private key as a secret instead: pulumi config rm ${name} && ${fix}`);
     } else if (!PRIVATE_KEY.test(value)) {
       problems.push(`${NAMESPACE}:${name}: does not hold a private key (expected the whole file, from -----BEGIN … PRIVATE KEY----- to its END line)`);
     }
   }
   if (problems.length > 0) throw new SiteConfigError(problems);
-  for (const node of config.nodes.filter((n) => !isLocal(n))) {
-    sshKeys[node.name] = cfg.requireSecret(node.sshKey);
-  }
-  return { config, sshKeys };
+  const sshKeys = Object.fromEntries(config.nodes.filter((n) => !isLocal(n)).map((n) => [n.name, get(n.sshKey) as string]));
+  return { config, sshKeys, convergeToken: token };
+}
+
+// Pulumi marks which config keys were `secure:` in the stack file; the check is exported by
+// the runtime but not typed, so reach it through a narrow cast.
+const isConfigSecret = (key: string): boolean =>
+  (pulumi.runtime as unknown as { isConfigSecret(k: string): boolean }).isConfigSecret(key);
+
+/** The program's view (index.ts): the SSH keys become secret Outputs straight away. */
+export function loadSite(): { config: Site; sshKeys: Record<string, pulumi.Output<string>>; convergeToken?: string } {
+  const { config, sshKeys, convergeToken } = siteFromConfig(pulumi.runtime.allConfig(), isConfigSecret);
+  const secret = Object.fromEntries(Object.entries(sshKeys).map(([node, key]) => [node, pulumi.secret(key)]));
+  return { config, sshKeys: secret, convergeToken };
 }

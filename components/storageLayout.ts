@@ -9,6 +9,8 @@ import { renderProgram } from "./shell/script";
 export interface StorageLayoutArgs {
   node: NodeTarget;
   storage: Storage;
+  /** The stack's convergeToken (repair), stamped into the program. */
+  token?: string;
 }
 
 /** The storage node's folder tree: model store, user area, projects, caches; owners and modes. */
@@ -21,7 +23,7 @@ export class StorageLayout extends pulumi.ComponentResource {
     super("modelshare:storage:StorageLayout", name, {}, opts);
     const s = args.storage;
     // No delete: destroy leaves every folder (and so every model) where it is.
-    runProgram(`${name}-converge`, args.node, { text: renderStorageLayout(s), removes: false }, { parent: this });
+    runProgram(`${name}-converge`, args.node, { text: renderStorageLayout(s), removes: false, token: args.token }, { parent: this });
     this.root = pulumi.output(s.root);
     this.modelStore = pulumi.output(modelStoreDir(s));
     this.categoryFolders = pulumi.output(Object.fromEntries(s.categories.map((c) => [c, categoryDir(s, c)])));

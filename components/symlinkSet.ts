@@ -11,6 +11,8 @@ export interface SymlinkSetArgs {
   storage: Storage;
   /** The folder and its links, from `linkFolders`. */
   set: LinkFolder;
+  /** The stack's convergeToken (repair), stamped into the program. */
+  token?: string;
 }
 
 /**
@@ -23,7 +25,7 @@ export class SymlinkSet extends pulumi.ComponentResource {
 
   constructor(name: string, args: SymlinkSetArgs, opts?: pulumi.ComponentResourceOptions) {
     super("modelshare:storage:SymlinkSet", name, {}, opts);
-    runProgram(`${name}-converge`, args.node, { text: renderSymlinkSet(args.storage, args.set), removes: true },
+    runProgram(`${name}-converge`, args.node, { text: renderSymlinkSet(args.storage, args.set), removes: true, token: args.token },
       { parent: this, dependsOn: opts?.dependsOn }); // a component's dependsOn does not reach its children by itself
     this.folder = pulumi.output(args.set.folder);
     this.links = pulumi.output(Object.fromEntries(args.set.links.map((l) => [l.name, `${args.set.folder}/${l.name}`])));

@@ -2,7 +2,7 @@ import { spawnSync } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { homedir } from "node:os";
 import { join } from "node:path";
-import { dial, exec } from "./converge";
+import { dial, exec } from "../../ops/ssh";
 import { stackConfig } from "./stack";
 
 /** What `lab/lab.sh up` records about the running nodes. */
@@ -53,7 +53,7 @@ export function lab(...args: string[]): string {
 export async function onNode(name: string, command: string): Promise<string> {
   const n = labNodes().find((x) => x.name === name);
   if (!n) throw new Error(`no lab node ${name}`);
-  const { client } = await dial(name, { host: n.address, port: n.port, user: n.user, privateKey: readFileSync(n.privateKeyPath, "utf8"), hostKey: n.hostKey, dialErrorLimit: 3 });
+  const { client } = await dial({ host: n.address, port: n.port, user: n.user, privateKey: readFileSync(n.privateKeyPath, "utf8"), hostKey: n.hostKey, dialErrorLimit: 3 });
   try {
     const r = await exec(client, command);
     if (r.code !== 0) throw new Error(`${name}: ${command}: exit ${r.code}: ${r.stderr}`);

@@ -1,0 +1,83 @@
+import { Client, type ConnectConfig } from "ssh2";
+
+/**
+ * SSH the way @pulumi/command's provider does it: the host key pinned (`hostKey`), each dial
+ * bounded by `perDialTimeout`, up to `dialErrorLimit` dials, commands with stdin and SSH env
+ * requests. The check tool runs its programs through it, and the lab's converge harness too.
+ */
+export interface Connection {
+  host: string;
+  port: number;
+  user: string;
+  privateKey: string;
+  hostKey?: string;
+  perDialTimeout?: number;
+  dialErrorLimit?: number;
+}
+
+/** Opens one SSH connection as the provider does: pinned host key, per-dial timeout, retries. */
+export async function dial(c: Connection): Promise<{ client: Client; dials: number }> {
+  const limit = c.dialErrorLimit ?? 10;
+  let lastError: Error | undefined;
+  for (let attempt = 1; attempt <= Math.max(1, limit); attempt++) {
+    try {
+      return { client: await connectOnce(c), dials: attempt };
+    } catch (e) {
+      lastError = e as Error;
+      if (/host key/i.test(lastError.message)) break; // a wrong key never gets better
+    }
+  }
+  throw new Error(`could not connect to ${c.user}@${c.host}:${c.port}: ${lastError?.message}`);
+}
+
+function connectOnce(c: Connection): Promise<Client> {
+  return new Promise((resolve, reject) => {
+    const client = new Client();
+    let hostKeyRefused = false;
+    const config: ConnectConfig = {
+      host: c.host,
+      port: c.port,
+      username: c.user,
+      privateKey: c.privateKey,
+      readyTimeout: (c.perDialTimeout ?? 15) * 1000,
+      hostVerifier: (key: Buffer) => {
+        if (!c.hostKey) return true;
+        const ok = key.toString("base64") === c.hostKey.split(" ")[1];
+        hostKeyRefused = !ok;
+        return ok;
+      },
+    };
+    client.once("ready", () => resolve(client));
+    client.once("error", (e) => {
+      client.end();
+      reject(hostKeyRefused ? new Error(`the host key of ${c.host} is not the pinned hostKey`) : e);
+    });
+    client.connect(config);
+  });
+}
+
+export interface Exec {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+/** One command on an open connection, as the provider runs it: env requests, stdin, exit code. */
+export function exec(client: Client, command: string, io: { env?: Record<string, string>; stdin?: string | Buffer } = {}): Promise<Exec> {
+  return new Promise((resolve, reject) => {
+    // `environment` travels as SSH env requests, which sshd drops unless AcceptEnv allows them.
+    client.exec(command, { env: io.env }, (err, stream) => {
+      if (err) return reject(err);
+      let stdout = "";
+      let stderr = "";
+      let code = -1;
+      stream.on("data", (d: Buffer) => (stdout += d));
+      stream.stderr.on("data", (d: Buffer) => (stderr += d));
+      stream.on("exit", (c: number | null) => (code = c ?? -1));
+      stream.on("close", () => resolve({ code, stdout, stderr }));
+      stream.end(io.stdin ?? "");
+    });
+    client.once("error", reject);
+    client.once("close", () => resolve({ code: -1, stdout: "", stderr: "the SSH connection closed" }));
+  });
+}

@@ -55,6 +55,22 @@ describe("the resource graph under mocks", () => {
     expect(String(links.inputs.stdin)).toContain("remove_link ");
   });
 
+  it("a new convergeToken changes only each program's text: an in-place update that re-runs create, never a replace", async () => {
+    const withToken = (token: string) => declare({ stack: "seeds", config: { ...seeds, "modelshare:sshKey": PRIVATE_KEY, "modelshare:convergeToken": token }, secretKeys: ["modelshare:sshKey"] }, build);
+    const [a, b] = [await withToken("2026-11-23T10:00:00.000Z"), await withToken("2026-11-24T10:00:00.000Z")];
+    const commands = a.filter((r) => r.custom);
+    expect(commands).toHaveLength(3);
+    for (const ra of commands) {
+      const rb = byName(b, ra.name);
+      const { stdin: sa, ...restA } = reveal(ra.inputs) as Record<string, unknown>;
+      const { stdin: sb, ...restB } = reveal(rb.inputs) as Record<string, unknown>;
+      expect(restB, ra.name).toEqual(restA); // create, delete, connection: unchanged (a connection change would replace)
+      expect(ra.inputs.triggers).toBeUndefined();
+      expect(String(sa)).toContain("\n# converge token: 2026-11-23T10:00:00.000Z\n");
+      expect(String(sb).replace("2026-11-24", "2026-11-23")).toBe(sa);
+    }
+  });
+
   it("keeps the SSH key a secret: wrapped as one and never in plain text in any input", async () => {
     const rs = await declare({ stack: "seeds", config: { ...seeds, "modelshare:sshKey": PRIVATE_KEY }, secretKeys: ["modelshare:sshKey"] }, build);
     const commands = rs.filter((r) => r.type === "command:remote:Command");

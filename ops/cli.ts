@@ -1,0 +1,78 @@
+import { join } from "node:path";
+import { LocalWorkspace, type Stack } from "@pulumi/pulumi/automation";
+import { SiteConfigError } from "../components/config";
+import { siteFromConfig, TOKEN_KEY } from "../components/stackConfig";
+import { checkSite, exitCode, formatJson, formatText } from "./check";
+
+/**
+ * `npm run check -- <stack> [--json]` and `npm run repair -- <stack>`. Both read the stack's
+ * config the way `pulumi up` does, secrets included, through Pulumi's Automation API (the
+ * Pulumi CLI with your backend and PULUMI_CONFIG_PASSPHRASE, as for `pulumi up`).
+ */
+const ROOT = join(__dirname, "..");
+const USAGE = "usage: npm run check -- <stack> [--json]   |   npm run repair -- <stack>";
+
+async function openStack(name: string): Promise<Stack> {
+  // The dev stack lives in the file backend `npm run dev` uses, with an empty passphrase.
+  if (name === "dev" && !process.env.PULUMI_BACKEND_URL) {
+    process.env.PULUMI_BACKEND_URL = `file://${join(ROOT, ".pulumi-state")}`;
+    process.env.PULUMI_CONFIG_PASSPHRASE ??= "";
+  }
+  try {
+    return await LocalWorkspace.selectStack({ stackName: name, workDir: ROOT });
+  } catch (e) {
+    const said = String((e as Error).message).split("\n").map((l) => l.trim()).filter((l) => l && !/^(code|stdout|stderr|err\?):/.test(l));
+    throw new Error(`could not open the stack ${name} through the Pulumi CLI (${said.at(-1) ?? "no message"}). check and repair read the stack as pulumi up does: they need a working pulumi command (installed, or fetched once by npx pulumi with internet access), the stack's backend (pulumi login, or PULUMI_BACKEND_URL) and, for a passphrase stack, PULUMI_CONFIG_PASSPHRASE.`);
+  }
+}
+
+async function readSite(stack: Stack) {
+  const all = await stack.getAllConfig();
+  const values = Object.fromEntries(Object.entries(all).map(([k, v]) => [k, v.value]));
+  return siteFromConfig(values, (k) => all[k]?.secret === true);
+}
+
+async function check(stackName: string, json: boolean): Promise<number> {
+  const site = await readSite(await openStack(stackName));
+  const nodes = await checkSite(site);
+  process.stdout.write(json ? formatJson(nodes) : formatText(nodes));
+  return exitCode(nodes);
+}
+
+/**
+ * Repair = converge again, as an in-place update: a new convergeToken changes every program's
+ * text (its stdin), so `pulumi up` updates each Command, which re-runs its create. Never a
+ * replace: that would run the deletes first (links removed). The token stays in the stack
+ * file as the record of the last repair, so a plain `pulumi up` afterwards changes nothing.
+ */
+async function repair(stackName: string): Promise<number> {
+  const stack = await openStack(stackName);
+  await readSite(stack); // refuse a bad config before anything runs
+  const token = new Date().toISOString();
+  await stack.setConfig(`modelshare:${TOKEN_KEY}`, { value: token });
+  process.stdout.write(`modelshare: set modelshare:${TOKEN_KEY} to ${token}; converging every node (pulumi up)\n`);
+  const result = await stack.up({ onOutput: (out) => process.stdout.write(out) });
+  process.stdout.write(`modelshare: repair done (${result.summary.result})\n`);
+  return result.summary.result === "succeeded" ? 0 : 1;
+}
+
+async function main(argv: string[]): Promise<number> {
+  const [verb, stackName, ...flags] = argv;
+  const unknown = flags.filter((f) => f !== "--json");
+  if (!stackName || stackName.startsWith("-") || unknown.length > 0 || (verb === "repair" && flags.length > 0)) {
+    process.stderr.write(`${USAGE}\n`);
+    return 2;
+  }
+  if (verb === "check") return check(stackName, flags.includes("--json"));
+  if (verb === "repair") return repair(stackName);
+  process.stderr.write(`${USAGE}\n`);
+  return 2;
+}
+
+main(process.argv.slice(2)).then(
+  (code) => process.exit(code),
+  (e: Error) => {
+    process.stderr.write(e instanceof SiteConfigError ? `${e.message}\n` : `modelshare: ${e.message}\n`);
+    process.exit(2);
+  },
+);

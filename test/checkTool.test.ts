@@ -1,0 +1,108 @@
+import { spawnSync } from "node:child_process";
+import { describe, expect, it } from "vitest";
+import { planSite, programOf } from "../components/plan";
+import { siteFromConfig, type StackSite } from "../components/stackConfig";
+import { checkSite, exitCode, formatJson, formatText, parse, type NodeCheck } from "../ops/check";
+import { OWNER } from "./helpers/attack";
+import { runProgram, sh, tempRoot } from "./helpers/run";
+
+/** A one-node site on this machine (localhost: checked without SSH), as a stack's config. */
+function localStack(root: string, storage: Record<string, unknown> = {}): StackSite {
+  return siteFromConfig({
+    "modelshare:nodes": JSON.stringify([{ name: "here", host: "localhost", roles: ["storage"] }]),
+    "modelshare:storage": JSON.stringify({ root, owner: OWNER, minFreeGB: 0, categories: ["checkpoints", "loras"], ...storage }),
+  }, () => false);
+}
+const converge = (site: StackSite) => {
+  for (const p of planSite(site.config)) expect(runProgram(programOf(p)).code).toBe(0);
+};
+
+describe("npm run check, on a real local node", () => {
+  it("exit 0 and the storage report on a converged site; exit 1 naming each drift; converge clears it", async () => {
+    const root = tempRoot();
+    const site = localStack(root);
+    converge(site);
+    sh(`head -c 2500000 /dev/zero > ${root}/storage-models/models/checkpoints/sd.safetensors`);
+    let nodes = await checkSite(site);
+    expect(exitCode(nodes)).toBe(0);
+    expect(nodes[0]).toMatchObject({ node: "here", sessions: 0 });
+    expect(nodes[0].error).toBeUndefined();
+    expect(nodes[0].components.map((c) => c.component)).toEqual(["here-layout", "here-links-storage-user/models-upload"]);
+    const text = formatText(nodes);
+    expect(text).toContain("here (this machine): no drift\n");
+    expect(text).toMatch(/storage on here: \d+\.\d GB free at .*\/cw \(storage\.minFreeGB: 0\.0 GB\)\n/);
+    expect(text).toMatch(/ {4}checkpoints +2\.5 MB +1 files\n/);
+    expect(text).toMatch(/ {4}ComfyUI +0 B +0 files\n/);
+
+    sh(`rm ${root}/storage-user/models-upload/loras && chmod 0700 ${root}/projects`);
+    nodes = await checkSite(site);
+    expect(exitCode(nodes)).toBe(1);
+    expect(formatText(nodes)).toContain([
+      "here (this machine): 2 finding(s)",
+      `  here-layout: the mode of ${root}/projects is 700, not 00775`,
+      `  here-links-storage-user/models-upload: link ${root}/storage-user/models-upload/loras -> ../../storage-models/models/loras is missing`,
+    ].join("\n"));
+    const json = JSON.parse(formatJson(nodes));
+    expect(json.exitCode).toBe(1);
+    expect(json.nodes[0].components[1].drift).toEqual([`link ${root}/storage-user/models-upload/loras -> ../../storage-models/models/loras is missing`]);
+    converge(site);
+    expect(exitCode(await checkSite(site))).toBe(0);
+  });
+
+  it("free space below storage.minFreeGB is a finding on every check", async () => {
+    const root = tempRoot();
+    converge(localStack(root));
+    const nodes = await checkSite(localStack(root, { minFreeGB: 900_000 }));
+    expect(exitCode(nodes)).toBe(1);
+    expect(formatText(nodes)).toMatch(/here-layout: only \d+\.\d GB are free on the filesystem holding .*, but storage\.minFreeGB asks for at least 900000\.0 GB\n/);
+    expect(formatText(nodes)).toContain("BELOW THE MINIMUM");
+  });
+
+  it("something converge would refuse (a planted link) is a finding too", async () => {
+    const root = tempRoot();
+    const site = localStack(root);
+    converge(site);
+    sh(`rmdir ${root}/storage-models/models/loras && ln -s /etc ${root}/storage-models/models/loras`);
+    const nodes = await checkSite(site);
+    expect(exitCode(nodes)).toBe(1);
+    expect(nodes[0].components[0].refusal).toBe(`${root}/storage-models/models/loras is a symbolic link (to /etc), where modelshare expects a real folder; it never follows a link there, since one planted inside the storage tree could lead anywhere. Put the real folder there, or point storage.root at the real path, then run again.`);
+    expect(formatText(nodes)).toContain("here-layout: converge would refuse: ");
+  });
+});
+
+describe("check results", () => {
+  const ok: NodeCheck = { node: "a", host: "10.0.0.1", components: [{ component: "a-layout", drift: [], report: [] }], sessions: 1, ms: 5 };
+  it("exit 2 when any node could not be checked, naming it and why", () => {
+    const down: NodeCheck = { node: "b", host: "10.0.0.2", error: "could not connect to root@10.0.0.2:22: timed out", components: [], sessions: 0, ms: 30_000 };
+    expect(exitCode([ok, down])).toBe(2);
+    expect(formatText([ok, down])).toContain("b (10.0.0.2): could not be checked: could not connect to root@10.0.0.2:22: timed out");
+    expect(exitCode([ok])).toBe(0);
+  });
+  it("a program that stopped without modelshare's sentence means the node was not checked", () => {
+    expect(parse("x-layout", { code: 127, stdout: "", stderr: "bash: not found" })).toBe("x-layout: the check did not run to its end (exit 127): bash: not found");
+    expect(parse("x-layout", { code: 0, stdout: "drift: a\n", stderr: "" })).toMatch(/did not run to its end/); // no closing drift=N
+    expect(parse("x-layout", { code: 1, stdout: "drift: a\n", stderr: "modelshare: no.\n" })).toEqual({ component: "x-layout", drift: ["a"], report: [], refusal: "no." });
+  });
+});
+
+describe("the command line", () => {
+  const cli = (...args: string[]) => spawnSync("npx", ["--no-install", "tsx", "ops/cli.ts", ...args], { encoding: "utf8", timeout: 60_000 });
+  it.each([[[]], [["check"]], [["check", "--json"]], [["check", "dev", "--yes"]], [["repair", "dev", "--json"]], [["fix", "dev"]]])("refuses %j with the usage and exit 2", (args) => {
+    const r = cli(...args);
+    expect(r.status).toBe(2);
+    expect(r.stderr).toContain("usage: npm run check -- <stack> [--json]   |   npm run repair -- <stack>");
+  });
+});
+
+describe("the convergeToken (repair)", () => {
+  it("is accepted as a stack key, and must be one printable line", () => {
+    const root = tempRoot();
+    const values = {
+      "modelshare:nodes": JSON.stringify([{ name: "here", host: "localhost", roles: ["storage"] }]),
+      "modelshare:storage": JSON.stringify({ root }),
+    };
+    expect(siteFromConfig({ ...values, "modelshare:convergeToken": "2026-11-23T23:00:00.000Z" }, () => false).convergeToken).toBe("2026-11-23T23:00:00.000Z");
+    expect(() => siteFromConfig({ ...values, "modelshare:convergeToken": "a\nb" }, () => false)).toThrow(/modelshare:convergeToken: must be one line/);
+    expect(() => siteFromConfig({ ...values, "modelshare:convergeTokn": "x" }, () => false)).toThrow(/modelshare:convergeTokn: is not a modelshare setting \(known: nodes, storage, smb, nfs, services, convergeToken\)/);
+  });
+});

@@ -4,7 +4,8 @@
  * lab's namespace (bench/run.sh does that).
  */
 import { Site } from "../components/site";
-import { loadSite } from "../components/stackConfig";
+import { loadSite, siteFromConfig } from "../components/stackConfig";
+import { checkSite, exitCode } from "../ops/check";
 import { run, type Step } from "../test/harness/converge";
 import { declare } from "../test/harness/declare";
 import { labStack } from "../test/harness/lab";
@@ -29,6 +30,13 @@ async function main() {
     const steps = await run(resources);
     report(label, steps, Date.now() - started);
   }
+  // npm run check on the converged site: every component's check variant, nodes in parallel.
+  const { config, secretKeys } = labStack();
+  const site = siteFromConfig(config, (k) => secretKeys.includes(k));
+  const started = Date.now();
+  const nodes = await checkSite(site);
+  const hosts = nodes.map((n) => `${n.host}: ssh_sessions=${n.sessions} commands=${n.components.length} drift=${n.components.reduce((d, c) => d + c.drift.length, 0)}`).join("; ");
+  console.log(`lab check wall_s=${((Date.now() - started) / 1000).toFixed(1)} exit=${exitCode(nodes)} ${hosts}`);
 }
 
 main().catch((e) => {

@@ -1,5 +1,6 @@
 import { spawn } from "node:child_process";
-import { existsSync, lstatSync, readFileSync, readlinkSync, statSync } from "node:fs";
+import { existsSync, lstatSync, mkdtempSync, readFileSync, readlinkSync, statSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { beforeEach, describe, expect, it } from "vitest";
 import type { Storage } from "../components/config";
@@ -138,6 +139,18 @@ describe("nothing inside the storage tree borrows root's rights", () => {
     expect(r.code).not.toBe(0);
     expect(r.stderr).toContain(`${root} is a symbolic link (to ${outside.open})`);
     expect(outside.digest()).toEqual(before);
+  });
+});
+
+describe("the owner's steps", () => {
+  it("start from an empty environment: nothing of root's reaches them (over SSH, SSH_CLIENT made bash read root's ~/.bashrc)", () => {
+    const home = mkdtempSync(join(tmpdir(), "modelshare-roothome-")); // 0700, root's, like /root
+    writeFileSync(join(home, ".bashrc"), "echo read root\\'s bashrc >&2\n");
+    const env = { ...process.env, SSH_CLIENT: "10.0.0.1 50000 22", SHLVL: "0", HOME: home, BASH_ENV: "" };
+    const r = runProgram(renderStorageLayout(s), "converge", { env });
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stderr).toBe("");
+    expect(r.changed).toBeGreaterThan(0);
   });
 });
 

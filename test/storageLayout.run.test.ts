@@ -13,6 +13,7 @@ describe("storage layout, run for real", () => {
     const s = localStorage({ root, owner: { uid: 1000, gid: 1000 } });
     const first = runProgram(renderStorageLayout(s));
     expect(first.code, first.stderr).toBe(0);
+    expect(first.stderr).toBe("");
     for (const sub of ["storage-models/models/checkpoints", "storage-models/models/diffusion_models", "storage-user/output/ComfyUI",
       "storage-user/output/Forge", "storage-user/input", "storage-user/workflows", "projects", "media_cache",
       "storage-models/ollama", "storage-models/comfyui/custom_nodes"]) {

@@ -79,8 +79,10 @@ as_owner() {
   if [ "$(id -u)" -ne 0 ]; then
     refuse "the steps inside $storage_root run as the storage owner $uid:$gid, and only root can become it; run as root or as that user."
   fi
+  # An empty environment: nothing of root's (HOME, BASH_ENV, SSH_CLIENT, which makes bash read
+  # ~/.bashrc as if sshd had started it) reaches the owner's steps.
   exec {fd}< <(cd / && exec setpriv --reuid="$uid" --regid="$gid" --clear-groups --no-new-privs -- \
-    bash -c "$(declare -f; declare -p program_title storage_root owner_uid owner_gid run_mode)"$'\nset -euo pipefail; umask 022; changed=0 drifted=0; "$1"' \
+    env -i HOME=/ LC_ALL=C.UTF-8 PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin bash -c "$(declare -f; declare -p program_title storage_root owner_uid owner_gid run_mode)"$'\nset -euo pipefail; umask 022; changed=0 drifted=0; "$1"' \
     "modelshare: $program_title (as $uid:$gid)" "$fn" </dev/null)
   pid=$!
   while IFS= read -r -u "$fd" line; do

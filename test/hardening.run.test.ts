@@ -1,4 +1,4 @@
-import { spawn } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
 import { existsSync, lstatSync, mkdtempSync, readFileSync, readlinkSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
@@ -94,6 +94,37 @@ describe("nothing inside the storage tree borrows root's rights", () => {
     }
     expect(refused).toBeGreaterThan(0); // the attacker did get in the way: the races were real
   }, 240_000);
+
+  it("a folder flipped between itself and a link while root enters it: root never changes what the link points at (100 races)", async () => {
+    const outside = decoy();
+    const before = outside.digest();
+    // Root hands root-owned folders back to the owner from inside them; the attacker flips each
+    // between the real folder and a link to the decoy, so that a textual check of where root
+    // landed would see the real folder while root stands in the decoy.
+    const victims = ["storage-user/output/ComfyUI", "storage-user/output/Forge", "projects", "media_cache"].map((v) => `${root}/${v}`);
+    const flip = victims.map((v) => `mv -T "${v}" "${v}.real" 2>/dev/null && ln -s "${outside.secret}" "${v}" 2>/dev/null; rm -f "${v}" 2>/dev/null; mv -T "${v}.real" "${v}" 2>/dev/null`).join("; ");
+    for (let round = 0; round < 100; round++) {
+      sh(`rm -rf ${root} && mkdir -p ${victims.join(" ")} && chown ${OWNER.uid}:${OWNER.gid} ${root} ${root}/storage-user ${root}/storage-user/output`);
+      const attacker = asOwnerInBackground(`while :; do ${flip}; done`);
+      const r = layout();
+      await attacker.stop();
+      refusedOrDone(r);
+      expect(outside.digest(), `round ${round}: ${r.stdout}${r.stderr}`).toEqual(before);
+    }
+  }, 240_000);
+
+  it("where root stands is the kernel's answer: a folder renamed away under root, its old path made again, is refused", () => {
+    const base = dirname(root);
+    const program = renderStorageLayout(s);
+    const helpers = program.slice(0, program.indexOf("# --- this program ---"));
+    // What a flip race does at the worst moment, here step by step: root is in a/b, which then
+    // goes elsewhere, and a/b exists again (as the attacker's). A textual check would pass.
+    const script = `${helpers}\ncd -P ${base}/a/b; mv ${base}/a ${base}/z; mkdir -p ${base}/a/b; require_here ${base}/a/b; echo passed`;
+    sh(`mkdir -p ${base}/a/b`);
+    const r = spawnSync("bash", ["-c", script], { encoding: "utf8" });
+    expect(r.stdout).not.toContain("passed");
+    expect(r.stderr).toContain(`modelshare: ${base}/a/b changed while modelshare was working on it; run again.`);
+  });
 
   it("a destination sub-folder swapped for a link during a merge: nothing lands outside, no upload is lost (20 races)", async () => {
     const outside = decoy();

@@ -63,7 +63,7 @@ own_dirs() {
     [ "$cur" != "$uid:$gid" ] || continue
     [ "$(id -u)" -eq 0 ] || checking || refuse "$path belongs to $cur, not $uid:$gid, and only root can change that; run as root or set storage.owner to \"unmanaged\"."
     act "$path belongs to $cur, not $uid:$gid" "owner of $path: $cur -> $uid:$gid" chown_inside "$path" "$uid:$gid"
-  done < <(stat -c '%u:%g %n' -- "${found[@]}")
+  done < <(stat -c '%u:%g %n' -- "${found[@]}" 2>/dev/null) # one gone meanwhile: ensure_dir sees to it
 }
 
 chown_inside() {
@@ -84,13 +84,13 @@ ensure_dir() {
     act "folder $path is missing" "created folder $path" make_dir "$path" "$mode"
     return 0
   fi
-  cur=$(stat -c '%a' -- "$path")
+  cur=$(stat -c '%a' -- "$path" 2>/dev/null) || changed_meanwhile "$path"
   if [ "$((8#$cur))" -ne "$((8#$mode))" ]; then
-    act "the mode of $path is $cur, not $mode" "mode of $path: $cur -> $mode" chmod -- "$mode" "$path"
+    act "the mode of $path is $cur, not $mode" "mode of $path: $cur -> $mode" chmod_inside "$path" "$mode"
   fi
 }
 
 make_dir() {
-  mkdir -m "$2" -- "$1"
-  chmod -- "$2" "$1" # a setgid parent would otherwise pass its bit on
+  mkdir -m "$2" -- "$1" 2>/dev/null || changed_meanwhile "$1"
+  chmod_inside "$1" "$2" # a setgid parent would otherwise pass its bit on
 }

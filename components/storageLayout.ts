@@ -3,7 +3,7 @@ import * as pulumi from "@pulumi/pulumi";
 import type { Storage } from "./config";
 import { runProgram, type NodeTarget } from "./nodeCommand";
 import { categoryDir, layoutDirs, modelStoreDir } from "./paths";
-import { call } from "./shell/quote";
+import { call, callRows } from "./shell/quote";
 import { renderProgram } from "./shell/script";
 
 export interface StorageLayoutArgs {
@@ -58,7 +58,7 @@ export function renderStorageLayout(s: Storage): string {
         call("ensure_root", s.root, owner.uid, owner.gid, chmodMode(s.modes.user), "storage.root"),
         ...(owner.uid ? [call("own_dirs", owner.uid, owner.gid, ...inside.map((d) => d.path))] : []),
       ],
-      owner: inside.map((d) => call("ensure_dir", d.path, chmodMode(d.mode))),
+      owner: [callRows("ensure_dirs", inside.map((d) => [d.path, chmodMode(d.mode)]))],
     },
     // The storage report: size and files per model category, output folder and project.
     report: {

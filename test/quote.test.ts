@@ -1,6 +1,6 @@
 import { spawnSync } from "node:child_process";
 import { describe, expect, it } from "vitest";
-import { call, quote } from "../components/shell/quote";
+import { call, callRows, quote } from "../components/shell/quote";
 
 const tricky = ["plain", "with space", "it's", "$(reboot)", "`id`", "a\"b", "back\\slash", "line\nbreak", "tab\there", "*", "~", "-rf", "", "ü ß 模型", "'", "''", "$HOME", "!!"];
 
@@ -23,5 +23,12 @@ describe("quote", () => {
   it("call quotes every argument and refuses a bad function name", () => {
     expect(call("ensure_dir", "/a b", "", "00775")).toBe("ensure_dir '/a b' '' '00775'");
     expect(() => call("rm -rf /", "x")).toThrow(/not a shell function name/);
+  });
+});
+
+describe("callRows", () => {
+  it("puts one quoted row on each line, joined by backslash continuations", () => {
+    expect(callRows("ensure_dirs", [["/srv/a b", "00775"], ["/srv/it's", 2775]])).toBe("ensure_dirs \\\n  '/srv/a b' '00775' \\\n  '/srv/it'\\''s' '2775'");
+    expect(() => callRows("bad name", [])).toThrow(/not a shell function name/);
   });
 });

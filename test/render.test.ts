@@ -20,6 +20,18 @@ const steps = (program: string, fn = "converge_owner") => {
   const body = program.slice(start + fn.length + 6, program.indexOf("\n  :\n}", start));
   return body === "" ? [] : body.split("\n").map((l) => l.replace(/^ {2}/, ""));
 };
+/** The rows of the program's ensure_dirs step: "'<path>' '<mode>'" each. */
+const dirRows = (program: string) => {
+  const lines = steps(program);
+  const at = lines.indexOf("ensure_dirs \\");
+  expect(at).toBeGreaterThanOrEqual(0);
+  const rows: string[] = [];
+  for (const l of lines.slice(at + 1)) {
+    rows.push(l.trim().replace(/ \\$/, ""));
+    if (!l.endsWith(" \\")) break;
+  }
+  return rows;
+};
 
 describe("rendered scripts", () => {
   it("the storage layout: root checks space and makes the root; the owner makes every folder, parents first", () => {
@@ -30,12 +42,13 @@ describe("rendered scripts", () => {
     expect(privileged[1]).toBe("ensure_root '/vol/service/cw' '1000' '1000' '00775' 'storage.root'");
     expect(privileged[2]).toMatch(/^own_dirs '1000' '1000' '\/vol\/service\/cw\/storage-models' /);
     expect(privileged).toHaveLength(3);
-    const lines = steps(program);
-    expect(lines).toContain("ensure_dir '/vol/service/cw/storage-models/models/checkpoints' '00775'");
-    expect(lines).toContain("ensure_dir '/vol/service/cw/storage-user/output/ComfyUI' '00775'");
-    expect(lines).toContain("ensure_dir '/vol/service/cw/storage-models/ollama' '00775'");
-    expect(lines).toContain("ensure_dir '/vol/service/cw/storage-models/comfyui/custom_nodes' '00775'");
-    expect(lines).not.toContain("ensure_dir '/vol/service/cw' '00775'");
+    const rows = dirRows(program);
+    expect(rows).toContain("'/vol/service/cw/storage-models/models/checkpoints' '00775'");
+    expect(rows).toContain("'/vol/service/cw/storage-user/output/ComfyUI' '00775'");
+    expect(rows).toContain("'/vol/service/cw/storage-models/ollama' '00775'");
+    expect(rows).toContain("'/vol/service/cw/storage-models/comfyui/custom_nodes' '00775'");
+    expect(rows).not.toContain("'/vol/service/cw' '00775'");
+    expect(rows).toHaveLength(layoutDirs(s).length - 1);
     expect(program).toContain("\nowner_uid='1000'\nowner_gid='1000'\n");
     expect(program.trimEnd().split("\n").at(-1)).toBe(`modelshare_main "$@" </dev/null`);
     expect(steps(program, "remove_owner")).toEqual([]);
@@ -50,9 +63,9 @@ describe("rendered scripts", () => {
 
   it("quotes awkward names and passes owner and modes through", () => {
     const program = renderStorageLayout(weird());
-    const lines = steps(program);
-    expect(lines).toContain(`ensure_dir '/srv/it'\\''s $HOME/storage-user/output/Comfy UI' '00770'`);
-    expect(lines).toContain(`ensure_dir '/srv/it'\\''s $HOME/storage-models/models/vae' '02775'`);
+    const rows = dirRows(program);
+    expect(rows).toContain(`'/srv/it'\\''s $HOME/storage-user/output/Comfy UI' '00770'`);
+    expect(rows).toContain(`'/srv/it'\\''s $HOME/storage-models/models/vae' '02775'`);
     expect(steps(program, "converge_privileged")[1]).toBe(`ensure_root '/srv/it'\\''s $HOME' '1234' '99' '00770' 'storage.root'`);
     expect(program).toContain(`\nstorage_root='/srv/it'\\''s $HOME'\n`);
     expect(chmodMode("775")).toBe("00775");
@@ -87,7 +100,7 @@ describe("rendered scripts", () => {
       "check_free_space '/srv/m' '0' 'storage.minFreeGB'",
       "ensure_root '/srv/m' '' '' '00775' 'storage.root'",
     ]);
-    expect(steps(program)).toContain("ensure_dir '/srv/m/projects' '00775'");
+    expect(dirRows(program)).toContain("'/srv/m/projects' '00775'");
     expect(program).toContain("\nowner_uid=''\nowner_gid=''\n");
     expect(steps(renderSymlinkSet(s, linkFolders(s)[0]), "converge_privileged")).toEqual([]);
   });

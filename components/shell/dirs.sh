@@ -19,7 +19,7 @@ ensure_root() {
   require_parent "$root" "$key"
   require_no_link "$root"
   if [ ! -e "$root" ]; then
-    if [ -n "$uid" ] && [ "$(id -u)" -ne 0 ] && [ "$(id -u):$(id -g)" != "$uid:$gid" ]; then
+    if [ -n "$uid" ] && [ "$EUID" -ne 0 ] && [ "$EUID:$(id -g)" != "$uid:$gid" ]; then
       refuse "$root would have to belong to $uid:$gid, and only root can do that; run as root or set storage.owner to \"unmanaged\"."
     fi
     # Made private, then given its owner and mode from inside; it counts as one change.
@@ -30,7 +30,7 @@ ensure_root() {
   enter_dir "$root"
   cur=$(stat -c '%u:%g' .)
   if [ -n "$uid" ] && [ "$cur" != "$uid:$gid" ]; then
-    [ "$(id -u)" -eq 0 ] || checking || refuse "$root belongs to $cur, not $uid:$gid, and only root can change that; run as root or set storage.owner to \"unmanaged\"."
+    [ "$EUID" -eq 0 ] || checking || refuse "$root belongs to $cur, not $uid:$gid, and only root can change that; run as root or set storage.owner to \"unmanaged\"."
     act "$root belongs to $cur, not $uid:$gid" "owner of $root: $cur -> $uid:$gid" chown -h -- "$uid:$gid" .
   fi
   cur=$(stat -c '%a' .)
@@ -61,7 +61,7 @@ own_dirs() {
   [ "${#found[@]}" -gt 0 ] || return 0
   while read -r cur path; do
     [ "$cur" != "$uid:$gid" ] || continue
-    [ "$(id -u)" -eq 0 ] || checking || refuse "$path belongs to $cur, not $uid:$gid, and only root can change that; run as root or set storage.owner to \"unmanaged\"."
+    [ "$EUID" -eq 0 ] || checking || refuse "$path belongs to $cur, not $uid:$gid, and only root can change that; run as root or set storage.owner to \"unmanaged\"."
     act "$path belongs to $cur, not $uid:$gid" "owner of $path: $cur -> $uid:$gid" chown_inside "$path" "$uid:$gid"
   done < <(stat -c '%u:%g %n' -- "${found[@]}" 2>/dev/null) # one gone meanwhile: ensure_dir sees to it
 }
@@ -72,10 +72,10 @@ chown_inside() {
   cd /
 }
 
-# ensure_dir PATH MODE (as the owner): PATH is a real folder with that mode; no component of it
-# is a link.
+# ensure_dir PATH MODE [KNOWN] (as the owner): PATH is a real folder with that mode; no component
+# of it is a link. KNOWN: its mode as ensure_dirs read it, saving a stat.
 ensure_dir() {
-  local path=$1 mode=$2 cur
+  local path=$1 mode=$2 cur=${3-}
   require_no_link "$path"
   if [ -e "$path" ] && [ ! -d "$path" ]; then
     refuse "$path is a file, but modelshare keeps a folder there; move the file away, then run again."
@@ -84,10 +84,29 @@ ensure_dir() {
     act "folder $path is missing" "created folder $path" make_dir "$path" "$mode"
     return 0
   fi
-  cur=$(stat -c '%a' -- "$path" 2>/dev/null) || changed_meanwhile "$path"
+  [ -n "$cur" ] || cur=$(stat -c '%a' -- "$path" 2>/dev/null) || changed_meanwhile "$path"
   if [ "$((8#$cur))" -ne "$((8#$mode))" ]; then
     act "the mode of $path is $cur, not $mode" "mode of $path: $cur -> $mode" chmod_inside "$path" "$mode"
   fi
+}
+
+# ensure_dirs PATH MODE [PATH MODE]... (as the owner): ensure_dir for each, in the order given
+# (parents first), reading the modes of those that exist with one stat.
+ensure_dirs() {
+  local i path mode
+  local -a existing=()
+  local -A known=()
+  for ((i = 1; i < $#; i += 2)); do
+    path=${!i}
+    if [ -d "$path" ] && [ ! -L "$path" ]; then existing+=("$path"); fi
+  done
+  if [ "${#existing[@]}" -gt 0 ]; then
+    while read -r mode path; do known[$path]=$mode; done < <(stat -c '%a %n' -- "${existing[@]}" 2>/dev/null)
+  fi
+  while [ "$#" -gt 0 ]; do
+    ensure_dir "$1" "$2" "${known[$1]-}"
+    shift 2
+  done
 }
 
 make_dir() {

@@ -166,7 +166,7 @@ drop_duplicate() {
 # ensure_link LINK TEXT CATEGORY: LINK is a symlink whose text is TEXT, resolving to the real
 # folder CATEGORY (inside the storage root) and nowhere else.
 ensure_link() {
-  local link=$1 text=$2 category=$3 cur resolved
+  local link=$1 text=$2 category=$3 cur=""
   require_no_link "$category"
   if [ ! -d "$category" ]; then
     checking || refuse "$category is missing, so $link cannot point at it; converge the storage layout first."
@@ -186,10 +186,10 @@ ensure_link() {
   else
     act "link $link -> $text is missing" "linked $link -> $text" swap_in_link "$link" "$text"
   fi
-  # Checking, the link may still be missing or wrong (reported above): nothing to resolve yet.
-  if [ ! -L "$link" ] || [ "$(readlink -- "$link")" != "$text" ]; then return 0; fi
-  resolved=$(realpath -e -- "$link") || refuse "$link does not resolve (a dangling link or a symlink loop)."
-  [ "$resolved" = "$category" ] || refuse "$link resolves to $resolved, not to $category: a link along the way leads elsewhere; replace it by the real folder, then run again."
+  # Checking, a missing or wrong link was reported above: there is nothing to resolve yet.
+  if checking && [ "$cur" != "$text" ]; then return 0; fi
+  # The same file (device and inode, links followed) as the real folder: no loop, no detour.
+  [ "$link" -ef "$category" ] || refuse "$link does not resolve to $category (a link along the way leads elsewhere, or it loops); replace it by the real folder, then run again."
 }
 
 merge_and_link() {
@@ -200,19 +200,16 @@ merge_and_link() {
 # prune_links FOLDER PREFIX NAME...: remove links in FOLDER that modelshare made (text exactly
 # PREFIX/<their own name>) for categories that are no longer among NAME...
 prune_links() {
-  local folder=$1 prefix=$2 link name keep wanted
+  local folder=$1 prefix=$2 link name wanted
   shift 2
   [ -d "$folder" ] || return 0
   for link in "$folder"/*; do
     [ -L "$link" ] || continue
     name=${link##*/}
+    for wanted in "$@"; do [ "$wanted" != "$name" ] || continue 2; done
     [ "$(readlink -- "$link")" = "$prefix/$name" ] || continue
-    keep=no
-    for wanted in "$@"; do [ "$wanted" = "$name" ] && keep=yes; done
-    if [ "$keep" = no ]; then
-      act "link $link is left from a category that is no longer configured" \
-        "removed link $link (its category is no longer configured)" rm -f -- "$link"
-    fi
+    act "link $link is left from a category that is no longer configured" \
+      "removed link $link (its category is no longer configured)" rm -f -- "$link"
   done
 }
 

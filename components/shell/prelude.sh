@@ -40,14 +40,14 @@ act() {
 # pid into the folder, so a run that finds the lock held can say who holds it.
 take_lock() {
   local dir wait=${MODELSHARE_LOCK_WAIT:-600} holder=""
-  if [ "$(id -u)" -eq 0 ]; then
+  if [ "$EUID" -eq 0 ]; then
     dir=/run/modelshare
   else
-    dir=${XDG_RUNTIME_DIR:-${TMPDIR:-/tmp}}/modelshare-$(id -u)
+    dir=${XDG_RUNTIME_DIR:-${TMPDIR:-/tmp}}/modelshare-$EUID
   fi
   [ -L "$dir" ] || [ -e "$dir" ] || mkdir -m 0700 -- "$dir" 2>/dev/null || true
-  if [ -L "$dir" ] || [ ! -d "$dir" ] || [ "$(stat -c '%u %a' -- "$dir")" != "$(id -u) 700" ]; then
-    refuse "$dir, modelshare's lock folder, must be a real folder of uid $(id -u) with mode 0700; someone else made it: remove it, then run again."
+  if [ -L "$dir" ] || [ ! -d "$dir" ] || [ "$(stat -c '%u %a' -- "$dir")" != "$EUID 700" ]; then
+    refuse "$dir, modelshare's lock folder, must be a real folder of uid $EUID with mode 0700; someone else made it: remove it, then run again."
   fi
   exec 9<"$dir"
   if ! flock -w "$wait" 9; then
@@ -69,14 +69,14 @@ as_owner() {
     if [ -d "$storage_root" ] && [ ! -L "$storage_root" ]; then
       read -r uid gid < <(stat -c '%u %g' -- "$storage_root")
     else
-      uid=$(id -u) gid=$(id -g)
+      uid=$EUID gid=$(id -g)
     fi
   fi
-  if [ "$(id -u)" = "$uid" ] || { [ "$(id -u)" -ne 0 ] && [ -z "$owner_uid" ]; }; then
+  if [ "$EUID" = "$uid" ] || { [ "$EUID" -ne 0 ] && [ -z "$owner_uid" ]; }; then
     "$fn"
     return
   fi
-  if [ "$(id -u)" -ne 0 ]; then
+  if [ "$EUID" -ne 0 ]; then
     refuse "the steps inside $storage_root run as the storage owner $uid:$gid, and only root can become it; run as root or as that user."
   fi
   # An empty environment: nothing of root's (HOME, BASH_ENV, SSH_CLIENT, which makes bash read
@@ -91,6 +91,12 @@ as_owner() {
   done
   exec {fd}<&-
   wait "$pid" || exit "$?"
+}
+
+# check_owner: what a check does as the owner: the converge steps (reporting), then the report.
+check_owner() {
+  converge_owner
+  report_owner
 }
 
 # modelshare_main VERB: converge (create and update) or remove (delete): the privileged steps
@@ -108,9 +114,8 @@ modelshare_main() {
     check)
       run_mode=check
       converge_privileged
-      as_owner converge_owner
       report_privileged
-      as_owner report_owner
+      as_owner check_owner
       printf 'drift=%d\n' "$drifted"
       ;;
     *) refuse "usage: bash -s converge|check|remove < program (got: ${1-nothing})" ;;

@@ -19,3 +19,11 @@ export function call(fn: string, ...args: (string | number)[]): string {
   }
   return [fn, ...args.map(quote)].join(" ");
 }
+
+/**
+ * A call whose arguments come in rows (e.g. path and mode per folder): one row a line, joined
+ * by backslash continuations, so a long step still reads as a list.
+ */
+export function callRows(fn: string, rows: ReadonlyArray<ReadonlyArray<string | number>>): string {
+  return [call(fn), ...rows.map((row) => `  ${row.map(quote).join(" ")}`)].join(" \\\n");
+}

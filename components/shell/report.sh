@@ -3,12 +3,18 @@
 # the files inside and how many there are, links never followed.
 report_usage() {
   local kind=$1 path
+  local -a real=()
   shift
   for path in "$@"; do
-    if [ ! -d "$path" ] || [ -L "$path" ]; then continue; fi
-    find -P "$path" -type f -printf '%s\n' |
-      awk -v kind="$kind" -v path="$path" '{ bytes += $1; files++ } END { printf "report: %s %d %d %s\n", kind, bytes, files, path }'
+    if [ -d "$path" ] && [ ! -L "$path" ]; then real+=("$path"); fi
   done
+  [ "${#real[@]}" -gt 0 ] || return 0
+  # One walk for all of them: each file counts for the folder it was found under (%H).
+  { printf '%s\t\n' "${real[@]}"; find -P "${real[@]}" -type f -printf '%H\t%s\n'; } |
+    awk -F '\t' -v kind="$kind" '
+      $2 == "" { order[++n] = $1; next }
+      { bytes[$1] += $2; files[$1]++ }
+      END { for (i = 1; i <= n; i++) printf "report: %s %d %d %s\n", kind, bytes[order[i]], files[order[i]], order[i] }'
 }
 
 # report_children KIND PARENT: report_usage for every real folder inside PARENT (the projects).

@@ -46,7 +46,7 @@ export interface ProgramSpec {
 }
 
 const fn = (name: string, lines: readonly string[] | undefined) =>
-  [`${name}() {`, ...(lines ?? []).map((l) => `  ${l}`), "  :", "}"];
+  [`${name}() {`, ...(lines ?? []).flatMap((l) => l.split("\n")).map((l) => `  ${l}`), "  :", "}"];
 
 /**
  * A converging bash program: strict mode, a per-host lock, a change counter, the helpers, the
@@ -55,9 +55,12 @@ const fn = (name: string, lines: readonly string[] | undefined) =>
  */
 export function renderProgram(spec: ProgramSpec): string {
   const title = spec.title.replace(/[\r\n]+/g, " ");
-  return [
+  const text = [
     "#!/usr/bin/env bash",
     `# modelshare: ${title}`,
+    // bash reads a script on stdin one byte at a time (so that commands could read the rest):
+    // slow under emulation. Read the rest at once and run it from memory instead.
+    `[ -n "\${BASH_EXECUTION_STRING-}" ] || { program=$(cat) && exec bash --norc -c "$program" modelshare "$@"; exit 1; }`,
     PRELUDE,
     ...[...new Set([...ALWAYS, ...spec.libs])].map((lib) => LIBS[lib]),
     "# --- this program ---",
@@ -74,6 +77,9 @@ export function renderProgram(spec: ProgramSpec): string {
     `modelshare_main "$@" </dev/null`,
     "",
   ].join("\n");
+  // It travels as one argument (bash -c), which Linux caps at 128 KiB.
+  if (Buffer.byteLength(text) > 120_000) throw new Error(`modelshare: the program for ${title} is ${Buffer.byteLength(text)} bytes, over the 120,000 an argument may carry`);
+  return text;
 }
 
 export type Verb = "converge" | "check" | "remove";

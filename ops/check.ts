@@ -1,10 +1,9 @@
-import { spawn } from "node:child_process";
 import { isLocal, type SiteNode } from "../components/config";
 import { DIAL } from "../components/nodeCommand";
 import { planSite, programOf, type Planned } from "../components/plan";
 import { commandFor } from "../components/shell/script";
 import type { StackSite } from "../components/stackConfig";
-import { dial, exec, type Exec } from "./ssh";
+import { dial, exec, execLocal, type Exec } from "./ssh";
 
 /**
  * `npm run check`: every component's check variant (`bash -s check`, which changes nothing) on
@@ -53,7 +52,7 @@ async function checkNode(node: SiteNode, planned: Planned[], privateKey: string 
   let run: (program: string) => Promise<Exec>;
   let close = () => {};
   if (isLocal(node)) {
-    run = runLocal;
+    run = (program) => execLocal(commandFor("check"), { stdin: program });
   } else {
     try {
       const { client, dials } = await dial({
@@ -82,19 +81,6 @@ async function checkNode(node: SiteNode, planned: Planned[], privateKey: string 
     close();
   }
   return done();
-}
-
-function runLocal(program: string): Promise<Exec> {
-  return new Promise((resolve, reject) => {
-    const child = spawn("/bin/sh", ["-c", commandFor("check")]);
-    let stdout = "";
-    let stderr = "";
-    child.stdout.on("data", (d) => (stdout += d));
-    child.stderr.on("data", (d) => (stderr += d));
-    child.on("error", reject);
-    child.on("close", (code) => resolve({ code: code ?? -1, stdout, stderr }));
-    child.stdin.end(program);
-  });
 }
 
 /** A component's check, or a sentence saying why it could not be checked. */

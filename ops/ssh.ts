@@ -1,3 +1,4 @@
+import { spawn } from "node:child_process";
 import { Client, type ConnectConfig } from "ssh2";
 
 /**
@@ -79,5 +80,20 @@ export function exec(client: Client, command: string, io: { env?: Record<string,
     });
     client.once("error", reject);
     client.once("close", () => resolve({ code: -1, stdout: "", stderr: "the SSH connection closed" }));
+  });
+}
+
+/** The local counterpart of exec, as local.Command runs a command: `/bin/sh -c` by default. */
+export function execLocal(command: string, io: { interpreter?: string[]; env?: Record<string, string>; stdin?: string | Buffer } = {}): Promise<Exec> {
+  const [cmd, ...args] = io.interpreter ?? ["/bin/sh", "-c"];
+  return new Promise((resolve, reject) => {
+    const child = spawn(cmd, [...args, command], { env: { ...process.env, ...(io.env ?? {}) } });
+    let stdout = "";
+    let stderr = "";
+    child.stdout.on("data", (d) => (stdout += d));
+    child.stderr.on("data", (d) => (stderr += d));
+    child.on("error", reject);
+    child.on("close", (code) => resolve({ code: code ?? -1, stdout, stderr }));
+    child.stdin.end(io.stdin ?? "");
   });
 }

@@ -1,7 +1,6 @@
-import { spawn } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { quote } from "../../components/shell/quote";
-import { dial, exec, type Connection } from "../../ops/ssh";
+import { dial, exec, execLocal, type Connection } from "../../ops/ssh";
 import { reveal, type Declared } from "./declare";
 
 /**
@@ -85,7 +84,7 @@ export async function run(resources: Declared[], options: RunOptions = {}): Prom
     if (r.type === "command:remote:CopyToRemote") inputs.stdin = await assetBytes(r.name, inputs.source);
     const started = Date.now();
     const result = r.type === "command:local:Command"
-      ? { ...(await runLocal(script, inputs)), dials: 0, host: "localhost" }
+      ? { ...(await execLocal(script, { interpreter: inputs.interpreter, env: inputs.environment, stdin: inputs.stdin })), dials: 0, host: "localhost" }
       : { ...(await runRemote(r.name, script, inputs, inputs.connection as Connection)), host: (inputs.connection as Connection).host };
     const last = /changed=(\d+)\s*$/.exec(result.stdout);
     const step: Step = { name: r.name, type: r.type, ...result, changed: last ? Number(last[1]) : NaN, ms: Date.now() - started };
@@ -101,20 +100,6 @@ async function assetBytes(name: string, source: any): Promise<string | Buffer> {
   if (source?.text !== undefined) return await source.text;
   if (source?.path !== undefined) return readFileSync(await source.path);
   throw new Error(`${name}: the harness copies string and file assets only`);
-}
-
-function runLocal(script: string, inputs: Record<string, any>): Promise<{ code: number; stdout: string; stderr: string }> {
-  const [cmd, ...args] = (inputs.interpreter as string[] | undefined) ?? ["/bin/sh", "-c"];
-  return new Promise((resolve, reject) => {
-    const child = spawn(cmd, [...args, script], { env: { ...process.env, ...(inputs.environment ?? {}) } });
-    let stdout = "";
-    let stderr = "";
-    child.stdout.on("data", (d) => (stdout += d));
-    child.stderr.on("data", (d) => (stderr += d));
-    child.on("error", reject);
-    child.on("close", (code) => resolve({ code: code ?? -1, stdout, stderr }));
-    child.stdin.end(inputs.stdin ?? "");
-  });
 }
 
 async function runRemote(name: string, script: string, inputs: Record<string, any>, c: Connection) {

@@ -305,8 +305,8 @@ print_nodes() {
   printf 'nodes file: %s\n' "$LAB_DIR/nodes.json"
   printf '# to deploy Pulumi.lab.yaml onto these nodes with pulumi (from bash lab/lab.sh exec -- ...):\n'
   for i in $(started_nodes); do
-    printf "pulumi config set --stack lab --path 'modelshare:nodes[%s].hostKey' '%s'\n" "$((i - 1))" "$(host_key "$i")"
-    printf 'pulumi config set --stack lab --secret labKeyNode%s < %s\n' "$i" "$KEYS_DIR/node$i/id_ed25519"
+    printf "npx pulumi config set --stack lab --path 'modelshare:nodes[%s].hostKey' '%s'\n" "$((i - 1))" "$(host_key "$i")"
+    printf 'npx pulumi config set --stack lab --secret labKeyNode%s < %s\n' "$i" "$KEYS_DIR/node$i/id_ed25519"
   done
 }
 

@@ -1,7 +1,7 @@
 import type { Site, SiteNode, Storage } from "./config";
-import { linkFolders, type LinkFolder } from "./paths";
-import { renderStorageLayout } from "./storageLayout";
-import { renderSymlinkSet } from "./symlinkSet";
+import { renderStorageLayout } from "./storage/layout";
+import { linkFolders, type LinkFolder } from "./storage/paths";
+import { renderSymlinkSet } from "./storage/symlinkSet";
 
 /**
  * Which components each node gets, decided once: `Site` declares them as resources, and the

@@ -1,9 +1,9 @@
 import * as pulumi from "@pulumi/pulumi";
 import { isLocal, type Site as SiteConfig, type SiteNode } from "./config";
-import type { NodeTarget } from "./nodeCommand";
+import type { NodeTarget } from "./node/command";
 import { planSite } from "./plan";
-import { StorageLayout } from "./storageLayout";
-import { SymlinkSet } from "./symlinkSet";
+import { StorageLayout } from "./storage/layout";
+import { SymlinkSet } from "./storage/symlinkSet";
 
 export interface SiteArgs {
   config: SiteConfig;

@@ -1,5 +1,5 @@
 import { isLocal, type SiteNode } from "../components/config";
-import { DIAL } from "../components/nodeCommand";
+import { DIAL } from "../components/node/command";
 import { planSite, programOf, type Planned } from "../components/plan";
 import { commandFor } from "../components/shell/script";
 import type { StackSite } from "../components/stackConfig";

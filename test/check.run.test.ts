@@ -2,9 +2,9 @@ import { chownSync, mkdirSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { describe, expect, it } from "vitest";
 import type { Storage } from "../components/config";
-import { linkFolders } from "../components/paths";
-import { renderStorageLayout } from "../components/storageLayout";
-import { renderSymlinkSet } from "../components/symlinkSet";
+import { linkFolders } from "../components/storage/paths";
+import { renderStorageLayout } from "../components/storage/layout";
+import { renderSymlinkSet } from "../components/storage/symlinkSet";
 import { metaDigest, OWNER } from "./helpers/attack";
 import { localStorage, runProgram, sh, tempRoot, type RunOptions } from "./helpers/run";
 

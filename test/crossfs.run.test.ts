@@ -3,9 +3,9 @@ import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { linkFolders } from "../components/paths";
-import { renderStorageLayout } from "../components/storageLayout";
-import { renderSymlinkSet } from "../components/symlinkSet";
+import { linkFolders } from "../components/storage/paths";
+import { renderStorageLayout } from "../components/storage/layout";
+import { renderSymlinkSet } from "../components/storage/symlinkSet";
 import { OWNER } from "./helpers/attack";
 import { localStorage, tempRoot } from "./helpers/run";
 

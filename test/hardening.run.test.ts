@@ -4,9 +4,9 @@ import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { beforeEach, describe, expect, it } from "vitest";
 import type { Storage } from "../components/config";
-import { linkFolders } from "../components/paths";
-import { renderStorageLayout } from "../components/storageLayout";
-import { renderSymlinkSet } from "../components/symlinkSet";
+import { linkFolders } from "../components/storage/paths";
+import { renderStorageLayout } from "../components/storage/layout";
+import { renderSymlinkSet } from "../components/storage/symlinkSet";
 import { asOwner, asOwnerInBackground, decoy, OWNER } from "./helpers/attack";
 import { localStorage, runProgram, sh, tempRoot, type Run } from "./helpers/run";
 

@@ -1,8 +1,8 @@
 import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
-import { layoutDirs, linkFolders } from "../components/paths";
-import { chmodMode, renderStorageLayout } from "../components/storageLayout";
-import { renderSymlinkSet } from "../components/symlinkSet";
+import { layoutDirs, linkFolders } from "../components/storage/paths";
+import { chmodMode, renderStorageLayout } from "../components/storage/layout";
+import { renderSymlinkSet } from "../components/storage/symlinkSet";
 import { localStorage } from "./helpers/run";
 import { shellcheck } from "./helpers/shellcheck";
 
@@ -119,7 +119,7 @@ describe("rendered scripts", () => {
 
 describe("shell files in the tree", () => {
   it("the helper libraries, scripts/, lab/ and .ci/run are shellcheck-clean", () => {
-    const files = ["components/shell", "scripts", "lab"].filter(existsSync)
+    const files = ["components/shell", "components/storage", "scripts", "lab"].filter(existsSync)
       .flatMap((dir) => readdirSync(dir).filter((f) => f.endsWith(".sh")).map((f) => `${dir}/${f}`));
     expect(files.length).toBeGreaterThanOrEqual(5);
     expect(shellcheck([...files, ".ci/run"].map((f) => readFileSync(f, "utf8")))).toBe("");

@@ -1,8 +1,8 @@
 import { chmodSync, chownSync, existsSync, mkdirSync, statSync, symlinkSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { layoutDirs } from "../components/paths";
-import { renderStorageLayout } from "../components/storageLayout";
+import { layoutDirs } from "../components/storage/paths";
+import { renderStorageLayout } from "../components/storage/layout";
 import { localStorage, runProgram, sh, tempRoot } from "./helpers/run";
 
 const mode = (p: string) => (statSync(p).mode & 0o7777).toString(8);

@@ -3,9 +3,9 @@ import { existsSync, lstatSync, mkdirSync, readlinkSync, realpathSync, symlinkSy
 import { dirname, join } from "node:path";
 import { beforeEach, describe, expect, it } from "vitest";
 import type { Storage } from "../components/config";
-import { linkFolders } from "../components/paths";
-import { renderStorageLayout } from "../components/storageLayout";
-import { renderSymlinkSet } from "../components/symlinkSet";
+import { linkFolders } from "../components/storage/paths";
+import { renderStorageLayout } from "../components/storage/layout";
+import { renderSymlinkSet } from "../components/storage/symlinkSet";
 import { localStorage, runProgram, sh, tempRoot, treeDigest } from "./helpers/run";
 
 let root: string;

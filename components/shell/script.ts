@@ -3,17 +3,21 @@ import { join } from "node:path";
 import { quote } from "./quote";
 
 /**
- * The shell helper libraries, kept as real .sh files so they read (and shellcheck) as shell.
- * They are constants loaded once with the module; rendering itself does no I/O.
+ * A shell helper library: a real .sh file, so it reads (and shellchecks) as shell, loaded once
+ * with the module that owns it; rendering itself does no I/O. The generic ones live here; each
+ * concern (storage/, later smb/ and nfs/) loads its own beside its renderers.
  */
-export type ShellLib = "guard" | "dirs" | "links" | "space" | "report";
-const load = (name: string): string => readFileSync(join(__dirname, `${name}.sh`), "utf8").trimEnd();
-const PRELUDE = load("prelude");
-const LIBS: Record<ShellLib, string> = {
-  guard: load("guard"), dirs: load("dirs"), links: load("links"), space: load("space"), report: load("report"),
-};
-/** What every library leans on. */
-const ALWAYS: readonly ShellLib[] = ["guard"];
+export interface ShellLib {
+  name: string;
+  text: string;
+}
+export const shellLib = (dir: string, name: string): ShellLib =>
+  ({ name, text: readFileSync(join(dir, `${name}.sh`), "utf8").trimEnd() });
+
+const PRELUDE = shellLib(__dirname, "prelude").text;
+/** What every program leans on: never following a link, and the folder helpers. */
+export const GUARD = shellLib(__dirname, "guard");
+export const DIRS = shellLib(__dirname, "dirs");
 
 /**
  * The steps of one verb. `privileged` steps run as whoever runs the program (root on a real
@@ -29,7 +33,7 @@ export interface Steps {
 export interface ProgramSpec {
   /** One line saying what the program converges; it heads the program and names its processes. */
   title: string;
-  /** The helper libraries the steps call. */
+  /** The helper libraries the steps call (GUARD is always in). */
   libs: readonly ShellLib[];
   /** The storage root, and its owner: uid/gid, or "" to take the root folder's owner at run time. */
   root: string;
@@ -62,7 +66,7 @@ export function renderProgram(spec: ProgramSpec): string {
     // slow under emulation. Read the rest at once and run it from memory instead.
     `[ -n "\${BASH_EXECUTION_STRING-}" ] || { program=$(cat) && exec bash --norc -c "$program" modelshare "$@"; exit 1; }`,
     PRELUDE,
-    ...[...new Set([...ALWAYS, ...spec.libs])].map((lib) => LIBS[lib]),
+    ...[...new Map([GUARD, ...spec.libs].map((lib) => [lib.name, lib.text])).values()],
     "# --- this program ---",
     `program_title=${quote(title)}`,
     `storage_root=${quote(spec.root)}`,

@@ -1,5 +1,5 @@
 import { posix } from "node:path";
-import type { Storage } from "./config";
+import type { Storage } from "./schema";
 
 /** A folder the storage layout manages, with the mode group it belongs to. */
 export interface ManagedDir {

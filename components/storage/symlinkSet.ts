@@ -1,10 +1,12 @@
 import * as pulumi from "@pulumi/pulumi";
-import type { Storage } from "./config";
-import { runProgram, type NodeTarget } from "./nodeCommand";
+import type { Storage } from "./schema";
+import { runProgram, type NodeTarget } from "../node/command";
+import { call } from "../shell/quote";
+import { DIRS, renderProgram, shellLib } from "../shell/script";
+import { chmodMode, ownerArgs } from "./layout";
 import { categoryDir, type LinkFolder } from "./paths";
-import { call } from "./shell/quote";
-import { renderProgram } from "./shell/script";
-import { chmodMode, ownerArgs } from "./storageLayout";
+
+export const LINKS = shellLib(__dirname, "links");
 
 export interface SymlinkSetArgs {
   node: NodeTarget;
@@ -44,7 +46,7 @@ export function renderSymlinkSet(s: Storage, set: LinkFolder): string {
   const names = set.links.map((l) => l.name);
   return renderProgram({
     title: `category links in ${set.folder}`,
-    libs: ["dirs", "links"],
+    libs: [DIRS, LINKS],
     root: s.root,
     owner,
     converge: {

@@ -1,10 +1,13 @@
 import { posix } from "node:path";
 import * as pulumi from "@pulumi/pulumi";
-import type { Storage } from "./config";
-import { runProgram, type NodeTarget } from "./nodeCommand";
+import type { Storage } from "./schema";
+import { runProgram, type NodeTarget } from "../node/command";
+import { call, callRows } from "../shell/quote";
+import { DIRS, renderProgram, shellLib } from "../shell/script";
 import { categoryDir, layoutDirs, modelStoreDir } from "./paths";
-import { call, callRows } from "./shell/quote";
-import { renderProgram } from "./shell/script";
+
+export const SPACE = shellLib(__dirname, "space");
+export const REPORT = shellLib(__dirname, "report");
 
 export interface StorageLayoutArgs {
   node: NodeTarget;
@@ -49,7 +52,7 @@ export function renderStorageLayout(s: Storage): string {
   const inside = layoutDirs(s).filter((d) => d.path !== s.root);
   return renderProgram({
     title: `storage layout under ${s.root}`,
-    libs: ["space", "dirs", "report"],
+    libs: [SPACE, DIRS, REPORT],
     root: s.root,
     owner,
     converge: {

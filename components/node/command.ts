@@ -1,6 +1,6 @@
 import * as command from "@pulumi/command";
 import * as pulumi from "@pulumi/pulumi";
-import { commandFor } from "./shell/script";
+import { commandFor } from "../shell/script";
 
 /** How to reach a node: locally (host `localhost`) or over SSH. */
 export type NodeTarget =

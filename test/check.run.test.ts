@@ -1,4 +1,4 @@
-import { chownSync, mkdirSync, writeFileSync } from "node:fs";
+import { chownSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { describe, expect, it } from "vitest";
 import type { Storage } from "../components/config";
@@ -87,8 +87,6 @@ describe("the check variant", () => {
     const root = tempRoot();
     const s = localStorage({ root, owner: OWNER, minFreeGB: 0 });
     converge(s);
-    mkdirSync(join(dirname(root), "x"));
-    writeFileSync(join(dirname(root), "x", "held"), "");
     const env = { ...process.env, MODELSHARE_LOCK_WAIT: "1" };
     const holder = sh(`(flock /run/modelshare sleep 3 >/dev/null 2>&1 &) ; sleep 0.3; echo started`);
     expect(holder).toBe("started\n");

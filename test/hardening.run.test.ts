@@ -213,6 +213,18 @@ describe("a merge puts everything into the store owned by the owner, and loses n
     expect(links().changed).toBe(0);
   });
 
+  it("a hard link to a file outside the root, planted in an upload folder, is never handed to the owner", () => {
+    const outside = decoy();
+    expect(converge().code).toBe(0);
+    // Planted as the owner could where fs.protected_hardlinks is off; made by root here.
+    sh(`rm ${upload}/checkpoints && mkdir ${upload}/checkpoints && ln ${outside.secret}/shadow ${upload}/checkpoints/model.safetensors`);
+    const before = outside.digest();
+    const r = links();
+    expect(r.code).not.toBe(0);
+    expect(r.stderr).toContain(`modelshare: ${upload}/checkpoints/model.safetensors has other hard links, so it may be a file elsewhere on this system too; modelshare will not hand it to 1000:1000.`);
+    expect(outside.digest()).toEqual(before);
+  });
+
   it("leftovers of an interrupted merge (a temporary folder or copy) are cleared and the merge completes", () => {
     expect(converge().code).toBe(0);
     asOwner(`mkdir ${store}/vae/.modelshare-folder && echo partial > ${store}/vae/.modelshare-partial && rm ${upload}/vae && mkdir -p ${upload}/vae/sub && echo whole > ${upload}/vae/sub/v.pt`);

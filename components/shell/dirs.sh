@@ -41,7 +41,7 @@ ensure_root() {
 }
 
 make_root() {
-  mkdir -m 0700 -- "$1"
+  mkdir -m 0700 -- "$1" 2>/dev/null || changed_meanwhile "$1"
   enter_dir "$1"
   if [ -n "$2" ]; then chown -h -- "$2:$3" .; fi
   chmod -- "$4" .

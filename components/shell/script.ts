@@ -16,7 +16,7 @@ export const shellLib = (dir: string, name: string): ShellLib =>
 
 const PRELUDE = shellLib(__dirname, "prelude").text;
 /** What every program leans on: never following a link, and the folder helpers. */
-export const GUARD = shellLib(__dirname, "guard");
+const GUARD = shellLib(__dirname, "guard");
 export const DIRS = shellLib(__dirname, "dirs");
 
 /**

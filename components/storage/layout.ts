@@ -6,8 +6,8 @@ import { call, callRows } from "../shell/quote";
 import { DIRS, renderProgram, shellLib } from "../shell/script";
 import { categoryDir, layoutDirs, modelStoreDir } from "./paths";
 
-export const SPACE = shellLib(__dirname, "space");
-export const REPORT = shellLib(__dirname, "report");
+const SPACE = shellLib(__dirname, "space");
+const REPORT = shellLib(__dirname, "report");
 
 export interface StorageLayoutArgs {
   node: NodeTarget;

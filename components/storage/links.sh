@@ -30,15 +30,21 @@ same_entry() {
 # hand_over FOLDER UID GID NAME... (privileged): a real folder FOLDER/NAME, where a category
 # link belongs, is about to be merged into the store by the owner. Whatever in it the owner
 # does not own (a sudo script's uploads, say) is given to UID:GID first, with chown -R -P, which
-# never follows a link, from inside FOLDER.
+# never follows a link, from inside FOLDER. A hard link is the file itself, wherever else it
+# stands (a planted link to /etc/shadow, where fs.protected_hardlinks is off): a file the owner
+# does not own with more than one name is refused, and on such a host nothing is handed over.
 hand_over() {
-  local folder=$1 uid=$2 gid=$3 name
+  local folder=$1 uid=$2 gid=$3 name shared
   shift 3
   if [ ! -d "$folder" ] || [ -L "$folder" ]; then return 0; fi
   enter_dir "$folder"
   for name in "$@"; do
     if [ -L "$name" ] || [ ! -d "$name" ]; then continue; fi
     if [ -n "$(find -P "./$name" \( ! -user "$uid" -o ! -group "$gid" \) -print -quit)" ]; then
+      shared=$(find -P "./$name" ! -type d -links +1 \( ! -user "$uid" -o ! -group "$gid" \) -printf '%P\n' -quit)
+      [ -z "$shared" ] || refuse "$folder/$name/$shared has other hard links, so it may be a file elsewhere on this system too; modelshare will not hand it to $uid:$gid. Move it out of $folder/$name, then run again."
+      [ "$(cat /proc/sys/fs/protected_hardlinks 2>/dev/null)" = 1 ] || checking ||
+        refuse "$folder/$name holds entries that do not belong to $uid:$gid, and this host lets users hard-link files they do not own (fs.protected_hardlinks is not 1), so handing them over could hand over a system file; set fs.protected_hardlinks=1, or give them to $uid:$gid yourself, then run again."
       act "$folder/$name holds entries that do not belong to $uid:$gid" \
         "handed $folder/$name, and everything in it, to $uid:$gid, so that the owner can merge it" \
         chown -R -P -h -- "$uid:$gid" "./$name"

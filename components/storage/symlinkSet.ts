@@ -6,7 +6,7 @@ import { DIRS, renderProgram, shellLib } from "../shell/script";
 import { chmodMode, ownerArgs } from "./layout";
 import { categoryDir, type LinkFolder } from "./paths";
 
-export const LINKS = shellLib(__dirname, "links");
+const LINKS = shellLib(__dirname, "links");
 
 export interface SymlinkSetArgs {
   node: NodeTarget;

@@ -2,11 +2,13 @@ import { Site } from "./components/site";
 import { loadSite } from "./components/stackConfig";
 
 // Validate everything first: a bad value stops the program before any resource is declared.
-const { config, sshKeys, convergeToken } = loadSite();
-const site = new Site("site", { config, sshKeys, convergeToken });
+const { config, sshKeys, smbPasswords, convergeToken } = loadSite();
+const site = new Site("site", { config, sshKeys, smbPasswords, convergeToken });
 
 export const storageNode = site.storageNode;
 export const storageRoot = config.storage.root;
 export const modelStore = site.modelStore;
 export const linkFolders = site.linkFolders;
 export const categoryFolders = site.categoryFolders;
+/** With an SMB share: `unc` (\\host\share), `url` (smb://host/share) and each user folder's path. */
+export const smbShare = site.smbShare;

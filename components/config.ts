@@ -1,6 +1,7 @@
 import { z } from "zod";
 import { canonicalHost, hostKeyProblem, hostProblem, isLocalHost } from "./node/hostRules";
 import { ownFolderProblem } from "./pathRules";
+import { checkSmbSection, smbSchema } from "./smb/schema";
 import { checkStorageSection, lengthProblems, rootProblem, storageSchema } from "./storage/schema";
 
 export { CATEGORY_ALIASES, COMFYUI_CATEGORIES, DEFAULT_CATEGORIES, type Storage } from "./storage/schema";
@@ -49,11 +50,6 @@ export const nodeSchema = z.strictObject({
 
 const notYet = (what: string) =>
   z.boolean().default(false).refine((on) => !on, `${what} is not built in this version of modelshare yet; keep it false`);
-
-export const smbSchema = z.strictObject({
-  enabled: notYet("the SMB share").describe("Serve the storage root over SMB."),
-  share: z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/, "must be 1-64 letters, digits, _ . -").default("ki_Daten").describe("SMB share name."),
-}).default({ enabled: false, share: "ki_Daten" });
 
 export const nfsSchema = z.strictObject({
   enabled: notYet("the NFS export").describe("Export the storage root over NFS to the workers."),
@@ -130,6 +126,7 @@ function siteProblems(site: Site): string[] {
   const add = (key: string, message: string) => problems.push(`${key}: ${message}`);
   checkNodes(site, add);
   checkStorage(site, add);
+  checkSmb(site, add);
   const mountProblem = ownFolderProblem(site.nfs.mountPoint, "/mnt/modelshare");
   if (mountProblem) add("nfs.mountPoint", mountProblem);
   for (const [service, cfg] of Object.entries(site.services)) {
@@ -173,6 +170,21 @@ function checkNodes(site: Site, add: Add): void {
         add(`nodes[${i}].roles`, `"${role}" serves the storage node's files, so it must be on the storage node; move it there`);
       }
     }
+  });
+}
+
+function checkSmb(site: Site, add: Add): void {
+  const smb = site.smb;
+  if (!smb.enabled) return;
+  if (!site.nodes.some((n) => n.roles.includes("smb"))) add("smb.enabled", "is true, but no node has the smb role; add smb to the storage node's roles");
+  checkSmbSection(smb, site.storage, add);
+  // A password key is a config key of its own: not a section, not the token, not an SSH key.
+  const sshKeys = new Set(site.nodes.filter((n) => !isLocal(n)).map((n) => n.sshKey));
+  smb.users.forEach((u, i) => {
+    const k = u.passwordKey;
+    const example = `smbPassword${u.name.replace(/[^a-z0-9]/g, "").replace(/^./, (c) => c.toUpperCase())}`;
+    if ((SECTIONS as readonly string[]).includes(k) || k === "convergeToken") add(`smb.users[${i}].passwordKey`, `"${k}" is a modelshare setting of its own; name the key after the user, e.g. ${example}`);
+    else if (sshKeys.has(k)) add(`smb.users[${i}].passwordKey`, `"${k}" holds a node's SSH key; give the password a key of its own, e.g. ${example}`);
   });
 }
 

@@ -1,4 +1,6 @@
 import type { Site, SiteNode, Storage } from "./config";
+import type { Smb } from "./smb/schema";
+import { renderSmbPasswords, renderSmbShare } from "./smb/share";
 import { renderStorageLayout } from "./storage/layout";
 import { linkFolders, type LinkFolder } from "./storage/paths";
 import { renderSymlinkSet } from "./storage/symlinkSet";
@@ -9,21 +11,39 @@ import { renderSymlinkSet } from "./storage/symlinkSet";
  */
 export type Planned =
   | { kind: "layout"; name: string; node: SiteNode; storage: Storage }
-  | { kind: "links"; name: string; node: SiteNode; storage: Storage; set: LinkFolder };
+  | { kind: "links"; name: string; node: SiteNode; storage: Storage; set: LinkFolder }
+  | { kind: "smb"; name: string; node: SiteNode; storage: Storage; smb: Smb };
 
 export function planSite(config: Site): Planned[] {
   const node = config.nodes.find((n) => n.roles.includes("storage"));
   if (!node) throw new Error("modelshare: a validated site always has a storage node");
   const storage = config.storage;
+  const smbNode = config.nodes.find((n) => n.roles.includes("smb"));
   return [
     { kind: "layout", name: `${node.name}-layout`, node, storage },
     // Named by folder, not position: a folder dropped from the config is then destroyed (its
     // links removed) instead of another folder's set being rewritten in its place.
     ...linkFolders(storage).map((set): Planned => ({ kind: "links", name: `${node.name}-links-${set.sub}`, node, storage, set })),
+    ...(config.smb.enabled && smbNode ? [{ kind: "smb" as const, name: `${smbNode.name}-smb`, node: smbNode, storage, smb: config.smb }] : []),
   ];
 }
 
-/** The program a planned component runs (what its Command carries on stdin). */
-export function programOf(p: Planned): string {
-  return p.kind === "layout" ? renderStorageLayout(p.storage) : renderSymlinkSet(p.storage, p.set);
+/** The secrets some programs read after themselves on stdin (plain: callers keep them secret). */
+export interface ProgramSecrets {
+  smbPasswords: Record<string, string>;
+}
+
+/** The commands of a planned component: each one's name and what it carries on stdin. */
+export function programsOf(p: Planned, secrets: ProgramSecrets): Array<{ name: string; stdin: string }> {
+  switch (p.kind) {
+    case "layout":
+      return [{ name: `${p.name}-converge`, stdin: renderStorageLayout(p.storage) }];
+    case "links":
+      return [{ name: `${p.name}-converge`, stdin: renderSymlinkSet(p.storage, p.set) }];
+    case "smb":
+      return [
+        { name: `${p.name}-converge`, stdin: renderSmbShare(p.smb, p.storage) },
+        { name: `${p.name}-passwords`, stdin: renderSmbPasswords(p.smb, p.storage) + p.smb.users.map((u) => `${secrets.smbPasswords[u.name]}\n`).join("") },
+      ];
+  }
 }

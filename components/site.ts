@@ -2,6 +2,7 @@ import * as pulumi from "@pulumi/pulumi";
 import { isLocal, type Site as SiteConfig, type SiteNode } from "./config";
 import type { NodeTarget } from "./node/command";
 import { planSite } from "./plan";
+import { SmbShare, type ShareFolder } from "./smb/share";
 import { StorageLayout } from "./storage/layout";
 import { SymlinkSet } from "./storage/symlinkSet";
 
@@ -9,6 +10,8 @@ export interface SiteArgs {
   config: SiteConfig;
   /** Each SSH node's private key (secret), by node name. */
   sshKeys: Record<string, pulumi.Input<string>>;
+  /** Each SMB user's password (secret), by user name. */
+  smbPasswords?: Record<string, pulumi.Input<string>>;
   /** `modelshare:convergeToken`: carried by every program, so a new value re-runs them all (repair). */
   convergeToken?: string;
 }
@@ -19,6 +22,8 @@ export class Site extends pulumi.ComponentResource {
   readonly modelStore: pulumi.Output<string>;
   readonly linkFolders: pulumi.Output<string[]>;
   readonly categoryFolders: pulumi.Output<Record<string, string>>;
+  /** The SMB share, when the site has one: Explorer's and Finder's way to each user folder. */
+  readonly smbShare?: { unc: pulumi.Output<string>; url: pulumi.Output<string>; folders: pulumi.Output<Record<string, ShareFolder>> };
 
   constructor(name: string, args: SiteArgs, opts?: pulumi.ComponentResourceOptions) {
     super("modelshare:site:Site", name, {}, opts);
@@ -26,10 +31,14 @@ export class Site extends pulumi.ComponentResource {
     const token = args.convergeToken;
     let layout: StorageLayout | undefined;
     const sets: SymlinkSet[] = [];
+    let smb: SmbShare | undefined;
     for (const p of plan) {
       const node = nodeTarget(p.node, args.sshKeys);
       if (p.kind === "layout") {
         layout = new StorageLayout(p.name, { node, storage: p.storage, token }, { parent: this });
+      } else if (p.kind === "smb") {
+        // After the layout and the links: the share shows their folders.
+        smb = new SmbShare(p.name, { node, host: p.node.host, smb: p.smb, storage: p.storage, passwords: args.smbPasswords ?? {}, token }, { parent: this, dependsOn: [...(layout ? [layout] : []), ...sets] });
       } else {
         sets.push(new SymlinkSet(p.name, { node, storage: p.storage, set: p.set, token }, { parent: this, dependsOn: layout ? [layout] : [] }));
       }
@@ -40,7 +49,8 @@ export class Site extends pulumi.ComponentResource {
     this.modelStore = layout.modelStore;
     this.categoryFolders = layout.categoryFolders;
     this.linkFolders = pulumi.all(sets.map((s) => s.folder));
-    this.registerOutputs({ storageNode: this.storageNode, modelStore: this.modelStore, linkFolders: this.linkFolders, categoryFolders: this.categoryFolders });
+    if (smb) this.smbShare = { unc: smb.unc, url: smb.url, folders: smb.folders };
+    this.registerOutputs({ storageNode: this.storageNode, modelStore: this.modelStore, linkFolders: this.linkFolders, categoryFolders: this.categoryFolders, smbShare: this.smbShare });
   }
 }
 

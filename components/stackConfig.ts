@@ -18,6 +18,8 @@ export interface StackSite {
   config: Site;
   /** Each SSH node's private key, by node name (plain: callers keep it secret). */
   sshKeys: Record<string, string>;
+  /** Each SMB user's password, by user name (plain: callers keep it secret). */
+  smbPasswords: Record<string, string>;
   convergeToken?: string;
 }
 
@@ -42,7 +44,8 @@ export function siteFromConfig(values: Record<string, string>, isSecret: (key: s
   const config = parseSite(raw, { homedir: homedir() });
 
   const keyNames = new Set(config.nodes.filter((n) => !isLocal(n)).map((n) => n.sshKey));
-  const known = [...SECTIONS, TOKEN_KEY, ...keyNames];
+  const smbUsers = config.smb.enabled ? config.smb.users : [];
+  const known = [...SECTIONS, TOKEN_KEY, ...keyNames, ...smbUsers.map((u) => u.passwordKey)];
   for (const key of Object.keys(values)) {
     const [ns, name] = key.split(":");
     if (ns === NAMESPACE && !known.includes(name)) {
@@ -65,9 +68,20 @@ export function siteFromConfig(values: Record<string, string>, isSecret: (key: s
       problems.push(`${NAMESPACE}:${name}: does not hold a private key (expected the whole file, from -----BEGIN … PRIVATE KEY----- to its END line)`);
     }
   }
+  for (const user of smbUsers) {
+    const key = `${NAMESPACE}:${user.passwordKey}`;
+    const fix = `pulumi config set --secret ${user.passwordKey}`;
+    const value = get(user.passwordKey);
+    // Never the value itself in a message: only what is wrong with it.
+    if (value === undefined) problems.push(`${key}: missing; the SMB user ${user.name} needs a password there: ${fix}`);
+    else if (!isSecret(key)) problems.push(`${key}: is stored in plain text; store the password as a secret instead: pulumi config rm ${user.passwordKey} && ${fix}`);
+    else if (value.length === 0 || value.length > 128) problems.push(`${key}: must hold 1 to 128 characters (it holds ${value.length}): ${fix}`);
+    else if (/[\u0000-\u001f\u007f]/.test(value)) problems.push(`${key}: holds a control character (a line break?), which Samba's smbpasswd cannot take; set it again: ${fix}`);
+  }
   if (problems.length > 0) throw new SiteConfigError(problems);
+  const smbPasswords = Object.fromEntries(smbUsers.map((u) => [u.name, get(u.passwordKey) as string]));
   const sshKeys = Object.fromEntries(config.nodes.filter((n) => !isLocal(n)).map((n) => [n.name, get(n.sshKey) as string]));
-  return { config, sshKeys, convergeToken: token };
+  return { config, sshKeys, smbPasswords, convergeToken: token };
 }
 
 // Pulumi marks which config keys were `secure:` in the stack file; the check is exported by
@@ -76,8 +90,8 @@ const isConfigSecret = (key: string): boolean =>
   (pulumi.runtime as unknown as { isConfigSecret(k: string): boolean }).isConfigSecret(key);
 
 /** The program's view (index.ts): the SSH keys become secret Outputs straight away. */
-export function loadSite(): { config: Site; sshKeys: Record<string, pulumi.Output<string>>; convergeToken?: string } {
-  const { config, sshKeys, convergeToken } = siteFromConfig(pulumi.runtime.allConfig(), isConfigSecret);
-  const secret = Object.fromEntries(Object.entries(sshKeys).map(([node, key]) => [node, pulumi.secret(key)]));
-  return { config, sshKeys: secret, convergeToken };
+export function loadSite(): { config: Site; sshKeys: Record<string, pulumi.Output<string>>; smbPasswords: Record<string, pulumi.Output<string>>; convergeToken?: string } {
+  const { config, sshKeys, smbPasswords, convergeToken } = siteFromConfig(pulumi.runtime.allConfig(), isConfigSecret);
+  const secret = (m: Record<string, string>) => Object.fromEntries(Object.entries(m).map(([k, v]) => [k, pulumi.secret(v)]));
+  return { config, sshKeys: secret(sshKeys), smbPasswords: secret(smbPasswords), convergeToken };
 }

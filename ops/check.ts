@@ -1,6 +1,6 @@
 import { isLocal, type SiteNode } from "../components/config";
 import { DIAL } from "../components/node/command";
-import { planSite, programOf, type Planned } from "../components/plan";
+import { planSite, programsOf, type Planned } from "../components/plan";
 import { commandFor } from "../components/shell/script";
 import type { StackSite } from "../components/stackConfig";
 import { dial, exec, execLocal, type Exec } from "./ssh";
@@ -42,10 +42,11 @@ export interface NodeCheck {
 export async function checkSite(site: StackSite): Promise<NodeCheck[]> {
   const plan = planSite(site.config);
   const nodes = site.config.nodes.filter((n) => plan.some((p) => p.node.name === n.name));
-  return Promise.all(nodes.map((n) => checkNode(n, plan.filter((p) => p.node.name === n.name), site.sshKeys[n.name])));
+  return Promise.all(nodes.map((n) => checkNode(n, plan.filter((p) => p.node.name === n.name), site)));
 }
 
-async function checkNode(node: SiteNode, planned: Planned[], privateKey: string | undefined): Promise<NodeCheck> {
+async function checkNode(node: SiteNode, planned: Planned[], site: StackSite): Promise<NodeCheck> {
+  const privateKey = site.sshKeys[node.name];
   const started = Date.now();
   const result: NodeCheck = { node: node.name, host: node.host, components: [], sessions: 0, ms: 0 };
   const done = () => ({ ...result, ms: Date.now() - started });
@@ -68,9 +69,9 @@ async function checkNode(node: SiteNode, planned: Planned[], privateKey: string 
     }
   }
   try {
-    for (const p of planned) {
-      const r = await run(programOf(p));
-      const parsed = parse(p.name, r);
+    for (const { name, stdin } of planned.flatMap((p) => programsOf(p, site))) {
+      const r = await run(stdin);
+      const parsed = parse(name.replace(/-converge$/, ""), r);
       if (typeof parsed === "string") {
         result.error = parsed;
         break;

@@ -1,6 +1,6 @@
 import { spawnSync } from "node:child_process";
 import { describe, expect, it } from "vitest";
-import { planSite, programOf } from "../components/plan";
+import { planSite, programsOf } from "../components/plan";
 import { siteFromConfig, type StackSite } from "../components/stackConfig";
 import { checkSite, exitCode, formatJson, formatText, parse, type NodeCheck } from "../ops/check";
 import { OWNER } from "./helpers/attack";
@@ -14,7 +14,7 @@ function localStack(root: string, storage: Record<string, unknown> = {}): StackS
   }, () => false);
 }
 const converge = (site: StackSite) => {
-  for (const p of planSite(site.config)) expect(runProgram(programOf(p)).code).toBe(0);
+  for (const p of planSite(site.config)) for (const { stdin } of programsOf(p, site)) expect(runProgram(stdin).code).toBe(0);
 };
 
 describe("npm run check, on a real local node", () => {

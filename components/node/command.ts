@@ -24,6 +24,11 @@ export interface Program {
   removes: boolean;
   /** The stack's convergeToken: a new value changes every program's text, so each re-runs. */
   token?: string;
+  /**
+   * Secret input that follows the program on stdin (renderProgram's `input`): the whole stdin
+   * is then a secret, and the diff shows only that it changed.
+   */
+  input?: pulumi.Input<string>;
 }
 
 /** The program as a Command carries it: the convergeToken, if any, as its second line. */
@@ -51,7 +56,9 @@ export function runProgram(
   const common = {
     create: commandFor("converge"),
     delete: program.removes ? commandFor("remove") : undefined,
-    stdin: withToken(program.text, program.token),
+    stdin: program.input === undefined
+      ? withToken(program.text, program.token)
+      : pulumi.secret(pulumi.output(program.input).apply((input) => withToken(program.text, program.token) + input)),
     addPreviousOutputInEnv: false,
   };
   const options = { ...opts, deleteBeforeReplace: program.removes };

@@ -16,7 +16,7 @@ export function hostProblem(h: string): string | undefined {
 }
 
 /** The eight 16-bit groups of an IPv6 address (a valid one: checked by isIPv6 first). */
-function ipv6Groups(h: string): number[] {
+export function ipv6Groups(h: string): number[] {
   let text = h.toLowerCase();
   const v4 = /(\d+\.\d+\.\d+\.\d+)$/.exec(text);
   if (v4) {

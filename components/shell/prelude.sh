@@ -103,19 +103,20 @@ check_owner() {
 # first, then the owner's, under the lock; the closing changed=N line shows a second run
 # changed nothing. check: the converge steps, changing nothing (no lock either: it writes
 # nothing), then the report steps; the closing drift=N line counts what converge would change.
+# shellcheck disable=SC2154 # owner_steps: set by the program
 modelshare_main() {
   case "${1-}" in
     converge | remove)
       take_lock
       "${1}_privileged"
-      as_owner "${1}_owner"
+      [ "$owner_steps" = no ] || as_owner "${1}_owner"
       printf 'changed=%d\n' "$changed"
       ;;
     check)
       run_mode=check
       converge_privileged
       report_privileged
-      as_owner check_owner
+      [ "$owner_steps" = no ] || as_owner check_owner
       printf 'drift=%d\n' "$drifted"
       ;;
     *) refuse "usage: bash -s converge|check|remove < program (got: ${1-nothing})" ;;

@@ -18,6 +18,8 @@ const PRELUDE = shellLib(__dirname, "prelude").text;
 /** What every program leans on: never following a link, and the folder helpers. */
 const GUARD = shellLib(__dirname, "guard");
 export const DIRS = shellLib(__dirname, "dirs");
+/** Packages, services, files under /etc: the privileged steps every system concern shares. */
+export const SYSTEM = shellLib(__dirname, "system");
 
 /**
  * The steps of one verb. `privileged` steps run as whoever runs the program (root on a real
@@ -47,10 +49,17 @@ export interface ProgramSpec {
   remove?: Steps;
   /** Extra read-only steps of `bash -s check`: `report: …` lines for the storage report. */
   report?: Steps;
+  /**
+   * The program reads input that follows it on stdin (secrets: they never enter the program
+   * text, a command line or an environment). Its steps read it from fd 3, e.g. `read -r -u 3`.
+   */
+  input?: boolean;
 }
 
+// Only a step's first line is indented: its other lines may be inside a quoted value (a file's
+// content), which must reach the node byte for byte.
 const fn = (name: string, lines: readonly string[] | undefined) =>
-  [`${name}() {`, ...(lines ?? []).flatMap((l) => l.split("\n")).map((l) => `  ${l}`), "  :", "}"];
+  [`${name}() {`, ...(lines ?? []).map((l) => `  ${l}`), "  :", "}"];
 
 /**
  * A converging bash program: strict mode, a per-host lock, a change counter, the helpers, the
@@ -59,12 +68,8 @@ const fn = (name: string, lines: readonly string[] | undefined) =>
  */
 export function renderProgram(spec: ProgramSpec): string {
   const title = spec.title.replace(/[\r\n]+/g, " ");
-  const text = [
-    "#!/usr/bin/env bash",
-    `# modelshare: ${title}`,
-    // bash reads a script on stdin one byte at a time (so that commands could read the rest):
-    // slow under emulation. Read the rest at once and run it from memory instead.
-    `[ -n "\${BASH_EXECUTION_STRING-}" ] || { program=$(cat) && exec bash --norc -c "$program" modelshare "$@"; exit 1; }`,
+  const owner = [spec.converge.owner, spec.remove?.owner, spec.report?.owner].some((s) => s?.length);
+  const body = [
     PRELUDE,
     ...[...new Map([GUARD, ...spec.libs].map((lib) => [lib.name, lib.text])).values()],
     "# --- this program ---",
@@ -72,14 +77,25 @@ export function renderProgram(spec: ProgramSpec): string {
     `storage_root=${quote(spec.root)}`,
     `owner_uid=${quote(spec.owner.uid)}`,
     `owner_gid=${quote(spec.owner.gid)}`,
+    // A program without steps inside the tree starts no owner's child at all.
+    `owner_steps=${owner ? "yes" : "no"}`,
     ...fn("converge_privileged", spec.converge.privileged),
     ...fn("converge_owner", spec.converge.owner),
     ...fn("remove_privileged", spec.remove?.privileged),
     ...fn("remove_owner", spec.remove?.owner),
     ...fn("report_privileged", spec.report?.privileged),
     ...fn("report_owner", spec.report?.owner),
-    `modelshare_main "$@" </dev/null`,
+    spec.input ? `modelshare_main "$@" 3<&0 </dev/null` : `modelshare_main "$@" </dev/null`,
     "",
+  ].join("\n");
+  const text = [
+    "#!/usr/bin/env bash",
+    `# modelshare: ${title}`,
+    // bash reads a script on stdin one byte at a time (so that commands could read the rest):
+    // slow under emulation. Read the rest at once, exactly its length (so that input following
+    // the program stays on stdin for it), and run it from memory instead.
+    `[ -n "\${BASH_EXECUTION_STRING-}" ] || { program=$(head -c ${Buffer.byteLength(body)}) && exec bash --norc -c "$program" modelshare "$@"; exit 1; }`,
+    body,
   ].join("\n");
   // It travels as one argument (bash -c), which Linux caps at 128 KiB.
   if (Buffer.byteLength(text) > 120_000) throw new Error(`modelshare: the program for ${title} is ${Buffer.byteLength(text)} bytes, over the 120,000 an argument may carry`);

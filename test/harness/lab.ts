@@ -24,9 +24,10 @@ export function labNodes(): LabNode[] {
 /**
  * Pulumi.lab.yaml with what the lab made filled in, as `pulumi config set` would: each node's
  * hostKey (matched by address) and each node's SSH key as a secret. `edit` may change the
- * parsed sections before they are serialised (e.g. add a category).
+ * parsed sections before they are serialised (e.g. add a category); `extra` adds secret keys
+ * (`modelshare:<key>` -> value, e.g. SMB passwords).
  */
-export function labStack(edit: (sections: Record<string, any>) => void = () => {}) {
+export function labStack(edit: (sections: Record<string, any>) => void = () => {}, extra: Record<string, string> = {}) {
   const nodes = labNodes();
   const secrets: Record<string, string> = {};
   const { config } = stackConfig("Pulumi.lab.yaml");
@@ -38,6 +39,7 @@ export function labStack(edit: (sections: Record<string, any>) => void = () => {
     secrets[`modelshare:${node.sshKey}`] = readFileSync(lab.privateKeyPath, "utf8");
   }
   edit(sections);
+  Object.assign(secrets, extra);
   const flat = Object.fromEntries(Object.entries(sections).map(([k, v]) => [k, JSON.stringify(v)]));
   return { config: { ...flat, ...secrets }, secretKeys: Object.keys(secrets) };
 }

@@ -1,0 +1,148 @@
+# --- the SMB share (privileged: accounts, Samba's configuration, smbd; nothing inside the tree) ---
+# modelshare's shares live in a file of their own, /etc/samba/modelshare.conf, which smb.conf
+# includes with one line at its end: the admin's shares and [global] lines are never
+# rewritten, and destroy removes exactly the line and the file.
+SMB_CONF=/etc/samba/smb.conf
+SMB_OURS=/etc/samba/modelshare.conf
+SMB_INCLUDE="include = $SMB_OURS"
+SMB_COMMENT="# modelshare's shares (written by modelshare, removed on destroy); add your own lines above this comment."
+smb_changed=no
+
+# smb_owner: the account every SMB user is forced to (force user/group): the storage owner
+# (for an unmanaged owner, the root folder's). Sets owner_user and owner_group; a uid or gid
+# without an account gets one named modelshare, without a home or a login.
+# shellcheck disable=SC2154 # owner_uid, owner_gid, storage_root: set by the program
+smb_owner() {
+  local uid=$owner_uid gid=$owner_gid
+  if [ -z "$uid" ]; then
+    require_no_link "$storage_root"
+    [ -d "$storage_root" ] || refuse "$storage_root does not exist yet; converge the storage layout first."
+    read -r uid gid < <(stat -c '%u %g' -- "$storage_root")
+  fi
+  if [ "$uid" = 0 ] || [ "$gid" = 0 ]; then
+    refuse "the storage owner is $uid:$gid, so every SMB user would write as root; give storage.owner a user's uid and gid."
+  fi
+  owner_group=$(getent group "$gid" | cut -d: -f1) || owner_group=""
+  if [ -z "$owner_group" ]; then
+    ! getent group modelshare >/dev/null || refuse "gid $gid (the storage owner's) has no group, and the name modelshare is taken by another gid; make a group with gid $gid, then run again."
+    act "no group has gid $gid (the storage owner's)" "made group modelshare with gid $gid" groupadd --gid "$gid" modelshare
+    owner_group=modelshare
+  fi
+  owner_user=$(getent passwd "$uid" | cut -d: -f1) || owner_user=""
+  if [ -z "$owner_user" ]; then
+    ! getent passwd modelshare >/dev/null || refuse "uid $uid (the storage owner's) has no account, and the name modelshare is taken by another uid; make an account with uid $uid, then run again."
+    act "no account has uid $uid (the storage owner's)" "made account modelshare with uid $uid (no login)" \
+      useradd --uid "$uid" --gid "$gid" --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin modelshare
+    owner_user=modelshare
+  fi
+  owner_uid=$uid owner_gid=$gid
+}
+
+# smb_accounts NAME...: Samba needs a Unix account per user; a missing one is made as a system
+# account without a home or a login shell (files are written as the storage owner anyway).
+smb_accounts() {
+  local name
+  for name in "$@"; do
+    getent passwd "$name" >/dev/null ||
+      act "no account $name" "made system account $name (no login)" \
+        useradd --system --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin "$name"
+  done
+}
+
+# smb_folders PATH...: each shared folder is a real folder with no link on the way to it: smbd
+# would otherwise serve wherever a link planted there points.
+smb_folders() {
+  local path
+  for path in "$@"; do
+    require_no_link "$path"
+    [ -d "$path" ] || refuse "$path, a shared folder, does not exist; the storage layout makes it: converge it first."
+  done
+}
+
+# smb_conf CONTENT: modelshare's share definitions, the owner's names filled in, validated
+# with testparm together with the admin's smb.conf before they go live; then the include line.
+# shellcheck disable=SC2154 # file_changed: set by install_file
+smb_conf() {
+  install_file "$SMB_OURS" 0644 "$(smb_fill "$1")" smb_validate_ours
+  [ "$file_changed" = no ] || smb_changed=yes
+  grep -qxF -- "$SMB_INCLUDE" "$SMB_CONF" 2>/dev/null && return 0
+  [ -f "$SMB_CONF" ] || refuse "$SMB_CONF is missing; reinstall samba (apt-get install --reinstall samba) or write one, then run again."
+  if checking; then
+    drift "$SMB_CONF does not include $SMB_OURS"
+    return 0
+  fi
+  install_file "$SMB_CONF" "$(stat -c '%a' -- "$SMB_CONF")" "$(cat -- "$SMB_CONF")"$'\n\n'"$SMB_COMMENT"$'\n'"$SMB_INCLUDE" smb_validate
+  smb_changed=yes
+}
+
+# smb_fill TEXT: TEXT with the storage owner's names and ids (smb_owner) filled in.
+smb_fill() {
+  local text=$1
+  text=${text//@owner_user@/$owner_user}
+  text=${text//@owner_group@/$owner_group}
+  text=${text//@owner_uid@/$owner_uid}
+  printf '%s' "${text//@owner_gid@/$owner_gid}"
+}
+
+# smb_recycle SERVICE TIMER: the recycle bin's expiry timer, running as the storage owner.
+smb_recycle() {
+  ensure_unit modelshare-smb-recycle.service "$(smb_fill "$1")"
+  ensure_unit modelshare-smb-recycle.timer "$2"
+  ensure_service modelshare-smb-recycle.timer
+}
+
+# smb_no_recycle: no expiry timer (the bin's files stay: they are the users').
+smb_no_recycle() {
+  remove_unit modelshare-smb-recycle.timer
+  remove_unit modelshare-smb-recycle.service
+}
+
+# smb_validate FILE: testparm accepts FILE as smb.conf; otherwise its words, and failure.
+smb_validate() {
+  local out
+  if ! out=$(testparm -s --suppress-prompt -- "$1" 2>&1 >/dev/null); then
+    printf '%s\n' "$out" >&2
+    printf 'modelshare: testparm rejects the Samba configuration with modelshare'"'"'s shares in it (its words are above), so the live configuration stays as it was; fix %s (or the site config), then run again.\n' "$SMB_CONF" >&2
+    return 1
+  fi
+}
+
+# smb_validate_ours FILE: smb.conf as it is, including FILE in place of modelshare.conf.
+smb_validate_ours() {
+  local candidate rc=0
+  candidate=$(mktemp)
+  if grep -qxF -- "$SMB_INCLUDE" "$SMB_CONF" 2>/dev/null; then
+    sed "s|^include = $SMB_OURS\$|include = $1|" -- "$SMB_CONF" >"$candidate"
+  else
+    { cat -- "$SMB_CONF" 2>/dev/null || true; printf '\ninclude = %s\n' "$1"; } >"$candidate"
+  fi
+  smb_validate "$candidate" || rc=1
+  rm -f -- "$candidate"
+  return "$rc"
+}
+
+# smb_live: smbd enabled and running, and reading what changed: a reload, not a restart, so
+# transfers in progress go on.
+# shellcheck disable=SC2154 # service_started: set by ensure_service
+smb_live() {
+  ensure_service smbd
+  if [ "$smb_changed" = yes ] && [ "$service_started" = no ]; then
+    smbcontrol smbd reload-config || refuse "smbd did not take the new configuration (smbcontrol smbd reload-config failed); see journalctl -u smbd."
+    note "reloaded smbd's configuration (transfers in progress go on)"
+  fi
+}
+
+# smb_unconf: destroy: the include line and modelshare.conf go, smbd reloads; the admin's
+# smb.conf is otherwise untouched, and so is every file in the shares.
+# shellcheck disable=SC2154 # changed: the prelude's counter
+smb_unconf() {
+  local content
+  if grep -qxF -- "$SMB_INCLUDE" "$SMB_CONF" 2>/dev/null; then
+    content=$(grep -vxF -e "$SMB_INCLUDE" -e "$SMB_COMMENT" -- "$SMB_CONF" || true)
+    install_file "$SMB_CONF" "$(stat -c '%a' -- "$SMB_CONF")" "$content"
+  fi
+  remove_file "$SMB_OURS"
+  if [ "$changed" -gt 0 ] && systemctl is-active --quiet smbd; then
+    smbcontrol smbd reload-config || true
+  fi
+}

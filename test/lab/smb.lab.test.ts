@@ -1,0 +1,171 @@
+import { spawnSync } from "node:child_process";
+import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { quote } from "../../components/shell/quote";
+import { Site } from "../../components/site";
+import { loadSite, siteFromConfig } from "../../components/stackConfig";
+import { checkSite, exitCode, formatText } from "../../ops/check";
+import { run, type Step } from "../harness/converge";
+import { declare } from "../harness/declare";
+import { labStack, onNode } from "../harness/lab";
+
+/**
+ * The SMB share on a real node: Samba installed by the program from the lab's offline apt
+ * repository, real smbclient from the lab host's namespace (10.77.0.1, allowed) and from node3
+ * (10.77.0.13, not in hostsAllow). Leaves node1 without /srv/cw for the other lab files.
+ */
+const ROOT = "/srv/cw";
+const STORE = `${ROOT}/storage-models/models`;
+const SHARE = "//10.77.0.11/ki_Daten";
+const ARTIST = "artist";
+const VIEWER = "viewer";
+let passwords = { artist: "first pass; with 'quotes' $HOME", viewer: "viewer-pw" };
+
+const smbSection = (extra: Record<string, unknown> = {}) => ({
+  enabled: true,
+  users: [{ name: ARTIST, passwordKey: "smbPasswordArtist" }, { name: VIEWER, passwordKey: "smbPasswordViewer", readOnly: true }],
+  hostsAllow: ["10.77.0.1", "10.77.0.12"],
+  modelsShare: "ki_Models",
+  ...extra,
+});
+const stack = (extra: Record<string, unknown> = {}) =>
+  labStack((s) => { s["modelshare:smb"] = smbSection(extra); }, { "modelshare:smbPasswordArtist": passwords.artist, "modelshare:smbPasswordViewer": passwords.viewer });
+const declared = (extra?: Record<string, unknown>) => declare({ stack: "lab", ...stack(extra) }, () => new Site("site", loadSite()));
+const converge = async (extra?: Record<string, unknown>) => run(await declared(extra));
+const smbSteps = (steps: Step[]) => Object.fromEntries(steps.filter((s) => s.name.startsWith("node1-smb")).map((s) => [s.name, s.changed]));
+
+const work = mkdtempSync(join(tmpdir(), "modelshare-smb-"));
+/** smbclient from the lab host's namespace; resolves with its output, exit code included. */
+function smbclient(user: string | null, password: string, commands: string, share = SHARE, extra: string[] = []) {
+  const auth = join(work, "auth");
+  writeFileSync(auth, `username = ${user ?? ""}\npassword = ${password}\n`, { mode: 0o600 });
+  const r = spawnSync("smbclient", [share, ...(user ? ["-A", auth] : ["-N"]), ...extra, "-c", commands], { cwd: work, encoding: "utf8" });
+  return { code: r.status, out: `${r.stdout}${r.stderr}` };
+}
+const checksums = () => onNode("node1", `cd ${ROOT} && find storage-models storage-user -type f -print0 | sort -z | xargs -0r sha256sum`);
+
+describe("the SMB share on the lab's storage node", () => {
+  beforeAll(async () => {
+    await expect(onNode("node1", `test ! -e ${ROOT} && ! dpkg -s samba >/dev/null 2>&1 && echo fresh`)).resolves.toBe("fresh\n");
+  });
+  afterAll(async () => {
+    await onNode("node1", `rm -rf ${ROOT}`);
+  });
+
+  it("installs Samba from the node's apt through its own step, serves the share, and a second converge changes nothing", async () => {
+    const first = await converge();
+    const share = first.find((s) => s.name === "node1-smb-converge")!;
+    expect(share.stdout).toContain("changed: installed samba samba-vfs-modules");
+    expect(share.stdout).toContain(`changed: made system account ${ARTIST} (no login)`);
+    expect(first.find((s) => s.name === "node1-smb-passwords")!.stdout).toContain(`changed: set the SMB password of ${ARTIST}`);
+    expect(smbSteps(await converge())).toEqual({ "node1-smb-converge": 0, "node1-smb-passwords": 0 });
+    // The passwords never appear in what ran or what it printed.
+    for (const s of first) expect(`${s.stdout}${s.stderr}`).not.toContain(passwords.artist);
+  });
+
+  it("an upload into models-upload/checkpoints lands in the store byte for byte, owned by the storage owner, and the audit log names the user", async () => {
+    const model = join(work, "model.safetensors");
+    writeFileSync(model, Buffer.from(Array.from({ length: 300_000 }, (_, i) => (i * 7919) % 251)));
+    const put = smbclient(ARTIST, passwords.artist, `cd storage-user/models-upload/checkpoints; put model.safetensors`);
+    expect(put.code, put.out).toBe(0);
+    const sum = spawnSync("sha256sum", [model], { encoding: "utf8" }).stdout.split(" ")[0];
+    expect(await onNode("node1", `stat -c '%u:%g %a' ${STORE}/checkpoints/model.safetensors && sha256sum < ${STORE}/checkpoints/model.safetensors`))
+      .toBe(`1000:1000 664\n${sum}  -\n`);
+    expect(await onNode("node1", "journalctl -t smbd_audit --no-pager -o cat | grep -F 'model.safetensors' | head -n 1"))
+      .toMatch(new RegExp(`^${ARTIST}\\|10\\.77\\.0\\.1\\|ki_Daten\\|create_file\\|ok\\|.*\\|file\\|.*/checkpoints/model\\.safetensors`));
+  });
+
+  it("an output written on the node downloads; a deleted file waits in .recycle", async () => {
+    await onNode("node1", `echo image-bytes > ${ROOT}/storage-user/output/ComfyUI/img_0001.png && chown 1000:1000 ${ROOT}/storage-user/output/ComfyUI/img_0001.png`);
+    const get = smbclient(VIEWER, passwords.viewer, "cd storage-user/output/ComfyUI; get img_0001.png");
+    expect(get.code, get.out).toBe(0);
+    expect(readFileSync(join(work, "img_0001.png"), "utf8")).toBe("image-bytes\n");
+    const del = smbclient(ARTIST, passwords.artist, "cd storage-user/output/ComfyUI; del img_0001.png");
+    expect(del.code, del.out).toBe(0);
+    expect(await onNode("node1", `cat ${ROOT}/.recycle/storage-user/output/ComfyUI/img_0001.png`)).toBe("image-bytes\n");
+  });
+
+  it("refuses a guest, a wrong password, a user not listed, SMB1, a client outside hostsAllow, and uploads of a read-only user", async () => {
+    expect(smbclient(null, "", "ls").out).toMatch(/NT_STATUS_(ACCESS_DENIED|LOGON_FAILURE)/);
+    expect(smbclient(ARTIST, "wrong", "ls").out).toMatch(/NT_STATUS_LOGON_FAILURE/);
+    expect(smbclient("nobody", "x", "ls").out).toMatch(/NT_STATUS_(ACCESS_DENIED|LOGON_FAILURE)/);
+    expect(smbclient(ARTIST, passwords.artist, "ls", SHARE, ["--option=client min protocol=NT1", "-m", "NT1"]).out).toMatch(/protocol negotiation failed/);
+    const readOnly = smbclient(VIEWER, passwords.viewer, "cd storage-user/input; put auth");
+    expect(readOnly.out).toMatch(/NT_STATUS_ACCESS_DENIED/);
+    const models = smbclient(ARTIST, passwords.artist, "cd checkpoints; put auth x", "//10.77.0.11/ki_Models");
+    expect(smbclient(ARTIST, passwords.artist, "cd checkpoints; ls", "//10.77.0.11/ki_Models").out).toContain("model.safetensors");
+    expect(models.out).toMatch(/NT_STATUS_(ACCESS_DENIED|MEDIA_WRITE_PROTECTED)/);
+    // node3 is a real client too, but its address is not in hostsAllow.
+    const fromNode3 = await onNode("node3", [
+      "{ apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends smbclient; } >/dev/null 2>&1",
+      `printf 'username = %s\\npassword = %s\\n' ${quote(ARTIST)} ${quote(passwords.artist)} > /tmp/auth`,
+      `smbclient ${SHARE} -A /tmp/auth -c ls 2>&1 | tail -n 1 || true`,
+    ].join("; "));
+    expect(fromNode3).toMatch(/NT_STATUS_ACCESS_DENIED/);
+  });
+
+  it("a changed password works after the next converge and the old one is refused", async () => {
+    const old = passwords.artist;
+    passwords = { ...passwords, artist: "second pass" };
+    expect(smbSteps(await converge())).toEqual({ "node1-smb-converge": 0, "node1-smb-passwords": 1 });
+    expect(smbclient(ARTIST, old, "ls").out).toMatch(/NT_STATUS_LOGON_FAILURE/);
+    expect(smbclient(ARTIST, passwords.artist, "ls").code).toBe(0);
+  });
+
+  it("check finds what was changed behind modelshare's back, and converge repairs it", async () => {
+    const stackSite = () => { const { config, secretKeys } = stack(); return siteFromConfig(config, (k) => secretKeys.includes(k)); };
+    expect(exitCode(await checkSite(stackSite()))).toBe(0);
+    await onNode("node1", `sed -i '/^include = \\/etc\\/samba\\/modelshare.conf$/d' /etc/samba/smb.conf && systemctl stop smbd && printf 'other\\nother\\n' | smbpasswd -s ${VIEWER}`);
+    const nodes = await checkSite(stackSite());
+    expect(exitCode(nodes)).toBe(1);
+    expect(formatText(nodes)).toMatch(/node1-smb: \/etc\/samba\/smb\.conf does not include \/etc\/samba\/modelshare\.conf/);
+    expect(formatText(nodes)).toMatch(/node1-smb: smbd is not running/);
+    expect(formatText(nodes)).toMatch(/node1-smb-passwords: the SMB password of viewer is not the stack's/);
+    expect(formatText(nodes)).not.toContain(passwords.viewer);
+    const repaired = smbSteps(await converge());
+    expect(repaired["node1-smb-passwords"]).toBe(1);
+    expect(exitCode(await checkSite(stackSite())), formatText(await checkSite(stackSite()))).toBe(0);
+    expect(smbclient(VIEWER, passwords.viewer, "ls").code).toBe(0);
+  });
+
+  it("the admin's own share survives; a config testparm rejects leaves the live share serving and fails with testparm's words", async () => {
+    await onNode("node1", "mkdir -p /srv/scratch && echo theirs > /srv/scratch/note.txt && printf '\\n[scratch]\\n   path = /srv/scratch\\n   valid users = artist\\n' >> /etc/samba/smb.conf && smbcontrol smbd reload-config");
+    const theirs = () => smbclient(ARTIST, passwords.artist, "get note.txt", "//10.77.0.11/scratch");
+    expect(theirs().code).toBe(0);
+    expect(smbSteps(await converge())).toEqual({ "node1-smb-converge": 0, "node1-smb-passwords": 0 });
+    // The admin's broken line, and a site change that needs a new modelshare.conf.
+    await onNode("node1", "sed -i 's/^\\[scratch\\]$/[scratch/' /etc/samba/smb.conf");
+    const before = await onNode("node1", "sha256sum /etc/samba/modelshare.conf");
+    const failed = await converge({ encryption: "required" }).then(() => undefined, (e: Error) => e.message);
+    expect(failed).toMatch(/node1-smb-converge \(on 10\.77\.0\.11\): exited 1: [\s\S]*Error loading services[\s\S]*testparm rejects the Samba configuration/);
+    expect(await onNode("node1", "sha256sum /etc/samba/modelshare.conf")).toBe(before);
+    expect(smbclient(ARTIST, passwords.artist, "ls").code).toBe(0);
+    await onNode("node1", "sed -i 's/^\\[scratch$/[scratch]/' /etc/samba/smb.conf");
+    expect(smbSteps(await converge())).toEqual({ "node1-smb-converge": 0, "node1-smb-passwords": 0 });
+    expect(theirs().code).toBe(0);
+  });
+
+  it("a share of storage-user needs wide links, gets them, and smbd never disables them", async () => {
+    const steps = await converge({ path: "storage-user" });
+    expect(smbSteps(steps)["node1-smb-converge"]).toBeGreaterThan(0);
+    expect(await onNode("node1", "testparm -s --parameter-name='wide links' --section-name=ki_Daten 2>/dev/null; testparm -s --parameter-name='smb1 unix extensions' 2>/dev/null")).toBe("Yes\nNo\n");
+    const put = smbclient(ARTIST, passwords.artist, "cd models-upload/loras; put auth lora.bin");
+    expect(put.code, put.out).toBe(0);
+    expect(await onNode("node1", `test -f ${STORE}/loras/lora.bin && echo landed; grep -rc 'wide links will be disabled' /var/log/samba/ | grep -v ':0$' || true`)).toBe("landed\n");
+    expect(smbSteps(await converge({ path: "storage-user" }))).toEqual({ "node1-smb-converge": 0, "node1-smb-passwords": 0 });
+  });
+
+  it("destroy removes the shares and the passwords, keeps the admin's share and every file", async () => {
+    const before = await checksums();
+    const steps = await run(await declared(), { destroy: true });
+    expect(steps.map((s) => s.name)).toEqual(expect.arrayContaining(["node1-smb-passwords", "node1-smb-converge"]));
+    expect(smbclient(ARTIST, passwords.artist, "ls").out).toMatch(/NT_STATUS_(BAD_NETWORK_NAME|LOGON_FAILURE)/);
+    expect(await onNode("node1", "test -e /etc/samba/modelshare.conf || echo gone; grep -c modelshare /etc/samba/smb.conf || true; pdbedit -L | wc -l; systemctl is-enabled modelshare-smb-recycle.timer 2>&1 || true"))
+      .toMatch(/^gone\n0\n0\n/);
+    expect(await checksums()).toBe(before);
+    expect(smbclient(ARTIST, passwords.artist, "get note.txt", "//10.77.0.11/scratch").out).toMatch(/NT_STATUS_(LOGON_FAILURE|ACCESS_DENIED)/); // artist's SMB password is gone
+    expect(await onNode("node1", "testparm -s --section-name=scratch --parameter-name=path 2>/dev/null; cat /srv/scratch/note.txt")).toBe("/srv/scratch\ntheirs\n");
+  });
+});

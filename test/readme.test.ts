@@ -1,7 +1,7 @@
 import { readdirSync, readFileSync } from "node:fs";
 import { parse } from "yaml";
 import { describe, expect, it } from "vitest";
-import { parseSite } from "../components/config";
+import { parseSite, SECTIONS } from "../components/config";
 import { configReference } from "./helpers/configReference";
 
 const readme = readFileSync("README.md", "utf8");
@@ -15,13 +15,15 @@ describe("README", () => {
   it("its seeds example is a valid site with the seeds' layout", () => {
     const block = between("<!-- seeds-example -->\n```yaml", "\n```\n\nThen, from this folder");
     const config = (parse(block) as { config: Record<string, unknown> }).config;
-    const raw = Object.fromEntries(Object.entries(config).filter(([k]) => !k.endsWith(":sshKey")).map(([k, v]) => [k.split(":")[1], v]));
+    // The sections only: the secret keys (SSH key, SMB passwords) are read by stackConfig.
+    const raw = Object.fromEntries(Object.entries(config).map(([k, v]) => [k.split(":")[1], v]).filter(([k]) => (SECTIONS as readonly string[]).includes(k as string)));
     const site = parseSite(raw, { homedir: "/home/x" });
     expect(site.nodes.find((n) => n.roles.includes("storage"))?.host).toBe("192.168.0.6");
     expect(site.storage.root).toBe("/vol/service/cw");
     expect(site.storage.links).toEqual(["storage-user/models-upload"]);
     expect(site.storage.categories).toHaveLength(8);
-    expect(site.smb.share).toBe("ki_Daten");
+    expect(site.smb).toMatchObject({ enabled: true, share: "ki_Daten" });
+    expect(Object.keys(config)).toEqual(expect.arrayContaining(site.smb.users.map((u) => `modelshare:${u.passwordKey}`)));
   });
 
   it("names every test file", () => {

@@ -32,7 +32,7 @@ export const MIN_PROTOCOLS = ["SMB2_10", "SMB3", "SMB3_11"] as const;
 
 export const smbSchema = z.strictObject({
   enabled: z.boolean().default(false).describe("Serve the storage over SMB from the node with the smb role."),
-  share: shareName("Share name (what users open: \\\\host\\<share>).").default("ki_Daten"),
+  share: shareName("Share name: users open `\\\\host\\share` in Explorer, `smb://host/share` in Finder.").default("ki_Daten"),
   path: z.string().default("")
     .describe("Folder the share shows, relative to storage.root; empty (the default) is the root itself, holding storage-user/ and storage-models/."),
   users: z.array(userSchema).default([]).describe("Who may connect: [{ name, passwordKey, readOnly }]; required when enabled."),

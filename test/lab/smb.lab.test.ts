@@ -48,6 +48,7 @@ const checksums = () => onNode("node1", `cd ${ROOT} && find storage-models stora
 
 describe("the SMB share on the lab's storage node", () => {
   beforeAll(async () => {
+    expect(spawnSync("smbclient", ["--version"]).error, "the SMB tests need smbclient on this machine: apt-get install smbclient").toBeUndefined();
     await expect(onNode("node1", `test ! -e ${ROOT} && ! dpkg -s samba >/dev/null 2>&1 && echo fresh`)).resolves.toBe("fresh\n");
   });
   afterAll(async () => {

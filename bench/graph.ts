@@ -21,10 +21,12 @@ async function main() {
   const config = {
     "modelshare:nodes": JSON.stringify(nodes),
     "modelshare:storage": JSON.stringify({ root: "/vol/service/cw", links: ["storage-user/models", "storage-user/models-upload"] }),
+    "modelshare:smb": JSON.stringify({ enabled: true, hostsAllow: ["10.0.0.0/8"], users: [{ name: "artist", passwordKey: "smbPasswordArtist" }] }),
     "modelshare:sshKey": PRIVATE_KEY,
+    "modelshare:smbPasswordArtist": "bench",
   };
   const started = process.hrtime.bigint();
-  const resources = await declare({ stack: "bench", config, secretKeys: ["modelshare:sshKey"] }, () => new Site("site", loadSite()));
+  const resources = await declare({ stack: "bench", config, secretKeys: ["modelshare:sshKey", "modelshare:smbPasswordArtist"] }, () => new Site("site", loadSite()));
   const ms = Number(process.hrtime.bigint() - started) / 1e6;
   const { maxRSS } = process.resourceUsage();
   console.log(`graph nodes=${n} resources=${resources.length} commands=${resources.filter((r) => r.custom).length} time_ms=${ms.toFixed(0)} heap_mb=${(process.memoryUsage().heapUsed / 2 ** 20).toFixed(1)} max_rss_mb=${(maxRSS / 1024).toFixed(1)}`);

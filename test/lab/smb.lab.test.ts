@@ -148,6 +148,17 @@ describe("the SMB share on the lab's storage node", () => {
     expect(theirs().code).toBe(0);
   });
 
+  it("a share folder the owner uid swapped for a link stops the converge naming it; smb.conf stays as it was", async () => {
+    const before = await onNode("node1", "sha256sum /etc/samba/modelshare.conf");
+    await onNode("node1", `setpriv --reuid=1000 --regid=1000 --clear-groups -- bash -c 'mv ${ROOT}/storage-user ${ROOT}/storage-user.real && ln -s /etc ${ROOT}/storage-user'`);
+    // The layout's converge would stop first; the share's own guard must hold by itself.
+    const shareOnly = (await declared({ path: "storage-user" })).filter((r) => r.name.startsWith("node1-smb"));
+    const failed = await run(shareOnly).then(() => undefined, (e: Error) => e.message);
+    expect(failed).toMatch(new RegExp(`node1-smb-converge \\(on 10\\.77\\.0\\.11\\): exited 1: modelshare: ${ROOT}/storage-user is a symbolic link \\(to /etc\\)`));
+    expect(await onNode("node1", "sha256sum /etc/samba/modelshare.conf")).toBe(before);
+    await onNode("node1", `rm ${ROOT}/storage-user && mv ${ROOT}/storage-user.real ${ROOT}/storage-user`);
+  });
+
   it("a share of storage-user needs wide links, gets them, and smbd never disables them", async () => {
     const steps = await converge({ path: "storage-user" });
     expect(smbSteps(steps)["node1-smb-converge"]).toBeGreaterThan(0);

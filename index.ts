@@ -12,3 +12,5 @@ export const linkFolders = site.linkFolders;
 export const categoryFolders = site.categoryFolders;
 /** With an SMB share: `unc` (\\host\share), `url` (smb://host/share) and each user folder's path. */
 export const smbShare = site.smbShare;
+/** With NFS: `export` (host:/root), `mountCommand` (for another Linux machine), `mountPoints` (per worker). */
+export const nfs = site.nfs;

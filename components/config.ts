@@ -1,6 +1,6 @@
 import { z } from "zod";
 import { canonicalHost, hostKeyProblem, hostProblem, isLocalHost } from "./node/hostRules";
-import { ownFolderProblem } from "./pathRules";
+import { checkNfsSection, nfsSchema } from "./nfs/schema";
 import { checkSmbSection, smbSchema } from "./smb/schema";
 import { checkStorageSection, lengthProblems, rootProblem, storageSchema } from "./storage/schema";
 
@@ -50,12 +50,6 @@ export const nodeSchema = z.strictObject({
 
 const notYet = (what: string) =>
   z.boolean().default(false).refine((on) => !on, `${what} is not built in this version of modelshare yet; keep it false`);
-
-export const nfsSchema = z.strictObject({
-  enabled: notYet("the NFS export").describe("Export the storage root over NFS to the workers."),
-  server: z.enum(["kernel", "ganesha"]).default("kernel").describe("NFS server implementation."),
-  mountPoint: z.string().default("/mnt/modelshare").describe("Where workers mount the storage root."),
-}).default({ enabled: false, server: "kernel", mountPoint: "/mnt/modelshare" });
 
 const serviceSchema = z.strictObject({
   enabled: notYet("this service").describe("Run the service's container on its nodes."),
@@ -127,8 +121,7 @@ function siteProblems(site: Site): string[] {
   checkNodes(site, add);
   checkStorage(site, add);
   checkSmb(site, add);
-  const mountProblem = ownFolderProblem(site.nfs.mountPoint, "/mnt/modelshare");
-  if (mountProblem) add("nfs.mountPoint", mountProblem);
+  checkNfs(site, add);
   for (const [service, cfg] of Object.entries(site.services)) {
     cfg.nodes.forEach((name, i) => {
       const node = site.nodes.find((n) => n.name.toLowerCase() === name.toLowerCase());
@@ -170,6 +163,25 @@ function checkNodes(site: Site, add: Add): void {
         add(`nodes[${i}].roles`, `"${role}" serves the storage node's files, so it must be on the storage node; move it there`);
       }
     }
+  });
+}
+
+/** The nodes that mount the export: every worker but the storage node (which has the files). */
+export const nfsWorkers = (site: Site): SiteNode[] =>
+  site.nodes.filter((n) => n.roles.includes("worker") && !n.roles.includes("storage"));
+
+function checkNfs(site: Site, add: Add): void {
+  checkNfsSection(site.nfs, site.storage, add);
+  if (!site.nfs.enabled) return;
+  const server = site.nodes.find((n) => n.roles.includes("nfs-server"));
+  if (!server) {
+    add("nfs.enabled", "is true, but no node has the nfs-server role; add nfs-server to the storage node's roles");
+    return;
+  }
+  const workers = nfsWorkers(site);
+  if (workers.length > 0 && isLocal(server)) add("nfs.enabled", `the storage node's host is ${server.host}, which workers cannot reach; give it the address they use`);
+  workers.forEach((w) => {
+    if (isLocal(w)) add("nfs.enabled", `worker ${w.name}'s host is ${w.host}, which cannot be an export's client; give it its address on the network`);
   });
 }
 

@@ -1,4 +1,7 @@
-import type { Site, SiteNode, Storage } from "./config";
+import { nfsWorkers, type Site, type SiteNode, type Storage } from "./config";
+import { renderNfsMount } from "./nfs/mount";
+import type { Nfs } from "./nfs/schema";
+import { renderNfsServer } from "./nfs/server";
 import type { Smb } from "./smb/schema";
 import { renderSmbPasswords, renderSmbShare } from "./smb/share";
 import { renderStorageLayout } from "./storage/layout";
@@ -12,19 +15,30 @@ import { renderSymlinkSet } from "./storage/symlinkSet";
 export type Planned =
   | { kind: "layout"; name: string; node: SiteNode; storage: Storage }
   | { kind: "links"; name: string; node: SiteNode; storage: Storage; set: LinkFolder }
-  | { kind: "smb"; name: string; node: SiteNode; storage: Storage; smb: Smb };
+  | { kind: "smb"; name: string; node: SiteNode; storage: Storage; smb: Smb }
+  | { kind: "nfs-server"; name: string; node: SiteNode; storage: Storage; nfs: Nfs; clients: string[] }
+  | { kind: "nfs-mount"; name: string; node: SiteNode; storage: Storage; nfs: Nfs; server: string };
 
 export function planSite(config: Site): Planned[] {
   const node = config.nodes.find((n) => n.roles.includes("storage"));
   if (!node) throw new Error("modelshare: a validated site always has a storage node");
   const storage = config.storage;
   const smbNode = config.nodes.find((n) => n.roles.includes("smb"));
+  const nfsNode = config.nodes.find((n) => n.roles.includes("nfs-server"));
+  const nfs = config.nfs.enabled && nfsNode ? config.nfs : undefined;
+  const workers = nfs ? nfsWorkers(config) : [];
   return [
     { kind: "layout", name: `${node.name}-layout`, node, storage },
     // Named by folder, not position: a folder dropped from the config is then destroyed (its
     // links removed) instead of another folder's set being rewritten in its place.
     ...linkFolders(storage).map((set): Planned => ({ kind: "links", name: `${node.name}-links-${set.sub}`, node, storage, set })),
     ...(config.smb.enabled && smbNode ? [{ kind: "smb" as const, name: `${smbNode.name}-smb`, node: smbNode, storage, smb: config.smb }] : []),
+    ...(nfs && nfsNode
+      ? [
+        { kind: "nfs-server" as const, name: `${nfsNode.name}-nfs-export`, node: nfsNode, storage, nfs, clients: [...new Set([...workers.map((w) => w.host), ...nfs.clients])] },
+        ...workers.map((w) => ({ kind: "nfs-mount" as const, name: `${w.name}-nfs-mount`, node: w, storage, nfs, server: nfsNode.host })),
+      ]
+      : []),
   ];
 }
 
@@ -40,6 +54,10 @@ export function programsOf(p: Planned, secrets: ProgramSecrets): Array<{ name: s
       return [{ name: `${p.name}-converge`, stdin: renderStorageLayout(p.storage) }];
     case "links":
       return [{ name: `${p.name}-converge`, stdin: renderSymlinkSet(p.storage, p.set) }];
+    case "nfs-server":
+      return [{ name: `${p.name}-converge`, stdin: renderNfsServer(p.nfs, p.storage, p.clients, p.node.host) }];
+    case "nfs-mount":
+      return [{ name: `${p.name}-converge`, stdin: renderNfsMount(p.nfs, p.storage, p.server) }];
     case "smb":
       return [
         { name: `${p.name}-converge`, stdin: renderSmbShare(p.smb, p.storage) },

@@ -2,6 +2,8 @@ import * as pulumi from "@pulumi/pulumi";
 import { isLocal, type Site as SiteConfig, type SiteNode } from "./config";
 import type { NodeTarget } from "./node/command";
 import { planSite } from "./plan";
+import { NfsMount } from "./nfs/mount";
+import { NfsServer } from "./nfs/server";
 import { SmbShare, type ShareFolder } from "./smb/share";
 import { StorageLayout } from "./storage/layout";
 import { SymlinkSet } from "./storage/symlinkSet";
@@ -24,6 +26,8 @@ export class Site extends pulumi.ComponentResource {
   readonly categoryFolders: pulumi.Output<Record<string, string>>;
   /** The SMB share, when the site has one: Explorer's and Finder's way to each user folder. */
   readonly smbShare?: { unc: pulumi.Output<string>; url: pulumi.Output<string>; folders: pulumi.Output<Record<string, ShareFolder>> };
+  /** The NFS export, when the site has one: what to mount, how, and where each worker has it. */
+  readonly nfs?: { export: pulumi.Output<string>; mountCommand: pulumi.Output<string>; mountPoints: pulumi.Output<Record<string, string>> };
 
   constructor(name: string, args: SiteArgs, opts?: pulumi.ComponentResourceOptions) {
     super("modelshare:site:Site", name, {}, opts);
@@ -32,6 +36,8 @@ export class Site extends pulumi.ComponentResource {
     let layout: StorageLayout | undefined;
     const sets: SymlinkSet[] = [];
     let smb: SmbShare | undefined;
+    let nfsServer: NfsServer | undefined;
+    const mounts: Record<string, NfsMount> = {};
     for (const p of plan) {
       const node = nodeTarget(p.node, args.sshKeys);
       if (p.kind === "layout") {
@@ -39,6 +45,11 @@ export class Site extends pulumi.ComponentResource {
       } else if (p.kind === "smb") {
         // After the layout and the links: the share shows their folders.
         smb = new SmbShare(p.name, { node, host: p.node.host, smb: p.smb, storage: p.storage, passwords: args.smbPasswords ?? {}, token }, { parent: this, dependsOn: [...(layout ? [layout] : []), ...sets] });
+      } else if (p.kind === "nfs-server") {
+        nfsServer = new NfsServer(p.name, { node, host: p.node.host, nfs: p.nfs, storage: p.storage, clients: p.clients, token }, { parent: this, dependsOn: [...(layout ? [layout] : []), ...sets] });
+      } else if (p.kind === "nfs-mount") {
+        // Every mount waits for the export (and its marker).
+        mounts[p.node.name] = new NfsMount(p.name, { node, server: p.server, nfs: p.nfs, storage: p.storage, token }, { parent: this, dependsOn: nfsServer ? [nfsServer] : [] });
       } else {
         sets.push(new SymlinkSet(p.name, { node, storage: p.storage, set: p.set, token }, { parent: this, dependsOn: layout ? [layout] : [] }));
       }
@@ -50,7 +61,14 @@ export class Site extends pulumi.ComponentResource {
     this.categoryFolders = layout.categoryFolders;
     this.linkFolders = pulumi.all(sets.map((s) => s.folder));
     if (smb) this.smbShare = { unc: smb.unc, url: smb.url, folders: smb.folders };
-    this.registerOutputs({ storageNode: this.storageNode, modelStore: this.modelStore, linkFolders: this.linkFolders, categoryFolders: this.categoryFolders, smbShare: this.smbShare });
+    if (nfsServer) {
+      this.nfs = {
+        export: nfsServer.export,
+        mountCommand: nfsServer.mountCommand,
+        mountPoints: pulumi.all(Object.fromEntries(Object.entries(mounts).map(([n, m]) => [n, m.mountPoint]))),
+      };
+    }
+    this.registerOutputs({ storageNode: this.storageNode, modelStore: this.modelStore, linkFolders: this.linkFolders, categoryFolders: this.categoryFolders, smbShare: this.smbShare, nfs: this.nfs });
   }
 }
 

@@ -29,6 +29,7 @@ usage: bash lab/lab.sh <command>
   ssh NODE [CMD...]   ssh as root into NODE (node1, node2, ...)
   exec -- CMD...      run CMD inside the lab's network namespace
   link NODE down|up   cut or restore NODE's network link
+  reboot NODE         reboot NODE (its disk is kept) and wait until SSH answers again
 USAGE
   exit 2
 }
@@ -437,6 +438,27 @@ cmd_link() {
   say "node$i link $2"
 }
 
+cmd_reboot() {
+  [ $# -eq 1 ] || usage
+  need_root
+  local i deadline
+  i=$(node_index "$1")
+  ns_exists || die "the lab is not up (no namespace $NS)."
+  # QEMU runs without -no-reboot: the guest restarts with the same kernel, seed and overlay.
+  node_ssh "$i" 10 'systemctl reboot' </dev/null >/dev/null 2>&1 || true
+  deadline=$(($(date +%s) + 60))
+  while ssh_answers "$i"; do
+    [ "$(date +%s)" -lt "$deadline" ] || die "node$i still answers SSH 60 s after 'systemctl reboot'."
+    sleep 1
+  done
+  deadline=$(($(date +%s) + 300))
+  until ssh_answers "$i"; do
+    [ "$(date +%s)" -lt "$deadline" ] || die "node$i did not answer SSH within 300 s of its reboot: see $LAB_DIR/logs/node$i.serial.log"
+    sleep 2
+  done
+  say "node$i rebooted and answers SSH"
+}
+
 main() {
   [ $# -ge 1 ] || usage
   local cmd=$1
@@ -448,6 +470,7 @@ main() {
     ssh) cmd_ssh "$@" ;;
     exec) cmd_exec "$@" ;;
     link) cmd_link "$@" ;;
+    reboot) cmd_reboot "$@" ;;
     -h | --help | help) usage ;;
     *) usage ;;
   esac

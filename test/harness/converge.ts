@@ -7,7 +7,7 @@ import { reveal, type Declared } from "./declare";
  * The second half of the engine stand-in: runs the declared command resources the way
  * `pulumi up` / `pulumi destroy` would, in dependency order. It differs from the engine in
  * ways test/harness/README.md lists: no state, no diff (every create runs on every converge,
- * which is exactly what proves the scripts idempotent), one resource at a time.
+ * which is exactly what proves the scripts idempotent).
  */
 export interface Step {
   name: string;
@@ -20,6 +20,8 @@ export interface Step {
   changed: number;
   /** SSH connections this step opened (1, or more when a dial was retried). */
   dials: number;
+  /** When it started (epoch ms) and how long it took. */
+  started: number;
   ms: number;
 }
 
@@ -31,68 +33,112 @@ export class StepError extends Error {
 
 const RUNNABLE = new Set(["command:remote:Command", "command:local:Command", "command:remote:CopyToRemote"]);
 
-/** Command resources in an order that respects every dependency (and parent chain). */
-export function executionOrder(resources: Declared[]): Declared[] {
+/** Each command resource with the command resources it waits for (explicit, inputs, parents). */
+export function dependencyGraph(resources: Declared[]): Map<Declared, Set<Declared>> {
   const runnable = resources.filter((r) => RUNNABLE.has(r.type));
   const byUrn = new Map(resources.map((r) => [r.urn, r]));
   // A dependency on a component means all its descendants; a child inherits its parents' deps.
   const descendants = (urn: string): Declared[] =>
     resources.filter((r) => r.parent === urn).flatMap((c) => [c, ...descendants(c.urn)]);
-  const depsOf = (r: Declared): Set<string> => {
-    const out = new Set<string>();
+  const depsOf = (r: Declared): Set<Declared> => {
+    const out = new Set<Declared>();
     for (let cur: Declared | undefined = r; cur; cur = cur.parent ? byUrn.get(cur.parent) : undefined) {
       for (const d of cur.dependencies) {
         const target = byUrn.get(d);
         if (!target) continue;
-        if (RUNNABLE.has(target.type)) out.add(d);
-        for (const x of descendants(d)) if (RUNNABLE.has(x.type)) out.add(x.urn);
+        if (RUNNABLE.has(target.type)) out.add(target);
+        for (const x of descendants(d)) if (RUNNABLE.has(x.type)) out.add(x);
       }
     }
     return out;
   };
-  const done = new Set<string>();
+  return new Map(runnable.map((r) => [r, depsOf(r)]));
+}
+
+/** Command resources in an order that respects every dependency (and parent chain). */
+export function executionOrder(resources: Declared[]): Declared[] {
+  const graph = dependencyGraph(resources);
+  const done = new Set<Declared>();
   const order: Declared[] = [];
-  const visit = (r: Declared, path: string[]) => {
-    if (done.has(r.urn)) return;
-    if (path.includes(r.urn)) throw new Error(`dependency cycle through ${r.name}`);
-    for (const d of depsOf(r)) visit(byUrn.get(d)!, [...path, r.urn]);
-    done.add(r.urn);
+  const visit = (r: Declared, path: Declared[]) => {
+    if (done.has(r)) return;
+    if (path.includes(r)) throw new Error(`dependency cycle through ${r.name}`);
+    for (const d of graph.get(r) ?? []) visit(d, [...path, r]);
+    done.add(r);
     order.push(r);
   };
-  for (const r of runnable) visit(r, []);
+  for (const r of graph.keys()) visit(r, []);
   return order;
 }
 
 export interface RunOptions {
-  /** Instead of create, run each resource's delete, in reverse order. */
+  /** Instead of create, run each resource's delete, in reverse dependency order. */
   destroy?: boolean;
   /** Called after each step (tests use it to break things mid-run). */
   onStep?: (step: Step) => void | Promise<void>;
 }
 
+/**
+ * Runs every resource as soon as what it waits for is done, so independent ones (two workers'
+ * mounts) overlap, as in the engine. The first failure stops new steps from starting; the ones
+ * already running finish; then it throws. Steps are returned in the order they finished.
+ */
 export async function run(resources: Declared[], options: RunOptions = {}): Promise<Step[]> {
   const order = executionOrder(resources);
-  if (options.destroy) order.reverse();
+  const graph = dependencyGraph(resources);
+  // Destroy waits the other way round: a resource goes after everything that depends on it.
+  const waitsFor = new Map(order.map((r) => [r, options.destroy ? order.filter((o) => graph.get(o)!.has(r)) : [...graph.get(r)!]]));
   const steps: Step[] = [];
-  for (const r of order) {
-    const inputs = reveal(r.inputs) as Record<string, any>;
-    // CopyToRemote copies on create and leaves the file on destroy, as the provider does.
-    const script: string | undefined = r.type === "command:remote:CopyToRemote"
-      ? (options.destroy ? undefined : `cat > ${quote(inputs.remotePath)}`)
-      : options.destroy ? inputs.delete : inputs.create;
-    if (!script) continue;
-    if (r.type === "command:remote:CopyToRemote") inputs.stdin = await assetBytes(r.name, inputs.source);
-    const started = Date.now();
-    const result = r.type === "command:local:Command"
-      ? { ...(await execLocal(script, { interpreter: inputs.interpreter, env: inputs.environment, stdin: inputs.stdin })), dials: 0, host: "localhost" }
-      : { ...(await runRemote(r.name, script, inputs, inputs.connection as Connection)), host: (inputs.connection as Connection).host };
-    const last = /changed=(\d+)\s*$/.exec(result.stdout);
-    const step: Step = { name: r.name, type: r.type, ...result, changed: last ? Number(last[1]) : NaN, ms: Date.now() - started };
-    steps.push(step);
-    if (step.code !== 0) throw new StepError(step, `exited ${step.code}: ${step.stderr.trim()}`);
-    await options.onStep?.(step);
-  }
+  const finished = new Set<Declared>();
+  const started = new Set<Declared>();
+  let failure: unknown;
+  await new Promise<void>((resolve) => {
+    let running = 0;
+    const launch = () => {
+      for (const r of order) {
+        if (failure !== undefined) break;
+        if (started.has(r) || !waitsFor.get(r)!.every((d) => finished.has(d))) continue;
+        started.add(r);
+        running += 1;
+        runOne(r, options)
+          .then(async (step) => {
+            if (step) {
+              steps.push(step);
+              await options.onStep?.(step);
+            }
+            finished.add(r);
+          })
+          .catch((e) => { failure ??= e; })
+          .finally(() => {
+            running -= 1;
+            launch();
+            if (running === 0) resolve();
+          });
+      }
+      if (running === 0) resolve();
+    };
+    launch();
+  });
+  if (failure !== undefined) throw failure;
   return steps;
+}
+
+async function runOne(r: Declared, options: RunOptions): Promise<Step | undefined> {
+  const inputs = reveal(r.inputs) as Record<string, any>;
+  // CopyToRemote copies on create and leaves the file on destroy, as the provider does.
+  const script: string | undefined = r.type === "command:remote:CopyToRemote"
+    ? (options.destroy ? undefined : `cat > ${quote(inputs.remotePath)}`)
+    : options.destroy ? inputs.delete : inputs.create;
+  if (!script) return undefined;
+  if (r.type === "command:remote:CopyToRemote") inputs.stdin = await assetBytes(r.name, inputs.source);
+  const started = Date.now();
+  const result = r.type === "command:local:Command"
+    ? { ...(await execLocal(script, { interpreter: inputs.interpreter, env: inputs.environment, stdin: inputs.stdin })), dials: 0, host: "localhost" }
+    : { ...(await runRemote(r.name, script, inputs, inputs.connection as Connection)), host: (inputs.connection as Connection).host };
+  const last = /changed=(\d+)\s*$/.exec(result.stdout);
+  const step: Step = { name: r.name, type: r.type, ...result, changed: last ? Number(last[1]) : NaN, started, ms: Date.now() - started };
+  if (step.code !== 0) throw new StepError(step, `exited ${step.code}: ${step.stderr.trim()}`);
+  return step;
 }
 
 /** The bytes of a CopyToRemote source: a string or file asset (archives are not needed yet). */

@@ -1,0 +1,114 @@
+import { posix } from "node:path";
+import { modelStoreDir } from "../storage/paths";
+import type { Storage } from "../storage/schema";
+import type { Nfs } from "./schema";
+
+/**
+ * What modelshare writes for NFS: the kernel server's exports file, or ganesha's exports; the
+ * workers' mount units; the marker that proves a mount shows this site's export. Pure text.
+ */
+
+export interface Export {
+  path: string;
+  fsid: number;
+  readOnly: boolean;
+}
+
+/** The storage root, rw; with modelsReadOnly also the model store, ro (mounted over it). */
+export function exportsOf(nfs: Nfs, s: Storage): Export[] {
+  return [
+    { path: s.root, fsid: nfs.fsid, readOnly: false },
+    ...(nfs.modelsReadOnly ? [{ path: modelStoreDir(s), fsid: nfs.fsid + 1, readOnly: true }] : []),
+  ];
+}
+
+/** One line per export, every client with the same options. */
+export function renderKernelExports(nfs: Nfs, s: Storage, clients: readonly string[]): string {
+  const lines = exportsOf(nfs, s).map((e) => {
+    const options = [e.readOnly ? "ro" : "rw", "sync", "no_subtree_check", nfs.rootSquash ? "root_squash" : "no_root_squash", `fsid=${e.fsid}`, "sec=sys"].join(",");
+    return `${e.path} ${clients.map((c) => `${c}(${options})`).join(" ")}`;
+  });
+  return ["# Written by modelshare: rewritten on every converge, removed on destroy.", ...lines].join("\n");
+}
+
+export function renderGaneshaExports(nfs: Nfs, s: Storage, clients: readonly string[]): string {
+  const blocks = exportsOf(nfs, s).flatMap((e, i) => [
+    "EXPORT {",
+    `  Export_Id = ${i + 1};`,
+    `  Path = "${e.path}";`,
+    `  Pseudo = "${e.path}";`,
+    "  Protocols = 4;",
+    "  Transports = TCP;",
+    "  SecType = sys;",
+    `  Squash = ${nfs.rootSquash ? "Root_Squash" : "No_Root_Squash"};`,
+    `  Filesystem_Id = ${e.fsid}.${e.fsid};`,
+    "  Access_Type = None;",
+    `  CLIENT { Clients = ${clients.join(", ")}; Access_Type = ${e.readOnly ? "RO" : "RW"}; }`,
+    "  FSAL { Name = VFS; }",
+    "}",
+  ]);
+  return ["# Written by modelshare: rewritten on every converge, removed on destroy.", ...blocks].join("\n");
+}
+
+/** The marker's content: this site's export (server and path), so a mount can prove it. */
+export const markerText = (server: string, s: Storage) => `modelshare export ${server}:${s.root}`;
+export const MARKER = ".modelshare-export";
+
+/** `server:/path`, IPv6 servers in brackets (as mount and findmnt write them). */
+export const remote = (server: string, path: string) => `${server.includes(":") ? `[${server}]` : server}:${path}`;
+
+export function mountOptions(nfs: Nfs, readOnly: boolean): string {
+  return [`nfsvers=${nfs.version}`, "hard", readOnly ? "ro" : "rw", "_netdev", ...nfs.mountOptions].join(",");
+}
+
+/** A worker's mounts: the root at mountPoint; with modelsReadOnly the store, ro, over its place. */
+export function mountsOf(nfs: Nfs, s: Storage, server: string): Array<{ where: string; what: string; options: string }> {
+  return exportsOf(nfs, s).map((e) => ({
+    where: posix.join(nfs.mountPoint, posix.relative(s.root, e.path)),
+    what: remote(server, e.path),
+    options: mountOptions(nfs, e.readOnly),
+  }));
+}
+
+/**
+ * A mount unit's name, as `systemd-escape --path --suffix=mount` derives it: the path without
+ * its leading /, each / a -, every byte outside [A-Za-z0-9:_.] (and a . first of all) as \xHH.
+ */
+export function mountUnitName(path: string): string {
+  const trimmed = path.replace(/\/+/g, "/").replace(/^\/|\/$/g, "");
+  if (trimmed === "") return "-.mount";
+  const escaped = [...Buffer.from(trimmed, "utf8")].map((b, i) => {
+    const c = String.fromCharCode(b);
+    if (c === "/") return "-";
+    return /[A-Za-z0-9:_.]/.test(c) && !(i === 0 && c === ".") ? c : `\\x${b.toString(16).padStart(2, "0")}`;
+  }).join("");
+  return `${escaped}.mount`;
+}
+
+/**
+ * The mount unit: after the network. systemd orders a mount inside another (the read-only model
+ * store inside the root) after it, and makes it require it, by itself.
+ */
+export function renderMountUnit(m: { where: string; what: string; options: string }): string {
+  return [
+    "# Written by modelshare; removed on destroy.",
+    "[Unit]",
+    `Description=modelshare: the storage node's files (${m.what})`,
+    "Wants=network-online.target",
+    "After=network-online.target",
+    "",
+    "[Mount]",
+    `What=${m.what}`,
+    `Where=${m.where}`,
+    "Type=nfs4",
+    `Options=${m.options}`,
+    "TimeoutSec=30",
+    "",
+    "[Install]",
+    "WantedBy=remote-fs.target",
+  ].join("\n");
+}
+
+/** What a user types on another Linux machine to mount the export. */
+export const mountCommand = (nfs: Nfs, s: Storage, server: string) =>
+  `sudo mount -t nfs4 -o nfsvers=${nfs.version},hard ${remote(server, s.root)} ${nfs.mountPoint}`;

@@ -1,0 +1,83 @@
+# --- the NFS mount on a worker (privileged: nfs-common, a systemd mount unit, the mount) ---
+# A hard NFS mount of a server that does not answer hangs every access forever, so every
+# access to the mount point goes through `timeout`, and a converge fails with a sentence
+# instead of hanging. Only findmnt (which reads /proc, not the mount) runs without one.
+NFS_WAIT=${MODELSHARE_NFS_WAIT:-20}
+
+# nfs_mount WHERE WHAT UNIT UNIT_CONTENT MARKER_CONTENT: WHERE holds WHAT, mounted now and at
+# every boot by a mount unit of modelshare's (UNIT, named after WHERE as systemd requires), and
+# proven by the export's marker file (MARKER_CONTENT empty: an inner mount, proven by its
+# source alone).
+nfs_mount() {
+  local where=$1 what=$2 unit=$3 marker=$5 source
+  ensure_unit "$unit" "$4"
+  systemctl is-enabled --quiet -- "$unit" 2>/dev/null || act "$unit is not enabled at boot" "enabled $unit" systemctl enable --quiet -- "$unit"
+  source=$(findmnt -n -M "$where" -o SOURCE 2>/dev/null | tail -n 1 || true)
+  if [ -n "$source" ] && [ "$source" != "$what" ]; then
+    act "$where holds $source, not $what" "unmounted $source from $where" nfs_unmount "$where" "$unit"
+    source=""
+  fi
+  if [ -n "$source" ] && [ -n "$marker" ] && ! nfs_marker_ok "$where" "$marker"; then
+    act "$where does not show this site's export (its marker is missing or another site's)" "unmounted $where (wrong export)" nfs_unmount "$where" "$unit"
+    source=""
+  fi
+  [ -z "$source" ] || return 0
+  nfs_local_files "$where"
+  act "$what is not mounted at $where" "mounted $what at $where" nfs_start "$where" "$what" "$unit"
+  checking || [ -z "$marker" ] || nfs_marker_ok "$where" "$marker" ||
+    refuse "$where shows $what, but not this site's marker file (.modelshare-export): another site's export? Check the server, then run again."
+}
+
+# nfs_local_files WHERE: a mount point that holds local files is never mounted over: they
+# would vanish from sight. It is made (as a system folder) when missing.
+nfs_local_files() {
+  local where=$1 found
+  [ ! -L "$where" ] || refuse "$where is a symbolic link (to $(readlink -- "$where")); modelshare mounts only on a real folder: remove the link, then run again."
+  if [ ! -e "$where" ]; then
+    act "$where does not exist" "made $where" mkdir -p -- "$where"
+    return 0
+  fi
+  [ -d "$where" ] || refuse "$where is a file, where modelshare mounts the storage; move it away, then run again."
+  found=$(timeout "$NFS_WAIT" ls -A -- "$where" | head -n 10 | tr '\n' ' ') || refuse "$where did not answer within ${NFS_WAIT}s."
+  [ -z "$found" ] || refuse "$where holds local files ($found), and mounting the storage there would hide them; move them away, then run again."
+}
+
+# nfs_start WHERE WHAT UNIT: mounted through its unit, within a bounded time.
+nfs_start() {
+  local where=$1 what=$2 unit=$3 out
+  if ! out=$(timeout "$((NFS_WAIT + 10))" systemctl start -- "$unit" 2>&1); then
+    out="$out $(journalctl -u "$unit" -n 3 -o cat --no-pager 2>/dev/null | tr '\n' ' ')"
+    refuse "could not mount $what (server ${what%%:*}, export ${what#*:}) at $where: ${out:-no answer within $((NFS_WAIT + 10))s}"
+  fi
+}
+
+# nfs_marker_ok WHERE CONTENT: the marker at WHERE holds CONTENT. Read as the storage owner
+# (never as root: a link planted in the export would resolve on this node), within a time
+# limit (a dead server fails the run naming it instead of hanging it).
+# shellcheck disable=SC2154 # owner_uid, owner_gid: set by the program
+nfs_marker_ok() {
+  local where=$1 content=$2 got rc=0 uid=${owner_uid:-65534} gid=${owner_gid:-65534}
+  got=$(timeout "$NFS_WAIT" setpriv --reuid="$uid" --regid="$gid" --clear-groups --no-new-privs -- cat -- "$where/.modelshare-export" 2>/dev/null) || rc=$?
+  if [ "$rc" = 124 ]; then
+    refuse "the NFS server behind $where does not answer (reading its marker timed out after ${NFS_WAIT}s): $(findmnt -n -M "$where" -o SOURCE | tail -n 1). Is the storage node up and its NFS server running?"
+  fi
+  [ "$rc" = 0 ] && [ "$got" = "$content" ]
+}
+
+# nfs_unmount WHERE UNIT: unmounted; lazily (saying so) when something still uses it.
+nfs_unmount() {
+  local where=$1 unit=$2
+  if ! timeout "$NFS_WAIT" systemctl stop -- "$unit" 2>/dev/null && findmnt -n -M "$where" >/dev/null; then
+    timeout "$NFS_WAIT" umount -- "$where" 2>/dev/null || {
+      umount -l -- "$where"
+      note "$where was busy: unmounted lazily (it goes when the last process using it lets go)"
+    }
+  fi
+}
+
+# nfs_unmounted WHERE UNIT: destroy: unmounted, its unit gone; the files stay on the server.
+nfs_unmounted() {
+  local where=$1 unit=$2
+  if findmnt -n -M "$where" >/dev/null; then act "$where is still mounted" "unmounted $where" nfs_unmount "$where" "$unit"; fi
+  remove_unit "$unit"
+}

@@ -1,0 +1,114 @@
+# --- the NFS export (privileged: packages, /etc/exports.d or ganesha's config, the server) ---
+# modelshare's exports live in a file of their own, so the admin's /etc/exports (and their
+# other files in /etc/exports.d) survive converge and destroy.
+NFS_EXPORTS=/etc/exports.d/modelshare.exports
+GANESHA_CONF=/etc/ganesha/ganesha.conf
+GANESHA_OURS=/etc/ganesha/modelshare.conf
+GANESHA_INCLUDE="%include \"$GANESHA_OURS\""
+
+# nfs_folder PATH: an exported folder is a real folder, no link on the way (the server would
+# export wherever a planted link points).
+nfs_folder() {
+  require_no_link "$1"
+  [ -d "$1" ] || refuse "$1, an exported folder, does not exist; the storage layout makes it: converge it first."
+}
+
+# nfs_kernel_exports CONTENT ROOT: the kernel server exports CONTENT from modelshare's file.
+# exportfs has no dry run, so a changed file is tried live: if `exportfs -ra` reports an error,
+# the previous file comes back (and is applied again) and the run fails with exportfs's words.
+nfs_kernel_exports() {
+  local content=$1 root=$2 old="" err
+  if [ -f "$NFS_EXPORTS" ] && [ ! -L "$NFS_EXPORTS" ] && [ "$(cat -- "$NFS_EXPORTS")" = "$content" ]; then
+    exportfs -s 2>/dev/null | grep -q "^$root " || act "$root is not exported (the export table lost it)" "exported $root again" exportfs -ra
+    return 0
+  fi
+  if checking; then
+    drift "$NFS_EXPORTS differs from what modelshare writes there"
+    return 0
+  fi
+  mkdir -p /etc/exports.d
+  [ ! -L "$NFS_EXPORTS" ] || refuse "$NFS_EXPORTS is a symbolic link; modelshare writes its own file there: remove the link, then run again."
+  [ ! -f "$NFS_EXPORTS" ] || old=$(cat -- "$NFS_EXPORTS")
+  printf '%s\n' "$content" >"$NFS_EXPORTS.modelshare-new"
+  mv -fT -- "$NFS_EXPORTS.modelshare-new" "$NFS_EXPORTS"
+  if ! err=$(exportfs -ra 2>&1) || printf '%s\n' "$err" | grep -q "$NFS_EXPORTS"; then
+    if [ -n "$old" ]; then printf '%s\n' "$old" >"$NFS_EXPORTS"; else rm -f -- "$NFS_EXPORTS"; fi
+    exportfs -ra >/dev/null 2>&1 || true
+    printf '%s\n' "$err" >&2
+    refuse "exportfs rejects modelshare's exports (its words are above); the previous exports are back in place. Fix the site config (nfs.clients, nfs.mountOptions) or the admin's exports, then run again."
+  fi
+  did "wrote $NFS_EXPORTS and applied it (exportfs -ra)"
+}
+
+# nfs_kernel_unexport: destroy: modelshare's exports file goes and the export table follows.
+nfs_kernel_unexport() {
+  [ -e "$NFS_EXPORTS" ] || return 0
+  remove_file "$NFS_EXPORTS"
+  exportfs -ra
+}
+
+# nfs_no_kernel_server: ganesha and the kernel server cannot both hold port 2049.
+nfs_no_kernel_server() {
+  if systemctl is-active --quiet nfs-server 2>/dev/null; then
+    refuse "the kernel NFS server (nfs-server) runs on this node, and nfs-ganesha cannot share port 2049 with it; stop it (systemctl disable --now nfs-server) or use nfs.server: kernel, then run again."
+  fi
+}
+
+# nfs_ganesha_exports CONTENT: ganesha's exports in modelshare's own file, included from
+# ganesha.conf; a change restarts ganesha, and if it does not come up the previous file comes
+# back and the run fails with ganesha's last log lines.
+# shellcheck disable=SC2154 # file_changed: set by install_file
+nfs_ganesha_exports() {
+  local content=$1 old=""
+  [ ! -f "$GANESHA_OURS" ] || old=$(cat -- "$GANESHA_OURS")
+  install_file "$GANESHA_OURS" 0644 "$content"
+  local changed_ours=$file_changed
+  if ! grep -qxF -- "$GANESHA_INCLUDE" "$GANESHA_CONF" 2>/dev/null; then
+    if checking; then
+      drift "$GANESHA_CONF does not include $GANESHA_OURS"
+    else
+      install_file "$GANESHA_CONF" 0644 "$(cat -- "$GANESHA_CONF" 2>/dev/null || true)"$'\n'"# modelshare's exports (written by modelshare, removed on destroy)"$'\n'"$GANESHA_INCLUDE"
+      changed_ours=yes
+    fi
+  fi
+  ensure_service rpcbind
+  ensure_service nfs-ganesha
+  if [ "$changed_ours" = yes ] && ! checking; then
+    systemctl restart nfs-ganesha
+    sleep 2
+    if ! systemctl is-active --quiet nfs-ganesha; then
+      journalctl -u nfs-ganesha -n 5 -o cat --no-pager >&2 || true
+      if [ -n "$old" ]; then printf '%s\n' "$old" >"$GANESHA_OURS"; else rm -f -- "$GANESHA_OURS"; fi
+      systemctl restart nfs-ganesha || true
+      refuse "nfs-ganesha did not start with modelshare's exports (its last lines are above); the previous exports are back in place."
+    fi
+    note "restarted nfs-ganesha with the new exports"
+  fi
+}
+
+# nfs_ganesha_unexport: destroy: modelshare's file and include line go; ganesha restarts.
+nfs_ganesha_unexport() {
+  local content
+  if grep -qxF -- "$GANESHA_INCLUDE" "$GANESHA_CONF" 2>/dev/null; then
+    content=$(grep -vxF -e "$GANESHA_INCLUDE" -e "# modelshare's exports (written by modelshare, removed on destroy)" -- "$GANESHA_CONF" || true)
+    install_file "$GANESHA_CONF" 0644 "$content"
+  fi
+  [ -e "$GANESHA_OURS" ] || return 0
+  remove_file "$GANESHA_OURS"
+  systemctl restart nfs-ganesha || true
+}
+
+# nfs_marker PATH CONTENT (as the owner, inside the tree): the file workers read to prove
+# they see this site's export. Written beside itself and renamed into place, world-readable.
+nfs_marker() {
+  local path=$1 content=$2
+  [ ! -L "$path" ] || act "$path is a symbolic link" "removed the link $path" rm -f -- "$path"
+  if [ -f "$path" ] && [ "$(cat -- "$path")" = "$content" ] && [ "$(stat -c %a -- "$path")" = 644 ]; then return 0; fi
+  act "$path does not hold this site's marker" "wrote the export marker $path" nfs_write_marker "$path" "$content"
+}
+
+nfs_write_marker() {
+  printf '%s\n' "$2" >"$1.modelshare-new"
+  chmod 0644 "$1.modelshare-new"
+  mv -fT -- "$1.modelshare-new" "$1"
+}

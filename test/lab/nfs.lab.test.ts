@@ -1,0 +1,144 @@
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { Site } from "../../components/site";
+import { loadSite, siteFromConfig } from "../../components/stackConfig";
+import { checkSite, exitCode, formatText } from "../../ops/check";
+import { run, type Step } from "../harness/converge";
+import { declare } from "../harness/declare";
+import { lab, labStack, onNode } from "../harness/lab";
+
+/**
+ * NFS on real kernels: node1 exports (the program installs nfs-kernel-server, later
+ * nfs-ganesha), node2 and node3 mount at /mnt/modelshare (the program installs nfs-common).
+ * Leaves node1 without /srv/cw for the other lab files.
+ */
+const ROOT = "/srv/cw";
+const STORE = `${ROOT}/storage-models/models`;
+const MP = "/mnt/modelshare";
+const EXPORT = "10.77.0.11:/srv/cw";
+const OWNER = (cmd: string) => `setpriv --reuid=1000 --regid=1000 --clear-groups -- bash -c '${cmd}'`;
+
+type Edit = (s: Record<string, any>) => void;
+const withNfs = (nfs: Record<string, unknown> = {}, more: Edit = () => {}) => (s: Record<string, any>) => {
+  s["modelshare:nfs"] = { enabled: true, ...nfs };
+  more(s);
+};
+const declared = (edit: Edit = withNfs()) => declare({ stack: "lab", ...labStack(edit) }, () => new Site("site", loadSite()));
+const converge = async (edit?: Edit) => run(await declared(edit));
+const nfsSteps = (steps: Step[]) => Object.fromEntries(steps.filter((s) => s.name.includes("-nfs-")).map((s) => [s.name, s.changed]));
+const QUIET = { "node1-nfs-export-converge": 0, "node2-nfs-mount-converge": 0, "node3-nfs-mount-converge": 0 };
+const checksums = () => onNode("node1", `cd ${ROOT} && find storage-models storage-user -type f -print0 | sort -z | xargs -0r sha256sum`);
+const stackSite = (edit: Edit = withNfs()) => { const { config, secretKeys } = labStack(edit); return siteFromConfig(config, (k) => secretKeys.includes(k)); };
+
+describe("NFS: node1 exports, node2 and node3 mount", () => {
+  beforeAll(async () => {
+    await expect(onNode("node1", `test ! -e ${ROOT} && echo fresh`)).resolves.toBe("fresh\n");
+    // The admin's own export, in their /etc/exports; and a short NFSv4 grace period, so that
+    // the server restarted below serves again within seconds (the default is 90 s).
+    await onNode("node1", "mkdir -p /srv/admin /etc/nfs.conf.d && echo theirs > /srv/admin/a.txt && echo '/srv/admin 10.77.0.13(ro,no_subtree_check)' >> /etc/exports && printf '[nfsd]\\ngrace-time=10\\nlease-time=10\\n' > /etc/nfs.conf.d/lab.conf");
+  });
+  afterAll(async () => {
+    await onNode("node1", `rm -rf ${ROOT}`);
+  });
+
+  it("installs the server and the clients, exports, mounts both workers at once, and a second converge changes nothing", async () => {
+    const first = await converge();
+    const byName = Object.fromEntries(first.map((s) => [s.name, s]));
+    expect(byName["node1-nfs-export-converge"].stdout).toContain("changed: installed nfs-kernel-server");
+    for (const w of ["node2", "node3"]) {
+      expect(byName[`${w}-nfs-mount-converge`].stdout).toContain(`changed: mounted ${EXPORT} at ${MP}`);
+      expect(byName[`${w}-nfs-mount-converge`].started).toBeGreaterThanOrEqual(byName["node1-nfs-export-converge"].started + byName["node1-nfs-export-converge"].ms);
+    }
+    // The two workers' mounts ran side by side, as the engine would run them.
+    const [a, b] = [byName["node2-nfs-mount-converge"], byName["node3-nfs-mount-converge"]];
+    expect(Math.max(a.started, b.started)).toBeLessThan(Math.min(a.started + a.ms, b.started + b.ms));
+    expect(await onNode("node2", `systemctl is-enabled "$(systemd-escape --path --suffix=mount ${MP})"; findmnt -n -M ${MP} -o SOURCE,FSTYPE`)).toBe(`enabled\n${EXPORT} nfs4\n`);
+    expect(await onNode("node1", "cat /etc/exports.d/modelshare.exports | tail -n 1")).toBe(`${ROOT} 10.77.0.12(rw,sync,no_subtree_check,root_squash,fsid=4711,sec=sys) 10.77.0.13(rw,sync,no_subtree_check,root_squash,fsid=4711,sec=sys)\n`);
+    expect(nfsSteps(await converge())).toEqual(QUIET);
+  });
+
+  it("a worker reads what the storage node wrote and the other way round, ownership as root_squash documents it", async () => {
+    await onNode("node1", OWNER(`echo from-storage > ${STORE}/loras/s.safetensors`));
+    expect(await onNode("node2", `cat ${MP}/storage-models/models/loras/s.safetensors`)).toBe("from-storage\n");
+    await onNode("node2", OWNER(`echo from-worker > ${MP}/storage-user/output/ComfyUI/w.png`));
+    expect(await onNode("node1", `stat -c '%u:%g' ${ROOT}/storage-user/output/ComfyUI/w.png; cat ${ROOT}/storage-user/output/ComfyUI/w.png`)).toBe("1000:1000\nfrom-worker\n");
+    // Root on a worker is nobody on the storage: it reads, but writes nowhere the layout made.
+    expect(await onNode("node2", `touch ${MP}/storage-user/input/by-root 2>&1 || true`)).toMatch(/Permission denied/);
+    expect(await onNode("node2", `cat ${MP}/storage-models/models/loras/s.safetensors`)).toBe("from-storage\n");
+  });
+
+  it("a model uploaded on the storage node shows on a worker through the relative category link and in the store", async () => {
+    await onNode("node1", OWNER(`head -c 200000 /dev/urandom > ${ROOT}/storage-user/models-upload/checkpoints/up.safetensors`));
+    const sum = await onNode("node1", `sha256sum < ${STORE}/checkpoints/up.safetensors`);
+    expect(await onNode("node3", `sha256sum < ${MP}/storage-user/models-upload/checkpoints/up.safetensors; sha256sum < ${MP}/storage-models/models/checkpoints/up.safetensors`)).toBe(`${sum}${sum}`);
+  });
+
+  it("the admin's own export stays beside modelshare's", async () => {
+    expect(await onNode("node1", "exportfs -s | awk '{ print $1 }' | sort -u")).toBe(`/srv/admin\n${ROOT}\n`);
+  });
+
+  it("an address outside the clients is refused", async () => {
+    const withoutNode3: Edit = withNfs({}, (s) => { s["modelshare:nodes"] = s["modelshare:nodes"].slice(0, 2); });
+    await onNode("node3", `systemctl stop "$(systemd-escape --path --suffix=mount ${MP})"`);
+    await converge(withoutNode3);
+    expect(await onNode("node3", `mkdir -p /mnt/try && timeout 30 mount -t nfs4 -o nfsvers=4.2 ${EXPORT} /mnt/try 2>&1; echo "exit $?"`)).toMatch(/access denied[\s\S]*exit 32/);
+    expect(nfsSteps(await converge())).toMatchObject({ "node1-nfs-export-converge": 1, "node3-nfs-mount-converge": 1 });
+  });
+
+  it("an unmounted worker is mounted again (and check says so first); a rebooted worker comes back mounted", async () => {
+    await onNode("node2", `umount ${MP}`);
+    const nodes = await checkSite(stackSite());
+    expect(exitCode(nodes)).toBe(1);
+    expect(formatText(nodes)).toContain(`node2-nfs-mount: ${EXPORT} is not mounted at ${MP}`);
+    expect(nfsSteps(await converge())).toEqual({ ...QUIET, "node2-nfs-mount-converge": 1 });
+    lab("reboot", "node3");
+    expect(await onNode("node3", `findmnt -n -M ${MP} -o SOURCE; cat ${MP}/.modelshare-export`)).toBe(`${EXPORT}\nmodelshare export ${EXPORT}\n`);
+    expect(exitCode(await checkSite(stackSite()))).toBe(0);
+  });
+
+  it("with the server stopped, a worker's converge fails within a bounded time naming the server; started again, all is well", async () => {
+    await onNode("node1", "systemctl stop nfs-server");
+    const workerOnly = (await declared()).filter((r) => r.name.startsWith("node2-nfs-mount"));
+    const started = Date.now();
+    const failed = await run(workerOnly).then(() => undefined, (e: Error) => e.message);
+    expect(failed).toMatch(/node2-nfs-mount-converge \(on 10\.77\.0\.12\): exited 1: modelshare: the NFS server behind \/mnt\/modelshare does not answer .*10\.77\.0\.11:\/srv\/cw/);
+    expect(Date.now() - started).toBeLessThan(60_000);
+    const steps = await converge();
+    expect(steps.every((s) => s.code === 0)).toBe(true);
+    expect(nfsSteps(await converge())).toEqual(QUIET);
+  });
+
+  it("destroy unmounts, removes the export, keeps the admin's export and every byte", async () => {
+    const before = await checksums();
+    const steps = await run(await declared(), { destroy: true });
+    expect(steps.map((s) => s.name)).toEqual(expect.arrayContaining(["node1-nfs-export-converge", "node2-nfs-mount-converge", "node3-nfs-mount-converge"]));
+    for (const w of ["node2", "node3"]) {
+      expect(await onNode(w, `findmnt -n -M ${MP} || echo unmounted; ls /etc/systemd/system | grep -c modelshare || true`)).toBe("unmounted\n0\n");
+    }
+    expect(await onNode("node1", "test -e /etc/exports.d/modelshare.exports || echo gone; exportfs -s | awk '{ print $1 }'")).toBe("gone\n/srv/admin\n");
+    expect(await checksums()).toBe(before);
+  });
+
+  it("a mount point holding local files is never mounted over: the run stops listing them", async () => {
+    await onNode("node3", `echo mine > ${MP}/local-notes.txt`);
+    const failed = await converge().then(() => undefined, (e: Error) => e.message);
+    expect(failed).toMatch(/node3-nfs-mount-converge \(on 10\.77\.0\.13\): exited 1: modelshare: \/mnt\/modelshare holds local files \(local-notes\.txt \)/);
+    expect(await onNode("node3", `cat ${MP}/local-notes.txt; findmnt -n -M ${MP} || echo not-mounted`)).toBe("mine\nnot-mounted\n");
+    await onNode("node3", `rm ${MP}/local-notes.txt`);
+  });
+
+  it("the same with nfs-ganesha on the storage node: mounted, read, a second converge changes nothing, destroyed", async () => {
+    await onNode("node1", "systemctl disable --now nfs-server");
+    const ganesha = withNfs({ server: "ganesha" });
+    const first = await converge(ganesha);
+    expect(first.find((s) => s.name === "node1-nfs-export-converge")!.stdout).toContain("changed: installed nfs-ganesha nfs-ganesha-vfs");
+    expect(await onNode("node2", `findmnt -n -M ${MP} -o SOURCE; cat ${MP}/storage-models/models/loras/s.safetensors`)).toBe(`${EXPORT}\nfrom-storage\n`);
+    await onNode("node3", OWNER(`echo via-ganesha > ${MP}/storage-user/workflows/g.json`));
+    expect(await onNode("node1", `stat -c '%u:%g' ${ROOT}/storage-user/workflows/g.json`)).toBe("1000:1000\n");
+    expect(nfsSteps(await converge(ganesha))).toEqual(QUIET);
+    const before = await checksums();
+    await run(await declared(ganesha), { destroy: true });
+    expect(await onNode("node2", `findmnt -n -M ${MP} || echo unmounted`)).toBe("unmounted\n");
+    expect(await onNode("node1", "test -e /etc/ganesha/modelshare.conf || echo gone; grep -c modelshare /etc/ganesha/ganesha.conf || true")).toBe("gone\n0\n");
+    expect(await checksums()).toBe(before);
+  });
+});

@@ -1,0 +1,198 @@
+import { spawnSync } from "node:child_process";
+import * as command from "@pulumi/command";
+import { describe, expect, it } from "vitest";
+import { parseSite, SiteConfigError } from "../components/config";
+import { mountCommand, mountsOf, mountUnitName, renderGaneshaExports, renderKernelExports, renderMountUnit } from "../components/nfs/exports";
+import { renderNfsMount } from "../components/nfs/mount";
+import { renderNfsServer } from "../components/nfs/server";
+import { planSite } from "../components/plan";
+import { Site } from "../components/site";
+import { loadSite } from "../components/stackConfig";
+import { run } from "./harness/converge";
+import { declare, type Declared } from "./harness/declare";
+import { shellcheck } from "./helpers/shellcheck";
+
+const KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHfE3lGZ1sXb0cQy3q6c2m5i2Jc0l8v7y0hq8b2a1c9d";
+const PRIVATE_KEY = "-----BEGIN OPENSSH PRIVATE KEY-----\nSSH-SECRET\n-----END OPENSSH PRIVATE KEY-----\n";
+
+/** The seeds' site with NFS on: storage 192.168.0.6 exports, two GPU workers mount. */
+function seeds(nfs: Record<string, unknown> = {}): any {
+  return {
+    nodes: [
+      { name: "storage", host: "192.168.0.6", hostKey: KEY, roles: ["storage", "smb", "nfs-server"] },
+      { name: "gpu1", host: "192.168.0.21", hostKey: KEY, roles: ["worker"] },
+      { name: "gpu2", host: "gpu2.lan", hostKey: KEY, roles: ["worker"] },
+    ],
+    storage: { root: "/vol/service/cw" },
+    nfs: { enabled: true, ...nfs },
+  };
+}
+const parse = (raw: unknown) => parseSite(raw, { homedir: "/home/ada" });
+function problems(mutate: (site: any) => void): string[] {
+  const raw = seeds();
+  mutate(raw);
+  try {
+    parse(raw);
+  } catch (e) {
+    if (e instanceof SiteConfigError) return e.problems;
+    throw e;
+  }
+  return [];
+}
+
+describe("modelshare:nfs", () => {
+  it("fills in the documented defaults, and the clients are the workers' hosts plus what the admin adds", () => {
+    const site = parse(seeds({ clients: ["192.168.0.0/24"] }));
+    expect(site.nfs).toEqual({
+      enabled: true, server: "kernel", clients: ["192.168.0.0/24"], allowAnyClient: false, mountPoint: "/mnt/modelshare",
+      rootSquash: true, modelsReadOnly: false, version: "4.2", mountOptions: [], fsid: 4711,
+    });
+    const plan = planSite(site);
+    const server = plan.find((p) => p.kind === "nfs-server");
+    expect(server && server.kind === "nfs-server" && server.clients).toEqual(["192.168.0.21", "gpu2.lan", "192.168.0.0/24"]);
+    expect(plan.filter((p) => p.kind === "nfs-mount").map((p) => p.name)).toEqual(["gpu1-nfs-mount", "gpu2-nfs-mount"]);
+  });
+
+  it("a storage node that is also a worker mounts nothing: it has the files", () => {
+    const raw = seeds();
+    raw.nodes[0].roles.push("worker");
+    expect(planSite(parse(raw)).filter((p) => p.kind === "nfs-mount").map((p) => p.node.name)).toEqual(["gpu1", "gpu2"]);
+  });
+
+  const rejected: Array<[string, (s: any) => void, string, RegExp]> = [
+    ["a client network that does not parse", (s) => { s.nfs.clients = ["192.168.0/24"]; }, "nfs.clients[0]", /not an IP address or network/],
+    ["a client network with host bits set", (s) => { s.nfs.clients = ["10.0.0.5/8"]; }, "nfs.clients[0]", /host bits set; the network is 10\.0\.0\.0\/8/],
+    ["every address without the opt-in", (s) => { s.nfs.clients = ["0.0.0.0/0"]; }, "nfs.clients[0]", /allowAnyClient/],
+    ["* without the opt-in", (s) => { s.nfs.clients = ["*"]; }, "nfs.clients[0]", /allowAnyClient/],
+    ["a mount point in a system path", (s) => { s.nfs.mountPoint = "/usr/models"; }, "nfs.mountPoint", /system path \/usr/],
+    ["a mount point inside the storage root", (s) => { s.nfs.mountPoint = "/vol/service/cw/mnt"; }, "nfs.mountPoint", /overlaps storage\.root/],
+    ["a mount point holding the storage root", (s) => { s.nfs.mountPoint = "/vol/service"; }, "nfs.mountPoint", /overlaps storage\.root/],
+    ["a mount point with a space", (s) => { s.nfs.mountPoint = "/mnt/model share"; }, "nfs.mountPoint", /no spaces/],
+    ["a storage root with a space", (s) => { s.storage.root = "/vol/my models"; }, "storage.root", /exported over NFS.*no spaces/],
+    ["a mount option outside the supported set", (s) => { s.nfs.mountOptions = ["soft"]; }, "nfs.mountOptions[0]", /not a supported option; use noatime/],
+    ["a numeric option without its number", (s) => { s.nfs.mountOptions = ["nconnect"]; }, "nfs.mountOptions[0]", /not a supported option/],
+    ["an option smuggling another", (s) => { s.nfs.mountOptions = ["rsize=1048576,soft"]; }, "nfs.mountOptions[0]", /not a supported option/],
+    ["an unknown server", (s) => { s.nfs.server = "userspace"; }, "nfs.server", /kernel or ganesha/],
+    ["an unquoted version", (s) => { s.nfs.version = 4.2; }, "nfs.version", /quoted/],
+    ["NFS on and no nfs-server node", (s) => { s.nodes[0].roles = ["storage", "smb"]; }, "nfs.enabled", /no node has the nfs-server role/],
+    ["nfs-server off the storage node", (s) => { s.nodes[1].roles = ["worker", "nfs-server"]; }, "nodes[1].roles", /must be on the storage node/],
+    ["a worker on localhost", (s) => { s.nodes[1].host = "localhost"; delete s.nodes[1].hostKey; }, "nfs.enabled", /worker gpu1's host is localhost/],
+    ["an unknown key", (s) => { s.nfs.noRootSquash = true; }, "nfs", /noRootSquash/],
+  ];
+  it.each(rejected)("rejects %s, naming the key", (_what, mutate, key, says) => {
+    const found = problems(mutate);
+    const hit = found.find((p) => p.startsWith(`${key}: `) || p.startsWith(`${key}.`) || p.startsWith(`${key}[`));
+    expect(hit, `problems were: ${JSON.stringify(found)}`).toBeDefined();
+    expect(hit).toMatch(says);
+  });
+});
+
+describe("what modelshare writes for NFS", () => {
+  it("the kernel exports: the root to the clients only, rw, sync, no_subtree_check, root_squash, an explicit fsid", () => {
+    const site = parse(seeds());
+    expect(renderKernelExports(site.nfs, site.storage, ["192.168.0.21", "gpu2.lan"]).split("\n").slice(1)).toEqual([
+      "/vol/service/cw 192.168.0.21(rw,sync,no_subtree_check,root_squash,fsid=4711,sec=sys) gpu2.lan(rw,sync,no_subtree_check,root_squash,fsid=4711,sec=sys)",
+    ]);
+    const ro = parse(seeds({ modelsReadOnly: true, rootSquash: false }));
+    expect(renderKernelExports(ro.nfs, ro.storage, ["10.0.0.0/8"]).split("\n").slice(1)).toEqual([
+      "/vol/service/cw 10.0.0.0/8(rw,sync,no_subtree_check,no_root_squash,fsid=4711,sec=sys)",
+      "/vol/service/cw/storage-models/models 10.0.0.0/8(ro,sync,no_subtree_check,no_root_squash,fsid=4712,sec=sys)",
+    ]);
+  });
+
+  it("ganesha's exports: NFSv4 over TCP, the clients only, root squashed", () => {
+    const site = parse(seeds({ server: "ganesha" }));
+    const conf = renderGaneshaExports(site.nfs, site.storage, ["192.168.0.21"]);
+    for (const line of ['Path = "/vol/service/cw";', "Protocols = 4;", "Squash = Root_Squash;", "Filesystem_Id = 4711.4711;", "Access_Type = None;", "CLIENT { Clients = 192.168.0.21; Access_Type = RW; }", "FSAL { Name = VFS; }"]) {
+      expect(conf).toContain(line);
+    }
+  });
+
+  it("the workers' mount units: hard, NFS 4.2, after the network; the read-only store mounted inside the root", () => {
+    const site = parse(seeds({ modelsReadOnly: true, mountOptions: ["noatime", "nconnect=4"] }));
+    const mounts = mountsOf(site.nfs, site.storage, "192.168.0.6");
+    expect(mounts).toEqual([
+      { where: "/mnt/modelshare", what: "192.168.0.6:/vol/service/cw", options: "nfsvers=4.2,hard,rw,_netdev,noatime,nconnect=4" },
+      { where: "/mnt/modelshare/storage-models/models", what: "192.168.0.6:/vol/service/cw/storage-models/models", options: "nfsvers=4.2,hard,ro,_netdev,noatime,nconnect=4" },
+    ]);
+    expect(renderMountUnit(mounts[0]).split("\n")).toEqual(expect.arrayContaining(["After=network-online.target", "What=192.168.0.6:/vol/service/cw", "Where=/mnt/modelshare", "Type=nfs4", "WantedBy=remote-fs.target"]));
+    expect(mountsOf(site.nfs, site.storage, "fd00::6")[0].what).toBe("[fd00::6]:/vol/service/cw");
+    expect(mountCommand(site.nfs, site.storage, "192.168.0.6")).toBe("sudo mount -t nfs4 -o nfsvers=4.2,hard 192.168.0.6:/vol/service/cw /mnt/modelshare");
+  });
+
+  it("names each mount unit as systemd-escape --path does", () => {
+    const cases: Array<[string, string]> = [
+      ["/mnt/modelshare", "mnt-modelshare.mount"],
+      ["/mnt/model-share/storage-models/models", "mnt-model\\x2dshare-storage\\x2dmodels-models.mount"],
+      ["/srv/.hidden/a@b", "srv-.hidden-a\\x40b.mount"],
+    ];
+    for (const [path, name] of cases) expect(mountUnitName(path), path).toBe(name);
+    const escape = spawnSync("systemd-escape", ["--path", "--suffix=mount", ...cases.map(([p]) => p)], { encoding: "utf8" });
+    if (!escape.error) expect(escape.stdout.trim().split(/\s+/)).toEqual(cases.map(([, n]) => n));
+  });
+
+  it("the programs: the export as root with the marker written as the owner; the mount all as root; shellcheck-clean", () => {
+    const site = parse(seeds({ modelsReadOnly: true }));
+    const server = renderNfsServer(site.nfs, site.storage, ["192.168.0.21"], "192.168.0.6");
+    const ganesha = renderNfsServer({ ...site.nfs, server: "ganesha" }, site.storage, ["192.168.0.21"], "192.168.0.6");
+    const mount = renderNfsMount(site.nfs, site.storage, "192.168.0.6");
+    expect(server).toContain("\nconverge_owner() {\n  nfs_marker '/vol/service/cw/.modelshare-export' 'modelshare export 192.168.0.6:/vol/service/cw'\n");
+    expect(server).toContain("\n  nfs_folder '/vol/service/cw'\n  nfs_folder '/vol/service/cw/storage-models/models'\n");
+    expect(mount).toContain("\nowner_steps=no\n");
+    expect(mount).toContain("\nremove_privileged() {\n  nfs_unmounted '/mnt/modelshare/storage-models/models' 'mnt-modelshare-storage\\x2dmodels-models.mount'\n  nfs_unmounted '/mnt/modelshare' 'mnt-modelshare.mount'\n");
+    expect(shellcheck([server, ganesha, mount])).toBe("");
+  });
+});
+
+const byName = (rs: Declared[], name: string) => rs.find((r) => r.name === name) ?? expect.fail(`no ${name} among ${rs.map((r) => r.name).join(", ")}`);
+
+describe("NFS under mocks", () => {
+  const config = () => {
+    const s = seeds();
+    return { "modelshare:nodes": JSON.stringify(s.nodes), "modelshare:storage": JSON.stringify(s.storage), "modelshare:nfs": JSON.stringify(s.nfs), "modelshare:sshKey": PRIVATE_KEY };
+  };
+
+  it("the export after the layout and links, each worker's mount after the export, and the outputs", async () => {
+    let outputs: Record<string, unknown> = {};
+    const rs = await declare({ stack: "seeds", config: config(), secretKeys: ["modelshare:sshKey"] }, async () => {
+      const site = new Site("site", loadSite());
+      const nfs = site.nfs!;
+      outputs = await new Promise((resolve) => {
+        (nfs.export as any).apply((e: string) => (nfs.mountCommand as any).apply((c: string) => (nfs.mountPoints as any).apply((m: unknown) => resolve({ export: e, mountCommand: c, mountPoints: m }))));
+      });
+    });
+    const exportCmd = byName(rs, "storage-nfs-export-converge");
+    expect(byName(rs, "storage-nfs-export").dependencies).toContain(byName(rs, "storage-layout-converge").urn);
+    for (const w of ["gpu1", "gpu2"]) {
+      expect(byName(rs, `${w}-nfs-mount`).dependencies).toContain(exportCmd.urn);
+      expect(byName(rs, `${w}-nfs-mount-converge`).inputs.delete).toBe("bash -s remove");
+    }
+    expect(outputs).toEqual({
+      export: "192.168.0.6:/vol/service/cw",
+      mountCommand: "sudo mount -t nfs4 -o nfsvers=4.2,hard 192.168.0.6:/vol/service/cw /mnt/modelshare",
+      mountPoints: { gpu1: "/mnt/modelshare", gpu2: "/mnt/modelshare" },
+    });
+  });
+});
+
+describe("the converge harness", () => {
+  it("runs independent resources at once and a dependent one after them, as the engine does", async () => {
+    const rs = await declare({ stack: "harness", config: {} }, () => {
+      const a = new command.local.Command("a", { create: "sleep 0.5; echo changed=0" });
+      const b = new command.local.Command("b", { create: "sleep 0.5; echo changed=0" });
+      new command.local.Command("c", { create: "echo changed=0" }, { dependsOn: [a, b] });
+    });
+    const steps = Object.fromEntries((await run(rs)).map((s) => [s.name, s]));
+    const [a, b, c] = [steps.a, steps.b, steps.c];
+    expect(Math.max(a.started, b.started)).toBeLessThan(Math.min(a.started + a.ms, b.started + b.ms));
+    expect(c.started).toBeGreaterThanOrEqual(Math.max(a.started + a.ms, b.started + b.ms));
+  });
+
+  it("a failure stops what has not started and names the resource", async () => {
+    const rs = await declare({ stack: "harness", config: {} }, () => {
+      const a = new command.local.Command("a", { create: "echo broken >&2; exit 3" });
+      new command.local.Command("b", { create: "echo changed=0" }, { dependsOn: [a] });
+    });
+    await expect(run(rs)).rejects.toThrow(/^a \(on localhost\): exited 3: broken$/);
+  });
+});

@@ -21,6 +21,7 @@ async function main() {
   const config = {
     "modelshare:nodes": JSON.stringify(nodes),
     "modelshare:storage": JSON.stringify({ root: "/vol/service/cw", links: ["storage-user/models", "storage-user/models-upload"] }),
+    "modelshare:nfs": JSON.stringify({ enabled: true }),
     "modelshare:smb": JSON.stringify({ enabled: true, hostsAllow: ["10.0.0.0/8"], users: [{ name: "artist", passwordKey: "smbPasswordArtist" }] }),
     "modelshare:sshKey": PRIVATE_KEY,
     "modelshare:smbPasswordArtist": "bench",

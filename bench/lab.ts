@@ -10,14 +10,15 @@ import { run, type Step } from "../test/harness/converge";
 import { declare } from "../test/harness/declare";
 import { labStack } from "../test/harness/lab";
 
-// The lab site with its SMB share on (Pulumi.lab.yaml keeps it off so that the other lab
-// suites stay quick): two users, the lab host's address allowed.
+// The lab site with its SMB share and NFS on (Pulumi.lab.yaml keeps them off so that the other
+// lab suites stay quick): two SMB users, the lab host's address allowed; node2 and node3 mount.
 const PASSWORDS = { "modelshare:smbPasswordArtist": "bench artist", "modelshare:smbPasswordViewer": "bench viewer" };
 const stack = () => labStack((s) => {
   s["modelshare:smb"] = {
     enabled: true, hostsAllow: ["10.77.0.1"],
     users: [{ name: "artist", passwordKey: "smbPasswordArtist" }, { name: "viewer", passwordKey: "smbPasswordViewer", readOnly: true }],
   };
+  s["modelshare:nfs"] = { enabled: true };
 }, PASSWORDS);
 
 function report(label: string, steps: Step[], ms: number) {

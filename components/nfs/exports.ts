@@ -32,9 +32,10 @@ export function renderKernelExports(nfs: Nfs, s: Storage, clients: readonly stri
 }
 
 export function renderGaneshaExports(nfs: Nfs, s: Storage, clients: readonly string[]): string {
-  const blocks = exportsOf(nfs, s).flatMap((e, i) => [
+  const blocks = exportsOf(nfs, s).flatMap((e) => [
     "EXPORT {",
-    `  Export_Id = ${i + 1};`,
+    // Ids of their own (the fsids), away from the small ids of the admin's exports.
+    `  Export_Id = ${((e.fsid - 1) % 65534) + 1};`,
     `  Path = "${e.path}";`,
     `  Pseudo = "${e.path}";`,
     "  Protocols = 4;",

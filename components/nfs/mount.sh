@@ -9,7 +9,7 @@ NFS_WAIT=${MODELSHARE_NFS_WAIT:-20}
 # proven by the export's marker file (MARKER_CONTENT empty: an inner mount, proven by its
 # source alone).
 nfs_mount() {
-  local where=$1 what=$2 unit=$3 marker=$5 source
+  local where=$1 what=$2 unit=$3 marker=$5 source state
   ensure_unit "$unit" "$4"
   systemctl is-enabled --quiet -- "$unit" 2>/dev/null || act "$unit is not enabled at boot" "enabled $unit" systemctl enable --quiet -- "$unit"
   source=$(findmnt -n -M "$where" -o SOURCE 2>/dev/null | tail -n 1 || true)
@@ -17,15 +17,38 @@ nfs_mount() {
     act "$where holds $source, not $what" "unmounted $source from $where" nfs_unmount "$where" "$unit"
     source=""
   fi
-  if [ -n "$source" ] && [ -n "$marker" ] && ! nfs_marker_ok "$where" "$marker"; then
-    act "$where does not show this site's export (its marker is missing or another site's)" "unmounted $where (wrong export)" nfs_unmount "$where" "$unit"
-    source=""
+  if [ -n "$source" ] && [ -n "$marker" ]; then
+    state=$(nfs_marker_state "$where" "$marker")
+    [ "$state" != silent ] || nfs_silent "$where" "$what" "$NFS_WAIT"
+    if [ "$state" = other ]; then
+      act "$where does not show this site's export (its marker is missing or another site's)" "unmounted $where (wrong or stale export)" nfs_unmount "$where" "$unit"
+      source=""
+    fi
   fi
   [ -z "$source" ] || return 0
   nfs_local_files "$where"
   act "$what is not mounted at $where" "mounted $what at $where" nfs_start "$where" "$what" "$unit"
-  checking || [ -z "$marker" ] || nfs_marker_ok "$where" "$marker" ||
-    refuse "$where shows $what, but not this site's marker file (.modelshare-export): another site's export? Check the server, then run again."
+  checking || [ -z "$marker" ] || nfs_proven "$where" "$what" "$marker"
+}
+
+# nfs_proven WHERE WHAT CONTENT: a new mount shows this site's marker. A server that has just
+# (re)started answers no NFSv4 open during its grace period (90 s by default), so a new mount
+# waits for it up to MODELSHARE_NFS_GRACE seconds (120), each try bounded, then gives up.
+nfs_proven() {
+  local where=$1 what=$2 marker=$3 state deadline=$((SECONDS + ${MODELSHARE_NFS_GRACE:-120}))
+  while :; do
+    state=$(nfs_marker_state "$where" "$marker")
+    case $state in
+      ok) return 0 ;;
+      other) refuse "$where shows $what, but not this site's marker file (.modelshare-export): another site's export? Check the server, then run again." ;;
+    esac
+    [ "$SECONDS" -lt "$deadline" ] || nfs_silent "$where" "$what" "${MODELSHARE_NFS_GRACE:-120}"
+    sleep 2
+  done
+}
+
+nfs_silent() {
+  refuse "the NFS server of $2 (mounted at $1) does not answer: reading its marker timed out after $3 s. Is the storage node up and its NFS server running?"
 }
 
 # nfs_local_files WHERE: a mount point that holds local files is never mounted over: they
@@ -51,17 +74,15 @@ nfs_start() {
   fi
 }
 
-# nfs_marker_ok WHERE CONTENT: the marker at WHERE holds CONTENT. Read as the storage owner
-# (never as root: a link planted in the export would resolve on this node), within a time
-# limit (a dead server fails the run naming it instead of hanging it).
+# nfs_marker_state WHERE CONTENT: ok (the marker at WHERE holds CONTENT), other (it does
+# not, or cannot be read: missing, stale) or silent (no answer in time). Read as the storage
+# owner (never as root: a link planted in the export would resolve on this node), through
+# timeout (a hard mount of a dead server would hang it forever).
 # shellcheck disable=SC2154 # owner_uid, owner_gid: set by the program
-nfs_marker_ok() {
-  local where=$1 content=$2 got rc=0 uid=${owner_uid:-65534} gid=${owner_gid:-65534}
-  got=$(timeout "$NFS_WAIT" setpriv --reuid="$uid" --regid="$gid" --clear-groups --no-new-privs -- cat -- "$where/.modelshare-export" 2>/dev/null) || rc=$?
-  if [ "$rc" = 124 ]; then
-    refuse "the NFS server behind $where does not answer (reading its marker timed out after ${NFS_WAIT}s): $(findmnt -n -M "$where" -o SOURCE | tail -n 1). Is the storage node up and its NFS server running?"
-  fi
-  [ "$rc" = 0 ] && [ "$got" = "$content" ]
+nfs_marker_state() {
+  local got rc=0 uid=${owner_uid:-65534} gid=${owner_gid:-65534}
+  got=$(timeout "$NFS_WAIT" setpriv --reuid="$uid" --regid="$gid" --clear-groups --no-new-privs -- cat -- "$1/.modelshare-export" 2>/dev/null) || rc=$?
+  if [ "$rc" = 124 ]; then echo silent; elif [ "$rc" = 0 ] && [ "$got" = "$2" ]; then echo ok; else echo other; fi
 }
 
 # nfs_unmount WHERE UNIT: unmounted; lazily (saying so) when something still uses it.

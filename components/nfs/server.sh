@@ -44,13 +44,19 @@ nfs_kernel_exports() {
 nfs_kernel_unexport() {
   [ -e "$NFS_EXPORTS" ] || return 0
   remove_file "$NFS_EXPORTS"
-  exportfs -ra
+  checking || ! command -v exportfs >/dev/null || exportfs -ra
 }
 
 # nfs_no_kernel_server: ganesha and the kernel server cannot both hold port 2049.
 nfs_no_kernel_server() {
   if systemctl is-active --quiet nfs-server 2>/dev/null; then
     refuse "the kernel NFS server (nfs-server) runs on this node, and nfs-ganesha cannot share port 2049 with it; stop it (systemctl disable --now nfs-server) or use nfs.server: kernel, then run again."
+  fi
+}
+
+nfs_no_ganesha() {
+  if systemctl is-active --quiet nfs-ganesha 2>/dev/null; then
+    refuse "nfs-ganesha runs on this node, and the kernel NFS server cannot share port 2049 with it; stop it (systemctl disable --now nfs-ganesha) or use nfs.server: ganesha, then run again."
   fi
 }
 
@@ -95,7 +101,7 @@ nfs_ganesha_unexport() {
   fi
   [ -e "$GANESHA_OURS" ] || return 0
   remove_file "$GANESHA_OURS"
-  systemctl restart nfs-ganesha || true
+  checking || ! systemctl is-active --quiet nfs-ganesha || systemctl restart nfs-ganesha || true
 }
 
 # nfs_marker PATH CONTENT (as the owner, inside the tree): the file workers read to prove

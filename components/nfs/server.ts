@@ -53,8 +53,10 @@ export function renderNfsServer(nfs: Nfs, s: Storage, clients: readonly string[]
         kernel ? call("ensure_packages", "nfs-kernel-server") : call("ensure_packages", "nfs-ganesha", "nfs-ganesha-vfs", "rpcbind"),
         ...exportsOf(nfs, s).map((e) => call("nfs_folder", e.path)),
         ...(kernel
-          ? [call("ensure_service", "nfs-server"), call("nfs_kernel_exports", renderKernelExports(nfs, s, clients), s.root)]
-          : ["nfs_no_kernel_server", call("nfs_ganesha_exports", renderGaneshaExports(nfs, s, clients))]),
+          // Switching servers: the other one's exports of modelshare's go; the other server must
+          // not hold port 2049.
+          ? ["nfs_ganesha_unexport", "nfs_no_ganesha", call("ensure_service", "nfs-server"), call("nfs_kernel_exports", renderKernelExports(nfs, s, clients), s.root)]
+          : ["nfs_kernel_unexport", "nfs_no_kernel_server", call("nfs_ganesha_exports", renderGaneshaExports(nfs, s, clients))]),
       ],
       owner: [call("nfs_marker", posix.join(s.root, MARKER), markerText(host, s))],
     },

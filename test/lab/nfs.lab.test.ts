@@ -77,9 +77,11 @@ describe("NFS: node1 exports, node2 and node3 mount", () => {
   });
 
   it("an address outside the clients is refused", async () => {
-    const withoutNode3: Edit = withNfs({}, (s) => { s["modelshare:nodes"] = s["modelshare:nodes"].slice(0, 2); });
+    // node3 given another address: the export's clients are then node2 and 10.77.0.99.
+    const elsewhere: Edit = withNfs({}, (s) => { s["modelshare:nodes"][2].host = "10.77.0.99"; });
     await onNode("node3", `systemctl stop "$(systemd-escape --path --suffix=mount ${MP})"`);
-    await converge(withoutNode3);
+    await run((await declared(elsewhere)).filter((r) => r.name.startsWith("node1-nfs-export")));
+    expect(await onNode("node1", "tail -n 1 /etc/exports.d/modelshare.exports")).toMatch(/ 10\.77\.0\.12\(.* 10\.77\.0\.99\(/);
     expect(await onNode("node3", `mkdir -p /mnt/try && timeout 30 mount -t nfs4 -o nfsvers=4.2 ${EXPORT} /mnt/try 2>&1; echo "exit $?"`)).toMatch(/access denied[\s\S]*exit 32/);
     expect(nfsSteps(await converge())).toMatchObject({ "node1-nfs-export-converge": 1, "node3-nfs-mount-converge": 1 });
   });
@@ -100,7 +102,7 @@ describe("NFS: node1 exports, node2 and node3 mount", () => {
     const workerOnly = (await declared()).filter((r) => r.name.startsWith("node2-nfs-mount"));
     const started = Date.now();
     const failed = await run(workerOnly).then(() => undefined, (e: Error) => e.message);
-    expect(failed).toMatch(/node2-nfs-mount-converge \(on 10\.77\.0\.12\): exited 1: modelshare: the NFS server behind \/mnt\/modelshare does not answer .*10\.77\.0\.11:\/srv\/cw/);
+    expect(failed).toMatch(/node2-nfs-mount-converge \(on 10\.77\.0\.12\): exited 1: modelshare: the NFS server of 10\.77\.0\.11:\/srv\/cw \(mounted at \/mnt\/modelshare\) does not answer/);
     expect(Date.now() - started).toBeLessThan(60_000);
     const steps = await converge();
     expect(steps.every((s) => s.code === 0)).toBe(true);
@@ -127,6 +129,8 @@ describe("NFS: node1 exports, node2 and node3 mount", () => {
   });
 
   it("the same with nfs-ganesha on the storage node: mounted, read, a second converge changes nothing, destroyed", async () => {
+    // Switching servers: the kernel export goes first (the workers unmount), then nfsd stops.
+    await run(await declared(), { destroy: true });
     await onNode("node1", "systemctl disable --now nfs-server");
     const ganesha = withNfs({ server: "ganesha" });
     const first = await converge(ganesha);

@@ -1,7 +1,7 @@
 import { spawnSync } from "node:child_process";
 import * as command from "@pulumi/command";
 import { describe, expect, it } from "vitest";
-import { parseSite, SiteConfigError } from "../components/config";
+import { parseSite } from "../components/config";
 import { mountCommand, mountsOf, mountUnitName, renderGaneshaExports, renderKernelExports, renderMountUnit } from "../components/nfs/exports";
 import { renderNfsMount } from "../components/nfs/mount";
 import { renderNfsServer } from "../components/nfs/server";
@@ -11,6 +11,7 @@ import { loadSite } from "../components/stackConfig";
 import { run } from "./harness/converge";
 import { declare, type Declared } from "./harness/declare";
 import { shellcheck } from "./helpers/shellcheck";
+import { expectProblem, problemsOf, type Rejected } from "./helpers/rejected";
 
 const KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHfE3lGZ1sXb0cQy3q6c2m5i2Jc0l8v7y0hq8b2a1c9d";
 const PRIVATE_KEY = "-----BEGIN OPENSSH PRIVATE KEY-----\nSSH-SECRET\n-----END OPENSSH PRIVATE KEY-----\n";
@@ -28,17 +29,7 @@ function seeds(nfs: Record<string, unknown> = {}): any {
   };
 }
 const parse = (raw: unknown) => parseSite(raw, { homedir: "/home/ada" });
-function problems(mutate: (site: any) => void): string[] {
-  const raw = seeds();
-  mutate(raw);
-  try {
-    parse(raw);
-  } catch (e) {
-    if (e instanceof SiteConfigError) return e.problems;
-    throw e;
-  }
-  return [];
-}
+const problems = (mutate: (site: any) => void) => problemsOf(seeds, mutate);
 
 describe("modelshare:nfs", () => {
   it("fills in the documented defaults, and the clients are the workers' hosts plus what the admin adds", () => {
@@ -59,7 +50,7 @@ describe("modelshare:nfs", () => {
     expect(planSite(parse(raw)).filter((p) => p.kind === "nfs-mount").map((p) => p.node.name)).toEqual(["gpu1", "gpu2"]);
   });
 
-  const rejected: Array<[string, (s: any) => void, string, RegExp]> = [
+  const rejected: Rejected[] = [
     ["a client network that does not parse", (s) => { s.nfs.clients = ["192.168.0/24"]; }, "nfs.clients[0]", /not an IP address or network/],
     ["a client network with host bits set", (s) => { s.nfs.clients = ["10.0.0.5/8"]; }, "nfs.clients[0]", /host bits set; the network is 10\.0\.0\.0\/8/],
     ["every address without the opt-in", (s) => { s.nfs.clients = ["0.0.0.0/0"]; }, "nfs.clients[0]", /allowAnyClient/],
@@ -80,10 +71,7 @@ describe("modelshare:nfs", () => {
     ["an unknown key", (s) => { s.nfs.noRootSquash = true; }, "nfs", /noRootSquash/],
   ];
   it.each(rejected)("rejects %s, naming the key", (_what, mutate, key, says) => {
-    const found = problems(mutate);
-    const hit = found.find((p) => p.startsWith(`${key}: `) || p.startsWith(`${key}.`) || p.startsWith(`${key}[`));
-    expect(hit, `problems were: ${JSON.stringify(found)}`).toBeDefined();
-    expect(hit).toMatch(says);
+    expectProblem(problems(mutate), key, says);
   });
 });
 

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { parseSite, SiteConfigError } from "../components/config";
+import { parseSite } from "../components/config";
 import { renderProgram } from "../components/shell/script";
 import { needsWideLinks, renderRecycleUnits, renderSmbConf } from "../components/smb/conf";
 import { renderSmbPasswords, renderSmbShare, shareFolders } from "../components/smb/share";
@@ -8,6 +8,7 @@ import { loadSite, siteFromConfig } from "../components/stackConfig";
 import { declare, isSecretValue, reveal, type Declared } from "./harness/declare";
 import { runProgram } from "./helpers/run";
 import { shellcheck } from "./helpers/shellcheck";
+import { expectProblem, problemsOf, type Rejected } from "./helpers/rejected";
 
 const KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHfE3lGZ1sXb0cQy3q6c2m5i2Jc0l8v7y0hq8b2a1c9d";
 const PRIVATE_KEY = "-----BEGIN OPENSSH PRIVATE KEY-----\nSSH-SECRET\n-----END OPENSSH PRIVATE KEY-----\n";
@@ -30,17 +31,7 @@ function seeds(smb: Record<string, unknown> = {}): any {
   };
 }
 const parse = (raw: unknown) => parseSite(raw, { homedir: "/home/ada" });
-function problems(mutate: (site: any) => void): string[] {
-  const raw = seeds();
-  mutate(raw);
-  try {
-    parse(raw);
-  } catch (e) {
-    if (e instanceof SiteConfigError) return e.problems;
-    throw e;
-  }
-  return [];
-}
+const problems = (mutate: (site: any) => void) => problemsOf(seeds, mutate);
 
 describe("modelshare:smb", () => {
   it("fills in the documented defaults", () => {
@@ -57,7 +48,7 @@ describe("modelshare:smb", () => {
     expect(() => parse(seeds({ path: "storage-user" }))).not.toThrow();
   });
 
-  const rejected: Array<[string, (s: any) => void, string, RegExp]> = [
+  const rejected: Rejected[] = [
     ["a share name Samba reserves", (s) => { s.smb.share = "Homes"; }, "smb.share", /reserves/],
     ["a share name with a $", (s) => { s.smb.share = "print$"; }, "smb.share", /letters, digits/],
     ["a models share named like the share", (s) => { s.smb.modelsShare = "KI_DATEN"; }, "smb.modelsShare", /already the name of smb\.share/],
@@ -84,10 +75,7 @@ describe("modelshare:smb", () => {
     ["an unknown key", (s) => { s.smb.guest = true; }, "smb", /guest/],
   ];
   it.each(rejected)("rejects %s, naming the key", (_what, mutate, key, says) => {
-    const found = problems(mutate);
-    const hit = found.find((p) => p.startsWith(`${key}: `) || p.startsWith(`${key}.`) || p.startsWith(`${key}[`));
-    expect(hit, `problems were: ${JSON.stringify(found)}`).toBeDefined();
-    expect(hit).toMatch(says);
+    expectProblem(problems(mutate), key, says);
   });
 });
 

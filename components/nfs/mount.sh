@@ -65,12 +65,14 @@ nfs_local_files() {
   [ -z "$found" ] || refuse "$where holds local files ($found), and mounting the storage there would hide them; move them away, then run again."
 }
 
-# nfs_start WHERE WHAT UNIT: mounted through its unit, within a bounded time.
+# nfs_start WHERE WHAT UNIT: mounted through its unit, within a bounded time. On failure the
+# words of mount.nfs itself (the server's reason), which systemd logs under the unit.
 nfs_start() {
-  local where=$1 what=$2 unit=$3 out
+  local where=$1 what=$2 unit=$3 out reason since
+  since=$(date +%s)
   if ! out=$(timeout "$((NFS_WAIT + 10))" systemctl start -- "$unit" 2>&1); then
-    out="$out $(journalctl -u "$unit" -n 3 -o cat --no-pager 2>/dev/null | tr '\n' ' ')"
-    refuse "could not mount $what (server ${what%%:*}, export ${what#*:}) at $where: ${out:-no answer within $((NFS_WAIT + 10))s}"
+    reason=$(journalctl -u "$unit" --since "@$since" -o cat --no-pager 2>/dev/null | grep -m 1 'mount\.nfs' || true)
+    refuse "could not mount $what (server ${what%%:*}, export ${what#*:}) at $where: ${reason:-${out:-no answer within $((NFS_WAIT + 10)) s}}"
   fi
 }
 

@@ -72,7 +72,7 @@ nfs_start() {
   since=$(date +%s)
   if ! out=$(timeout "$((NFS_WAIT + 10))" systemctl start -- "$unit" 2>&1); then
     reason=$(journalctl -u "$unit" --since "@$since" -o cat --no-pager 2>/dev/null | grep -m 1 'mount\.nfs' || true)
-    refuse "could not mount $what (server ${what%%:*}, export ${what#*:}) at $where: ${reason:-${out:-no answer within $((NFS_WAIT + 10)) s}}"
+    refuse "could not mount $what (server ${what%:/*}, export /${what#*:/}) at $where: ${reason:-${out:-no answer within $((NFS_WAIT + 10)) s}}"
   fi
 }
 

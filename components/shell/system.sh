@@ -11,11 +11,12 @@ ensure_packages() {
 }
 
 # apt_install PACKAGE...: the node's own apt; if the package lists are stale, update them once.
+# apt waits up to 5 minutes for a dpkg lock someone else holds (unattended-upgrades).
 apt_install() {
   local log
   log=$(mktemp)
-  if ! DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends -- "$@" >"$log" 2>&1; then
-    if ! { apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends -- "$@"; } >"$log" 2>&1; then
+  if ! DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends -o DPkg::Lock::Timeout=300 -- "$@" >"$log" 2>&1; then
+    if ! { apt-get update -q -o DPkg::Lock::Timeout=300 && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends -o DPkg::Lock::Timeout=300 -- "$@"; } >"$log" 2>&1; then
       tail -n 5 -- "$log" >&2
       rm -f -- "$log"
       refuse "could not install $* with apt-get (its last lines are above); install them by hand or make the node's apt mirror reachable, then run again."

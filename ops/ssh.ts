@@ -94,6 +94,8 @@ export function execLocal(command: string, io: { interpreter?: string[]; env?: R
     child.stderr.on("data", (d) => (stderr += d));
     child.on("error", reject);
     child.on("close", (code) => resolve({ code: code ?? -1, stdout, stderr }));
+    // A command that exits without reading its stdin is not an error (its exit code says how it went).
+    child.stdin.on("error", () => {});
     child.stdin.end(io.stdin ?? "");
   });
 }

@@ -1,15 +1,20 @@
 import { spawnSync } from "node:child_process";
+import { chmodSync, mkdirSync, symlinkSync, writeFileSync } from "node:fs";
+import { dirname, join } from "node:path";
 import * as command from "@pulumi/command";
 import { describe, expect, it } from "vitest";
 import { parseSite } from "../components/config";
 import { mountCommand, mountsOf, mountUnitName, renderGaneshaExports, renderKernelExports, renderMountUnit } from "../components/nfs/exports";
 import { renderNfsMount } from "../components/nfs/mount";
 import { renderNfsServer } from "../components/nfs/server";
+import { call } from "../components/shell/quote";
+import { renderProgram, shellLib, SYSTEM } from "../components/shell/script";
 import { planSite } from "../components/plan";
 import { Site } from "../components/site";
 import { loadSite } from "../components/stackConfig";
 import { run } from "./harness/converge";
 import { declare, type Declared } from "./harness/declare";
+import { runProgram, tempRoot } from "./helpers/run";
 import { shellcheck } from "./helpers/shellcheck";
 import { expectProblem, problemsOf, type Rejected } from "./helpers/rejected";
 
@@ -129,6 +134,27 @@ describe("what modelshare writes for NFS", () => {
     expect(mount).toContain("\nowner_steps=no\n");
     expect(mount).toContain("\nremove_privileged() {\n  nfs_unmounted '/mnt/modelshare/storage-models/models' 'mnt-modelshare-storage\\x2dmodels-models.mount'\n  nfs_unmounted '/mnt/modelshare' 'mnt-modelshare.mount'\n");
     expect(shellcheck([server, ganesha, mount])).toBe("");
+  });
+});
+
+describe("the marker a worker reads", () => {
+  // On a worker, a link planted in the export resolves on the worker itself; an attacker with
+  // the owner's uid points the marker at a root-only file holding the expected text.
+  it("is read as the storage owner: a marker planted as a link to a root-only file is not believed", () => {
+    const mp = join(dirname(tempRoot()), "mnt");
+    mkdirSync(mp);
+    const secret = join(dirname(mp), "root-only");
+    writeFileSync(secret, "modelshare export x:/srv/cw\n");
+    chmodSync(secret, 0o600);
+    const state = () => runProgram(renderProgram({
+      title: "marker", libs: [SYSTEM, shellLib("components/nfs", "mount")], root: "/nonexistent", owner: { uid: "1000", gid: "1000" },
+      converge: { privileged: [`note "$(${call("nfs_marker_state", mp, "modelshare export x:/srv/cw")})"`] },
+    })).stdout.split("\n")[0];
+    symlinkSync(secret, join(mp, ".modelshare-export"));
+    expect(state()).toBe("other");
+    spawnSync("rm", [join(mp, ".modelshare-export")]);
+    writeFileSync(join(mp, ".modelshare-export"), "modelshare export x:/srv/cw\n");
+    expect(state()).toBe("ok");
   });
 });
 

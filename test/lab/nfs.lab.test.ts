@@ -72,8 +72,17 @@ describe("NFS: node1 exports, node2 and node3 mount", () => {
     expect(await onNode("node3", `sha256sum < ${MP}/storage-user/models-upload/checkpoints/up.safetensors; sha256sum < ${MP}/storage-models/models/checkpoints/up.safetensors`)).toBe(`${sum}${sum}`);
   });
 
-  it("the admin's own export stays beside modelshare's", async () => {
+  it("the admin's own export stays beside modelshare's; exports that exportfs rejects put the previous file back and fail with its words", async () => {
     expect(await onNode("node1", "exportfs -s | awk '{ print $1 }' | sort -u")).toBe(`/srv/admin\n${ROOT}\n`);
+    const before = await onNode("node1", "sha256sum /etc/exports.d/modelshare.exports");
+    await onNode("node1", "cp /etc/exports /root/exports.good && echo '/srv/admin 10.77.0.13(ro,no_such_option)' >> /etc/exports");
+    const failed = await converge(withNfs({ clients: ["10.77.0.50"] })).then(() => undefined, (e: Error) => e.message);
+    expect(failed).toMatch(/node1-nfs-export-converge \(on 10\.77\.0\.11\): exited 1: [\s\S]*no_such_option[\s\S]*modelshare: exportfs rejects modelshare's exports/);
+    expect(await onNode("node1", "sha256sum /etc/exports.d/modelshare.exports")).toBe(before);
+    expect(await onNode("node2", `cat ${MP}/.modelshare-export`)).toBe(`modelshare export ${EXPORT}\n`);
+    await onNode("node1", "cp /root/exports.good /etc/exports && exportfs -ra");
+    await converge();
+    expect(nfsSteps(await converge())).toEqual(QUIET);
   });
 
   it("an address outside the clients is refused", async () => {
@@ -113,9 +122,12 @@ describe("NFS: node1 exports, node2 and node3 mount", () => {
     expect(nfsSteps(await converge())).toEqual(QUIET);
   });
 
-  it("destroy unmounts, removes the export, keeps the admin's export and every byte", async () => {
+  it("destroy unmounts (lazily where something still reads), removes the export, keeps the admin's export and every byte", async () => {
     const before = await checksums();
+    await onNode("node2", `cd ${MP}/storage-models/models && (setsid sleep 600 >/dev/null 2>&1 < loras/s.safetensors &)`);
     const steps = await run(await declared(), { destroy: true });
+    expect(steps.find((s) => s.name === "node2-nfs-mount-converge")!.stdout).toContain(`${MP} was busy: unmounted lazily`);
+    await onNode("node2", "pkill -x sleep || true");
     expect(steps.map((s) => s.name)).toEqual(expect.arrayContaining(["node1-nfs-export-converge", "node2-nfs-mount-converge", "node3-nfs-mount-converge"]));
     for (const w of ["node2", "node3"]) {
       expect(await onNode(w, `findmnt -n -M ${MP} || echo unmounted; ls /etc/systemd/system | grep -c modelshare || true`)).toBe("unmounted\n0\n");

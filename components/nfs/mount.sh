@@ -83,6 +83,12 @@ nfs_start() {
 # shellcheck disable=SC2154 # owner_uid, owner_gid: set by the program
 nfs_marker_state() {
   local got rc=0 uid=${owner_uid:-65534} gid=${owner_gid:-65534}
+  # First a name that does not exist: its lookup must reach the server, where the marker may
+  # be answered from the client's cache (an NFSv4 read delegation) by a server that is gone.
+  timeout "$NFS_WAIT" setpriv --reuid="$uid" --regid="$gid" --clear-groups --no-new-privs -- \
+    stat -- "$1/.modelshare-probe-$$-$RANDOM" >/dev/null 2>&1 || rc=$?
+  if [ "$rc" = 124 ]; then echo silent; return 0; fi
+  rc=0
   got=$(timeout "$NFS_WAIT" setpriv --reuid="$uid" --regid="$gid" --clear-groups --no-new-privs -- cat -- "$1/.modelshare-export" 2>/dev/null) || rc=$?
   if [ "$rc" = 124 ]; then echo silent; elif [ "$rc" = 0 ] && [ "$got" = "$2" ]; then echo ok; else echo other; fi
 }

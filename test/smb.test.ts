@@ -1,6 +1,10 @@
 import { describe, expect, it } from "vitest";
 import { parseSite } from "../components/config";
-import { renderProgram } from "../components/shell/script";
+import { existsSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { call } from "../components/shell/quote";
+import { renderProgram, SYSTEM } from "../components/shell/script";
 import { needsWideLinks, renderRecycleUnits, renderSmbConf } from "../components/smb/conf";
 import { renderSmbPasswords, renderSmbShare, shareFolders } from "../components/smb/share";
 import { Site } from "../components/site";
@@ -201,6 +205,35 @@ describe("what modelshare writes for Samba", () => {
     const v6 = shareFolders("fd00::6", parse(seeds({ path: "storage-user" })).smb, site.storage);
     expect(v6.unc).toBe("\\\\fd00--6.ipv6-literal.net\\ki_Daten");
     expect(v6.folders["output"].finder).toBe("smb://[fd00::6]/ki_Daten/output/");
+  });
+});
+
+describe("packages", () => {
+  // apt-get here is a stand-in that records each call and fails, as on a node without a mirror.
+  const withoutMirror = () => {
+    const bin = mkdtempSync(join(tmpdir(), "modelshare-apt-"));
+    writeFileSync(join(bin, "apt-get"), `#!/bin/sh\necho "$*" >> ${bin}/calls\necho 'E: no mirror' >&2\nexit 100\n`, { mode: 0o755 });
+    return { bin, env: { ...process.env, PATH: `${bin}:${process.env.PATH}` } };
+  };
+  const install = (...packages: string[]) => renderProgram({
+    title: "packages", libs: [SYSTEM], root: "/nonexistent", owner: { uid: "", gid: "" },
+    converge: { privileged: [call("ensure_packages", ...packages)] },
+  });
+
+  it("a node that has them never calls apt, so it converges without a mirror", () => {
+    const { bin, env } = withoutMirror();
+    const r = runProgram(install("coreutils", "bash"), "converge", { env });
+    expect(r.stdout, r.stderr).toBe("changed=0\n");
+    expect(existsSync(join(bin, "calls"))).toBe(false);
+  });
+
+  it("a missing one without a mirror stops the run with apt's words and a sentence", () => {
+    const { bin, env } = withoutMirror();
+    const r = runProgram(install("coreutils", "modelshare-no-such-package"), "converge", { env });
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain("E: no mirror");
+    expect(r.stderr).toContain("modelshare: could not install modelshare-no-such-package with apt-get");
+    expect(readFileSync(join(bin, "calls"), "utf8")).toMatch(/install .*-- modelshare-no-such-package\n/);
   });
 });
 

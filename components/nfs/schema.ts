@@ -11,7 +11,7 @@ import type { Storage } from "../storage/schema";
 /** Mount options a site may add, by name (`=N` for the numeric ones); the rest are ours. */
 const MOUNT_FLAGS = ["noatime", "nodiratime", "relatime"];
 const MOUNT_NUMBERS = ["nconnect", "rsize", "wsize", "timeo", "retrans", "actimeo"];
-export const MOUNT_OPTIONS_HELP = `${MOUNT_FLAGS.join(", ")}, ${MOUNT_NUMBERS.map((o) => `${o}=N`).join(", ")}`;
+const MOUNT_OPTIONS_HELP = `${MOUNT_FLAGS.join(", ")}, ${MOUNT_NUMBERS.map((o) => `${o}=N`).join(", ")}`;
 
 export const nfsSchema = z.strictObject({
   enabled: z.boolean().default(false).describe("Export the storage root over NFS from the nfs-server node and mount it on every worker."),

@@ -19,7 +19,8 @@ nfs_folder() {
 nfs_kernel_exports() {
   local content=$1 root=$2 old="" err
   if [ -f "$NFS_EXPORTS" ] && [ ! -L "$NFS_EXPORTS" ] && [ "$(cat -- "$NFS_EXPORTS")" = "$content" ]; then
-    exportfs -s 2>/dev/null | grep -q "^$root " || act "$root is not exported (the export table lost it)" "exported $root again" exportfs -ra
+    # Compared as text (awk), not as a pattern: a root may hold . or +.
+    exportfs -s 2>/dev/null | awk -v root="$root" '$1 == root { found = 1 } END { exit !found }' || act "$root is not exported (the export table lost it)" "exported $root again" exportfs -ra
     return 0
   fi
   if checking; then

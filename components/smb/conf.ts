@@ -27,8 +27,6 @@ export function needsWideLinks(smb: Smb, s: Storage): boolean {
 const fileMode = (dirMode: string) => `0${(parseInt(dirMode, 8) & 0o666).toString(8)}`;
 const dirMode = (mode: string) => mode.padStart(4, "0");
 
-export const RECYCLE_UNIT = "modelshare-smb-recycle";
-
 export function renderSmbConf(smb: Smb, s: Storage): string {
   const path = sharePath(smb, s);
   const wide = needsWideLinks(smb, s);

@@ -59,7 +59,7 @@ export type Smb = z.output<typeof smbSchema>;
 type Add = (key: string, message: string) => void;
 
 /** The folders a share may show: the root and every folder of the layout, relative to the root. */
-export function sharePathChoices(s: Storage): string[] {
+function sharePathChoices(s: Storage): string[] {
   return layoutDirs(s).map((d) => posix.relative(s.root, d.path));
 }
 

@@ -1,6 +1,8 @@
 import { z } from "zod";
 import { canonicalHost, hostKeyProblem, hostProblem, isLocalHost } from "./node/hostRules";
 import { checkNfsSection, nfsSchema } from "./nfs/schema";
+import { checkServices } from "./services/rules";
+import { servicesSchema } from "./services/schema";
 import { checkSmbSection, smbSchema } from "./smb/schema";
 import { checkStorageSection, lengthProblems, rootProblem, storageSchema } from "./storage/schema";
 
@@ -46,21 +48,6 @@ export const nodeSchema = z.strictObject({
     .describe("Opt out of hostKey: accept whatever key the host presents (exposes the SSH key to a man in the middle)."),
   roles: z.array(z.enum(ROLES, { error: `must be one of ${ROLES.join(", ")}` })).min(1, "must list at least one role")
     .describe("What the node is: storage (keeps the models), smb, nfs-server (both on the storage node), worker (GPU node)."),
-});
-
-const notYet = (what: string) =>
-  z.boolean().default(false).refine((on) => !on, `${what} is not built in this version of modelshare yet; keep it false`);
-
-const serviceSchema = z.strictObject({
-  enabled: notYet("this service").describe("Run the service's container on its nodes."),
-  nodes: z.array(z.string()).default([]).describe("Worker node names that run it."),
-}).default({ enabled: false, nodes: [] });
-
-export const servicesSchema = z.strictObject({
-  comfyui: serviceSchema, fooocus: serviceSchema, forge: serviceSchema, ollama: serviceSchema,
-}).default({
-  comfyui: { enabled: false, nodes: [] }, fooocus: { enabled: false, nodes: [] },
-  forge: { enabled: false, nodes: [] }, ollama: { enabled: false, nodes: [] },
 });
 
 export const siteSchema = z.strictObject({
@@ -122,13 +109,7 @@ function siteProblems(site: Site): string[] {
   checkStorage(site, add);
   checkSmb(site, add);
   checkNfs(site, add);
-  for (const [service, cfg] of Object.entries(site.services)) {
-    cfg.nodes.forEach((name, i) => {
-      const node = site.nodes.find((n) => n.name.toLowerCase() === name.toLowerCase());
-      if (!node) add(`services.${service}.nodes[${i}]`, `no node is named "${name}"`);
-      else if (!node.roles.includes("worker")) add(`services.${service}.nodes[${i}]`, `node "${name}" has no worker role`);
-    });
-  }
+  checkServices(site, add);
   return problems;
 }
 

@@ -1,7 +1,12 @@
 import { nfsWorkers, type Site, type SiteNode, type Storage } from "./config";
 import { renderNfsMount } from "./nfs/mount";
 import type { Nfs } from "./nfs/schema";
+import { mountsOf, mountUnitName } from "./nfs/exports";
 import { renderNfsServer } from "./nfs/server";
+import { renderContainerCheck } from "./services/container";
+import { renderDockerHost } from "./services/host";
+import { SERVICES } from "./services/schema";
+import { containerSpec, type ContainerSpec } from "./services/spec";
 import type { Smb } from "./smb/schema";
 import { renderSmbPasswords, renderSmbShare } from "./smb/share";
 import { renderStorageLayout } from "./storage/layout";
@@ -17,7 +22,9 @@ export type Planned =
   | { kind: "links"; name: string; node: SiteNode; storage: Storage; set: LinkFolder }
   | { kind: "smb"; name: string; node: SiteNode; storage: Storage; smb: Smb }
   | { kind: "nfs-server"; name: string; node: SiteNode; storage: Storage; nfs: Nfs; clients: string[] }
-  | { kind: "nfs-mount"; name: string; node: SiteNode; storage: Storage; nfs: Nfs; server: string };
+  | { kind: "nfs-mount"; name: string; node: SiteNode; storage: Storage; nfs: Nfs; server: string }
+  | { kind: "docker"; name: string; node: SiteNode; storage: Storage; containers: ContainerSpec[]; mountUnits: string[] }
+  | { kind: "service"; name: string; node: SiteNode; storage: Storage; spec: ContainerSpec };
 
 export function planSite(config: Site): Planned[] {
   const node = config.nodes.find((n) => n.roles.includes("storage"));
@@ -39,7 +46,30 @@ export function planSite(config: Site): Planned[] {
         ...workers.map((w) => ({ kind: "nfs-mount" as const, name: `${w.name}-nfs-mount`, node: w, storage, nfs, server: nfsNode.host })),
       ]
       : []),
+    ...planServices(config, node, nfs && nfsNode ? nfsNode.host : undefined),
   ];
+}
+
+/**
+ * Each node that runs services: docker (one per node), then one container per service. The
+ * storage node gives its containers the local folders; a worker, its NFS mount.
+ */
+function planServices(config: Site, storageNode: SiteNode, nfsServer: string | undefined): Planned[] {
+  const storage = config.storage;
+  const out: Planned[] = [];
+  for (const node of config.nodes) {
+    const local = node.name === storageNode.name;
+    const containers = SERVICES.flatMap((service) => {
+      const svc = config.services[service];
+      const entry = svc.enabled ? svc.nodes.find((n) => n.name.toLowerCase() === node.name.toLowerCase()) : undefined;
+      return entry ? [containerSpec(service, svc, entry.gpus, storage, local ? storage.root : config.nfs.mountPoint)] : [];
+    });
+    if (containers.length === 0) continue;
+    const mountUnits = local || !nfsServer ? [] : mountsOf(config.nfs, storage, nfsServer).map((m) => mountUnitName(m.where));
+    out.push({ kind: "docker", name: `${node.name}-docker`, node, storage, containers, mountUnits });
+    for (const spec of containers) out.push({ kind: "service", name: `${node.name}-${spec.service}`, node, storage, spec });
+  }
+  return out;
 }
 
 /** The secrets some programs read after themselves on stdin (plain: callers keep them secret). */
@@ -58,6 +88,10 @@ export function programsOf(p: Planned, secrets: ProgramSecrets): Array<{ name: s
       return [{ name: `${p.name}-converge`, stdin: renderNfsServer(p.nfs, p.storage, p.clients, p.node.host) }];
     case "nfs-mount":
       return [{ name: `${p.name}-converge`, stdin: renderNfsMount(p.nfs, p.storage, p.server) }];
+    case "docker":
+      return [{ name: `${p.name}-converge`, stdin: renderDockerHost(p.node.user, p.containers, p.storage, p.mountUnits) }];
+    case "service":
+      return [{ name: `${p.name}-container`, stdin: renderContainerCheck(p.spec, p.storage) }];
     case "smb":
       return [
         { name: `${p.name}-converge`, stdin: renderSmbShare(p.smb, p.storage) },

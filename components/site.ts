@@ -4,6 +4,8 @@ import type { NodeTarget } from "./node/command";
 import { planSite } from "./plan";
 import { NfsMount } from "./nfs/mount";
 import { NfsServer } from "./nfs/server";
+import { ServiceContainer } from "./services/container";
+import { DockerHost } from "./services/host";
 import { SmbShare, type ShareFolder } from "./smb/share";
 import { StorageLayout } from "./storage/layout";
 import { SymlinkSet } from "./storage/symlinkSet";
@@ -28,6 +30,8 @@ export class Site extends pulumi.ComponentResource {
   readonly smbShare?: { unc: pulumi.Output<string>; url: pulumi.Output<string>; folders: pulumi.Output<Record<string, ShareFolder>> };
   /** The NFS export, when the site has one: what to mount, how, and where each worker has it. */
   readonly nfs?: { export: pulumi.Output<string>; mountCommand: pulumi.Output<string>; mountPoints: pulumi.Output<Record<string, string>> };
+  /** Each node's service containers: node -> service -> container name. */
+  readonly services?: pulumi.Output<Record<string, Record<string, string>>>;
 
   constructor(name: string, args: SiteArgs, opts?: pulumi.ComponentResourceOptions) {
     super("modelshare:site:Site", name, {}, opts);
@@ -38,6 +42,8 @@ export class Site extends pulumi.ComponentResource {
     let smb: SmbShare | undefined;
     let nfsServer: NfsServer | undefined;
     const mounts: Record<string, NfsMount> = {};
+    const hosts: Record<string, DockerHost> = {};
+    const containers: Record<string, Record<string, string>> = {};
     for (const p of plan) {
       const node = nodeTarget(p.node, args.sshKeys);
       if (p.kind === "layout") {
@@ -50,6 +56,15 @@ export class Site extends pulumi.ComponentResource {
       } else if (p.kind === "nfs-mount") {
         // Every mount waits for the export (and its marker).
         mounts[p.node.name] = new NfsMount(p.name, { node, server: p.server, nfs: p.nfs, storage: p.storage, token }, { parent: this, dependsOn: nfsServer ? [nfsServer] : [] });
+      } else if (p.kind === "docker") {
+        // Docker waits for the node's storage: the NFS mount on a worker, the layout and links
+        // on the storage node. Every container on the node waits for docker, and so for both.
+        const storageReady = mounts[p.node.name] ?? [...(layout ? [layout] : []), ...sets];
+        hosts[p.node.name] = new DockerHost(p.name, { node, storage: p.storage, containers: p.containers, mountUnits: p.mountUnits, token }, { parent: this, dependsOn: storageReady });
+      } else if (p.kind === "service") {
+        const host = hosts[p.node.name];
+        containers[p.node.name] = { ...containers[p.node.name], [p.spec.service]: p.spec.name };
+        new ServiceContainer(p.name, { spec: p.spec, provider: host.provider }, { parent: this, dependsOn: [host, ...(mounts[p.node.name] ? [mounts[p.node.name]] : [])] });
       } else {
         sets.push(new SymlinkSet(p.name, { node, storage: p.storage, set: p.set, token }, { parent: this, dependsOn: layout ? [layout] : [] }));
       }
@@ -68,7 +83,8 @@ export class Site extends pulumi.ComponentResource {
         mountPoints: pulumi.all(Object.fromEntries(Object.entries(mounts).map(([n, m]) => [n, m.mountPoint]))),
       };
     }
-    this.registerOutputs({ storageNode: this.storageNode, modelStore: this.modelStore, linkFolders: this.linkFolders, categoryFolders: this.categoryFolders, smbShare: this.smbShare, nfs: this.nfs });
+    if (Object.keys(containers).length > 0) this.services = pulumi.output(containers);
+    this.registerOutputs({ storageNode: this.storageNode, modelStore: this.modelStore, linkFolders: this.linkFolders, categoryFolders: this.categoryFolders, smbShare: this.smbShare, nfs: this.nfs, services: this.services });
   }
 }
 

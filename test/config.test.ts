@@ -153,7 +153,7 @@ const rejected: Rejected[] = [
   ["relative NFS mount point", (s) => { s.nfs = { mountPoint: "mnt/models" }; }, "nfs.mountPoint", /absolute/],
   ["service on an unknown node", (s) => { s.services = { comfyui: { nodes: ["gpu9"] } }; }, "services.comfyui.nodes[0]", /no node is named/],
   ["service on a non-worker", (s) => { s.services = { ollama: { nodes: ["storage"] } }; }, "services.ollama.nodes[0]", /no worker role/],
-  ["a UI service without an image", (s) => { s.services = { comfyui: { enabled: true, nodes: ["gpu1"] } }; }, "services.comfyui.image", /publishes no official image/],
+  ["a UI service without an image", (s) => { s.services = { comfyui: { enabled: true, nodes: ["gpu1"] } }; }, "services.comfyui.image", /no default image for ComfyUI/],
   // System areas, hidden folders, a home folder itself
   ...["/root/models", "/var/lib/models", "/var/spool/m", "/var/mail/m", "/var/cache/m", "/var/backups/m", "/boot/m"].map(
     (root): [string, (s: any) => void, string, RegExp] => [`root ${root}`, (s) => { s.storage.root = root; }, "storage.root", /inside the system path/]),

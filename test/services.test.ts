@@ -13,6 +13,7 @@ import { sshDir, sshOpts, writeSshFiles } from "../components/services/sshFiles"
 import { Site } from "../components/site";
 import { loadSite } from "../components/stackConfig";
 import { declare, isSecretValue, reveal, type Declared } from "./harness/declare";
+import { createArgs } from "./harness/docker";
 import { runProgram } from "./helpers/run";
 import { shellcheck } from "./helpers/shellcheck";
 import { expectProblem, problemsOf, type Rejected } from "./helpers/rejected";
@@ -60,7 +61,7 @@ describe("modelshare:services", () => {
     ["a worker without NFS", (s) => { s.nfs.enabled = false; }, "services.comfyui.nodes[0]", /nfs\.enabled is false, so it has no storage/],
     ["writable models over a read-only NFS store", (s) => { s.nfs.modelsReadOnly = true; s.services.comfyui.modelsWritable = true; }, "services.comfyui.modelsWritable", /nfs\.modelsReadOnly/],
     ["an enabled service without nodes", (s) => { s.services.comfyui.nodes = []; }, "services.comfyui.nodes", /is empty/],
-    ["a UI without an image", (s) => { delete s.services.comfyui.image; }, "services.comfyui.image", /ComfyUI publishes no official image/],
+    ["a UI without an image", (s) => { delete s.services.comfyui.image; }, "services.comfyui.image", /no default image for ComfyUI/],
     ["an image that is no image reference", (s) => { s.services.comfyui.image = "Comfy UI:latest"; }, "services.comfyui.image", /docker image reference/],
     ["an unmanaged owner without a user", (s) => { s.storage.owner = "unmanaged"; }, "services.comfyui.user", /storage\.owner is unmanaged/],
     ["a user that is not uid:gid", (s) => { s.services.comfyui.user = "ada"; }, "services.comfyui.user", /uid:gid in numbers/],
@@ -226,7 +227,7 @@ describe("the docker provider's SSH files", () => {
   it("the key 0600 and a known_hosts that pins the host key, in a 0700 folder of the user's runtime dir", () => {
     const runtime = mkdtempSync(join(tmpdir(), "modelshare-xdg-"));
     const dir = sshDir("modelshare", "prod", { XDG_RUNTIME_DIR: runtime });
-    expect(dir).toBe(join(runtime, "modelshare", "modelshare-prod"));
+    expect(dir).toBe(join(runtime, "modelshare-ssh", "modelshare-prod"));
     const files = writeSshFiles(dir, { name: "gpu2", host: "gpu2.lan", port: 2222, hostKey: `${KEY} root@gpu2` }, "KEY-TEXT");
     expect(readFileSync(files.key, "utf8")).toBe("KEY-TEXT\n");
     expect(statSync(files.key).mode & 0o777).toBe(0o600);
@@ -266,7 +267,7 @@ describe("services under mocks", () => {
     expect(provider.type).toBe("pulumi:providers:docker");
     expect(provider.dependencies).toContain(install.urn); // configured from the install's output
     expect(byName(rs, "gpu2-docker").dependencies).toContain(byName(rs, "gpu2-nfs-mount-converge").urn);
-    const dir = join(process.env.XDG_RUNTIME_DIR, "modelshare", "modelshare-seeds");
+    const dir = join(process.env.XDG_RUNTIME_DIR, "modelshare-ssh", "modelshare-seeds");
     expect(provider.inputs.host).toBe("ssh://root@gpu2.lan:2222");
     // Provider config reaches the engine as text (a list as JSON), as for every provider.
     expect(JSON.parse(provider.inputs.sshOpts as string)).toEqual(["-i", `${dir}/gpu2.key`, "-o", "BatchMode=yes", "-o", "ConnectTimeout=10",
@@ -292,5 +293,21 @@ describe("services under mocks", () => {
         if (JSON.stringify(reveal(v)).includes("SSH-SECRET")) expect(isSecretValue(v), `${r.name}.${k}`).toBe(true);
       }
     }
+  });
+});
+
+describe("the converge harness's docker provider", () => {
+  it("creates a container with the flags that carry each declared input: bind mounts, read-only, user, env, ports, restart, GPUs, labels", () => {
+    const site = parse(seeds());
+    const raw = containerSpec("comfyui", { ...site.services.comfyui, env: { A: "1,2" }, ports: [{ host: 80, container: 8188, protocol: "tcp", address: "127.0.0.1" }] }, ["0", "1"], site.storage, "/m");
+    const spec = { ...raw, mounts: [{ type: "bind" as const, source: "/m/a,b", target: "/models/x", readOnly: true }, raw.mounts.at(-1)!] };
+    expect(createArgs(spec)).toEqual([
+      "create", "--name", "modelshare-comfyui", "--user", "1000:1000", "--env", "A=1,2",
+      "--mount", "type=bind,\"source=/m/a,b\",target=/models/x,readonly",
+      "--mount", "type=bind,source=/m/storage-user/workflows,target=/workflows",
+      "--publish", "127.0.0.1:80:8188/tcp", "--restart", "unless-stopped",
+      "--gpus", "\"device=0,1\",capabilities=gpu",
+      "--label", "org.modelshare.service=comfyui", "--label", `org.modelshare.spec=${raw.labels[1].value}`, COMFY,
+    ]);
   });
 });

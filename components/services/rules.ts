@@ -42,7 +42,7 @@ export function checkServices(site: { nodes: readonly NodeRoles[]; storage: Stor
     if (!svc.enabled) continue;
     if (svc.nodes.length === 0) add(`${at}.nodes`, "is empty; list the worker nodes that run the service, or set enabled: false");
     if (service !== "ollama" && !svc.image) {
-      add(`${at}.image`, `is required: ${SERVICE_INFO[service].title} publishes no official image; name one you trust (the README lists widely used ones and the folders each expects)`);
+      add(`${at}.image`, `is required: modelshare names no default image for ${SERVICE_INFO[service].title}; name the one you use (the README lists widely used ones and the folders each expects)`);
     }
     if (!svc.user && site.storage.owner === "unmanaged") {
       add(`${at}.user`, "is required while storage.owner is unmanaged: modelshare cannot tell which uid owns the files; set it, e.g. user: \"1000:1000\"");

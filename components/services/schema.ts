@@ -81,7 +81,7 @@ function serviceSchema(name: ServiceName) {
     enabled: z.boolean().default(false).describe(`Run ${info.title}'s container on its nodes.`),
     nodes: z.array(nodeEntry).default([]).describe("Worker nodes that run it: names, or {name, gpus} (gpus: all, a count, device ids such as [\"0\"], or none, the default)."),
     image: z.string().regex(IMAGE, "must be a docker image reference such as ghcr.io/owner/name:tag")
-      .optional().describe(name === "ollama" ? `Image (default ${OLLAMA_IMAGE}).` : `Image; required (${info.title} publishes no official image; the README names widely used ones).`),
+      .optional().describe(name === "ollama" ? `Image (default ${OLLAMA_IMAGE}).` : `Image; required (modelshare names no default image for ${info.title}; the README lists widely used ones and the folders each expects).`),
     pull: z.enum(["missing", "never"], { error: "must be missing or never" }).default("missing")
       .describe("missing: docker pulls the image when the node lacks it; never: the image must already be on the node (built or imported there), else the run stops."),
     ports: z.array(portSchema).default(defaults.ports).describe(`Published ports (default ${info.port} on ${info.port}).`),

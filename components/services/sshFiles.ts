@@ -17,9 +17,9 @@ export interface SshFiles {
   knownHosts: string;
 }
 
-/** $XDG_RUNTIME_DIR/modelshare/<project>-<stack>, else <tmpdir>/modelshare-<uid>/<project>-<stack>. */
+/** $XDG_RUNTIME_DIR/modelshare-ssh/<project>-<stack>, else <tmpdir>/modelshare-ssh-<uid>/<project>-<stack>. */
 export function sshDir(project: string, stack: string, env: NodeJS.ProcessEnv = process.env): string {
-  const base = env.XDG_RUNTIME_DIR ? join(env.XDG_RUNTIME_DIR, "modelshare") : join(tmpdir(), `modelshare-${process.getuid?.() ?? 0}`);
+  const base = env.XDG_RUNTIME_DIR ? join(env.XDG_RUNTIME_DIR, "modelshare-ssh") : join(tmpdir(), `modelshare-ssh-${process.getuid?.() ?? 0}`);
   return join(base, `${project}-${stack}`.replace(/[^A-Za-z0-9._-]/g, "_"));
 }
 

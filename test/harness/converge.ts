@@ -2,6 +2,7 @@ import { readFileSync } from "node:fs";
 import { quote } from "../../components/shell/quote";
 import { dial, exec, execLocal, type Connection } from "../../ops/ssh";
 import { reveal, type Declared } from "./declare";
+import { CONTAINER, convergeContainer, deleteContainer, deployedName, orphans, providerOf, providerResource } from "./docker";
 
 /**
  * The second half of the engine stand-in: runs the declared command resources the way
@@ -31,7 +32,7 @@ export class StepError extends Error {
   }
 }
 
-const RUNNABLE = new Set(["command:remote:Command", "command:local:Command", "command:remote:CopyToRemote"]);
+const RUNNABLE = new Set(["command:remote:Command", "command:local:Command", "command:remote:CopyToRemote", CONTAINER]);
 
 /** Each command resource with the command resources it waits for (explicit, inputs, parents). */
 export function dependencyGraph(resources: Declared[]): Map<Declared, Set<Declared>> {
@@ -42,8 +43,10 @@ export function dependencyGraph(resources: Declared[]): Map<Declared, Set<Declar
     resources.filter((r) => r.parent === urn).flatMap((c) => [c, ...descendants(c.urn)]);
   const depsOf = (r: Declared): Set<Declared> => {
     const out = new Set<Declared>();
+    // A resource also waits for what its provider waits for (docker's waits for the install).
+    const provider = providerResource(r, resources);
     for (let cur: Declared | undefined = r; cur; cur = cur.parent ? byUrn.get(cur.parent) : undefined) {
-      for (const d of cur.dependencies) {
+      for (const d of [...cur.dependencies, ...(cur === r && provider ? [...provider.dependencies, provider.parent] : [])]) {
         const target = byUrn.get(d);
         if (!target) continue;
         if (RUNNABLE.has(target.type)) out.add(target);
@@ -100,7 +103,7 @@ export async function run(resources: Declared[], options: RunOptions = {}): Prom
         if (started.has(r) || !waitsFor.get(r)!.every((d) => finished.has(d))) continue;
         started.add(r);
         running += 1;
-        runOne(r, options)
+        runOne(r, options, resources)
           .then(async (step) => {
             if (step) {
               steps.push(step);
@@ -120,10 +123,20 @@ export async function run(resources: Declared[], options: RunOptions = {}): Prom
     launch();
   });
   if (failure !== undefined) throw failure;
+  // As the engine does after the program: resources no longer declared are deleted.
+  if (!options.destroy) {
+    for (const urn of orphans(resources)) {
+      const name = deployedName(urn);
+      const started = Date.now();
+      await deleteContainer(urn);
+      steps.push({ name, type: CONTAINER, host: "", code: 0, stdout: `changed: deleted ${name}\nchanged=1\n`, stderr: "", changed: 1, dials: 1, started, ms: Date.now() - started });
+    }
+  }
   return steps;
 }
 
-async function runOne(r: Declared, options: RunOptions): Promise<Step | undefined> {
+async function runOne(r: Declared, options: RunOptions, resources: Declared[]): Promise<Step | undefined> {
+  if (r.type === CONTAINER) return runContainer(r, options, resources);
   const inputs = reveal(r.inputs) as Record<string, any>;
   // CopyToRemote copies on create and leaves the file on destroy, as the provider does.
   const script: string | undefined = r.type === "command:remote:CopyToRemote"
@@ -137,6 +150,19 @@ async function runOne(r: Declared, options: RunOptions): Promise<Step | undefine
     : { ...(await runRemote(r.name, script, inputs, inputs.connection as Connection)), host: (inputs.connection as Connection).host };
   const last = /changed=(\d+)\s*$/.exec(result.stdout);
   const step: Step = { name: r.name, type: r.type, ...result, changed: last ? Number(last[1]) : NaN, started, ms: Date.now() - started };
+  if (step.code !== 0) throw new StepError(step, `exited ${step.code}: ${step.stderr.trim()}`);
+  return step;
+}
+
+async function runContainer(r: Declared, options: RunOptions, resources: Declared[]): Promise<Step | undefined> {
+  const started = Date.now();
+  const host = providerOf(r, resources).host;
+  if (options.destroy) {
+    if (!(await deleteContainer(r.urn))) return undefined;
+    return { name: r.name, type: r.type, host, code: 0, stdout: "changed=1\n", stderr: "", changed: 1, dials: 1, started, ms: Date.now() - started };
+  }
+  const result = await convergeContainer(r, resources);
+  const step: Step = { name: r.name, type: r.type, host, ...result, dials: 1, started, ms: Date.now() - started };
   if (step.code !== 0) throw new StepError(step, `exited ${step.code}: ${step.stderr.trim()}`);
   return step;
 }

@@ -52,12 +52,12 @@ export function lab(...args: string[]): string {
 }
 
 /** Runs a shell command on a lab node over SSH; resolves with its output, rejects on non-zero. */
-export async function onNode(name: string, command: string): Promise<string> {
+export async function onNode(name: string, command: string, stdin?: Buffer | string): Promise<string> {
   const n = labNodes().find((x) => x.name === name);
   if (!n) throw new Error(`no lab node ${name}`);
   const { client } = await dial({ host: n.address, port: n.port, user: n.user, privateKey: readFileSync(n.privateKeyPath, "utf8"), hostKey: n.hostKey, dialErrorLimit: 3 });
   try {
-    const r = await exec(client, command);
+    const r = await exec(client, command, { stdin });
     if (r.code !== 0) throw new Error(`${name}: ${command}: exit ${r.code}: ${r.stderr}`);
     return r.stdout;
   } finally {

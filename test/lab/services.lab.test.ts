@@ -1,0 +1,157 @@
+import { spawnSync } from "node:child_process";
+import { mkdirSync, mkdtempSync, readFileSync, symlinkSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { Site } from "../../components/site";
+import { loadSite, siteFromConfig } from "../../components/stackConfig";
+import { checkSite, formatText } from "../../ops/check";
+import { run, type Step } from "../harness/converge";
+import { declare } from "../harness/declare";
+import { labStack, onNode } from "../harness/lab";
+
+/**
+ * The whole chain on the lab: node1 keeps the storage and serves it over SMB (to the lab host,
+ * 10.77.0.1) and NFS; node2 and node3 mount it and run service containers, which the program's
+ * docker provider (ssh, the lab's keys, pinned host keys) makes there. The lab has no registry:
+ * the image is a busybox rootfs imported on each worker (`pull: never`). Leaves node1 without
+ * /srv/cw for the other lab files.
+ */
+const ROOT = "/srv/cw";
+const SHARE = "//10.77.0.11/ki_Daten";
+const IMAGE = "modelshare-lab/busybox:1";
+const PASSWORD = "chain-pass";
+
+type Services = Record<string, Record<string, unknown>>;
+const initial: Services = {
+  comfyui: { enabled: true, image: IMAGE, pull: "never", nodes: ["node2"] },
+  fooocus: { enabled: true, image: IMAGE, pull: "never", nodes: ["node3"], modelsWritable: true },
+};
+const stack = (services: Services) => labStack((s) => {
+  s["modelshare:smb"] = { enabled: true, users: [{ name: "artist", passwordKey: "smbPasswordArtist" }], hostsAllow: ["10.77.0.1"] };
+  s["modelshare:nfs"] = { enabled: true };
+  s["modelshare:services"] = services;
+}, { "modelshare:smbPasswordArtist": PASSWORD });
+const declared = (services: Services) => declare({ stack: "lab", ...stack(services) }, () => new Site("site", loadSite()));
+const converge = async (services: Services = initial) => run(await declared(services));
+const changes = (steps: Step[]) => Object.fromEntries(steps.map((s) => [s.name, s.changed]));
+
+const work = mkdtempSync(join(tmpdir(), "modelshare-chain-"));
+function smbclient(commands: string) {
+  const auth = join(work, "auth");
+  writeFileSync(auth, `username = artist\npassword = ${PASSWORD}\n`, { mode: 0o600 });
+  const r = spawnSync("smbclient", [SHARE, "-A", auth, "-c", commands], { cwd: work, encoding: "utf8" });
+  return { code: r.status, out: `${r.stdout}${r.stderr}` };
+}
+/** A command inside a container on a worker; resolves with its output, or the error's words. */
+const inContainer = (node: string, service: string, command: string) =>
+  onNode(node, `docker exec modelshare-${service} sh -c '${command}' 2>&1`).catch((e: Error) => e.message);
+const checksums = () => onNode("node1", `cd ${ROOT} && find storage-models storage-user -type f -print0 | sort -z | xargs -0r sha256sum`);
+
+/** A busybox rootfs as a tar (what `docker import` takes): busybox and a link per applet. */
+function busyboxTar(): Buffer {
+  const dir = mkdtempSync(join(tmpdir(), "modelshare-rootfs-"));
+  mkdirSync(join(dir, "bin"));
+  writeFileSync(join(dir, "bin/busybox"), readFileSync("/bin/busybox"), { mode: 0o755 });
+  const applets = spawnSync("/bin/busybox", ["--list"], { encoding: "utf8" }).stdout.split("\n").filter((a) => a && a !== "busybox");
+  for (const a of applets) symlinkSync("busybox", join(dir, "bin", a));
+  mkdirSync(join(dir, "tmp"), { mode: 0o1777 });
+  return spawnSync("tar", ["-C", dir, "-c", "."], { maxBuffer: 64 << 20 }).stdout;
+}
+const importImage = (node: string, tar: Buffer) =>
+  onNode(node, `docker import --change 'ENV PATH=/bin' --change 'CMD ["/bin/sh", "-c", "trap exit TERM; while :; do sleep 1; done"]' - ${IMAGE}`, tar);
+
+describe("the whole chain: SMB upload, NFS, service containers", () => {
+  beforeAll(async () => {
+    expect(spawnSync("/bin/busybox", ["true"]).error, "the chain test builds its image from busybox-static: apt-get install busybox-static").toBeUndefined();
+    await onNode("node1", `rm -rf ${ROOT}`);
+  });
+  afterAll(async () => {
+    await onNode("node1", `rm -rf ${ROOT}`);
+  });
+
+  it("installs docker on the workers, stops at an image that is not there (naming it), then runs both containers; a second converge changes nothing", async () => {
+    const failed = await converge().then(() => "converged", (e: Error) => e.message);
+    expect(failed).toMatch(new RegExp(`node[23]-docker-converge .*image ${IMAGE} is not on lab-node[23], and services\\.(comfyui|fooocus)\\.pull is never`, "s"));
+    const tar = busyboxTar();
+    for (const node of ["node2", "node3"]) {
+      expect(await onNode(node, "dpkg-query -W -f='${db:Status-Status}' docker.io; systemctl is-active docker")).toBe("installed\nactive\n");
+      await importImage(node, tar);
+    }
+    const steps = await converge();
+    const byName = Object.fromEntries(steps.map((s) => [s.name, s]));
+    expect(byName["node2-comfyui-container"].stdout).toContain("changed: created and started modelshare-comfyui");
+    expect(byName["node3-fooocus-container"].stdout).toContain("changed: created and started modelshare-fooocus");
+    // Each container started after its node's docker and NFS mount.
+    for (const [node, svc] of [["node2", "comfyui"], ["node3", "fooocus"]]) {
+      const c = byName[`${node}-${svc}-container`];
+      for (const before of [`${node}-docker-converge`, `${node}-nfs-mount-converge`]) expect(c.started).toBeGreaterThanOrEqual(byName[before].started + byName[before].ms);
+    }
+    expect(await onNode("node2", "docker inspect -f '{{.Config.User}} {{.HostConfig.RestartPolicy.Name}} {{index .Config.Labels \"org.modelshare.service\"}}' modelshare-comfyui")).toBe("1000:1000 unless-stopped comfyui\n");
+    expect(await onNode("node2", "cat /etc/systemd/system/docker.service.d/modelshare.conf")).toContain("After=mnt-modelshare.mount");
+    const again = changes(await converge());
+    for (const [name, changed] of Object.entries(again)) expect(changed, name).toBe(0);
+  });
+
+  it("a model uploaded over SMB is in ComfyUI's /models/checkpoints byte for byte; /models is read-only there and writable in Fooocus, whose file shows on the share", async () => {
+    const model = join(work, "model.safetensors");
+    writeFileSync(model, Buffer.from(Array.from({ length: 250_000 }, (_, i) => (i * 7919) % 251)));
+    const put = smbclient("cd storage-user/models-upload/checkpoints; put model.safetensors");
+    expect(put.code, put.out).toBe(0);
+    const sum = spawnSync("sha256sum", [model], { encoding: "utf8" }).stdout.split(" ")[0];
+    expect(await inContainer("node2", "comfyui", "sha256sum /models/checkpoints/model.safetensors")).toBe(`${sum}  /models/checkpoints/model.safetensors\n`);
+    expect(await inContainer("node2", "comfyui", "echo x > /models/checkpoints/new.safetensors")).toMatch(/Read-only file system/);
+    expect(await inContainer("node3", "fooocus", "echo downloaded > /models/loras/dl.safetensors && id -u")).toBe("1000\n");
+    const get = smbclient("cd storage-user/models-upload/loras; get dl.safetensors");
+    expect(get.code, get.out).toBe(0);
+    expect(readFileSync(join(work, "dl.safetensors"), "utf8")).toBe("downloaded\n");
+  });
+
+  it("a file written to /outputs lands in storage-user/output/ComfyUI owned by the storage owner and downloads over SMB; /inputs is read-only", async () => {
+    expect(await inContainer("node2", "comfyui", "echo png-bytes > /outputs/img_0001.png")).toBe("");
+    expect(await onNode("node1", `stat -c '%u:%g' ${ROOT}/storage-user/output/ComfyUI/img_0001.png`)).toBe("1000:1000\n");
+    const get = smbclient("cd storage-user/output/ComfyUI; get img_0001.png");
+    expect(get.code, get.out).toBe(0);
+    expect(readFileSync(join(work, "img_0001.png"), "utf8")).toBe("png-bytes\n");
+    expect(await inContainer("node2", "comfyui", "touch /inputs/x")).toMatch(/Read-only file system/);
+    expect(await inContainer("node2", "comfyui", "ls /workflows && touch /workflows/w.json && echo ok")).toBe("ok\n");
+  });
+
+  it("check says when a container is stopped; a worker whose NFS mount is gone does not start its container on an empty folder; converge brings both back", async () => {
+    const site = () => { const { config, secretKeys } = stack(initial); return siteFromConfig(config, (k) => secretKeys.includes(k)); };
+    await onNode("node3", "docker stop -t 1 modelshare-fooocus >/dev/null");
+    expect(formatText(await checkSite(site()))).toContain("container modelshare-fooocus is exited, not running");
+    // The storage goes away under node2's container, which then restarts (as after a reboot).
+    await onNode("node2", "docker stop -t 1 modelshare-comfyui >/dev/null && systemctl stop mnt-modelshare.mount && ! mountpoint -q /mnt/modelshare");
+    expect(await onNode("node2", "docker start modelshare-comfyui 2>&1 || true")).toMatch(/bind source path does not exist|no such file or directory/);
+    expect(await onNode("node2", "docker inspect -f '{{.State.Running}}' modelshare-comfyui; ls -A /mnt/modelshare | wc -l")).toBe("false\n0\n");
+    const steps = changes(await converge());
+    expect(steps["node2-nfs-mount-converge"]).toBe(1);
+    expect(steps["node2-comfyui-container"]).toBeGreaterThan(0);
+    expect(steps["node3-fooocus-container"]).toBeGreaterThan(0);
+    expect(await inContainer("node2", "comfyui", "ls /models/checkpoints")).toBe("model.safetensors\n");
+    expect(formatText(await checkSite(site()))).not.toMatch(/container modelshare-\w+ (is|was)/);
+  });
+
+  it("a service moved from node2 to node3 is removed there and started here", async () => {
+    const moved: Services = { ...initial, comfyui: { ...initial.comfyui, nodes: ["node3"] } };
+    const steps = await converge(moved);
+    expect(steps.map((s) => s.name)).toContain("node2-comfyui-container");
+    expect(steps.find((s) => s.name === "node2-comfyui-container")?.stdout).toContain("deleted");
+    expect(await onNode("node2", "docker ps -a --format '{{.Names}}' | grep -c modelshare || true")).toBe("0\n");
+    expect(await onNode("node3", "docker ps --format '{{.Names}}' | sort")).toBe("modelshare-comfyui\nmodelshare-fooocus\n");
+    expect(await inContainer("node3", "comfyui", "cat /outputs/img_0001.png")).toBe("png-bytes\n");
+    const again = changes(await converge(moved));
+    for (const [name, changed] of Object.entries(again)) expect(changed, name).toBe(0);
+  });
+
+  it("destroy removes the containers and keeps every byte they wrote", async () => {
+    const before = await checksums();
+    const moved: Services = { ...initial, comfyui: { ...initial.comfyui, nodes: ["node3"] } };
+    await run(await declared(moved), { destroy: true });
+    expect(await onNode("node3", "docker ps -a --format '{{.Names}}' | grep -c modelshare || true")).toBe("0\n");
+    expect(await onNode("node3", "test ! -e /etc/systemd/system/docker.service.d/modelshare.conf && systemctl is-active docker")).toBe("active\n");
+    expect(await checksums()).toBe(before);
+    expect(before).toContain("storage-user/output/ComfyUI/img_0001.png");
+  });
+});

@@ -14,5 +14,5 @@ export const categoryFolders = site.categoryFolders;
 export const smbShare = site.smbShare;
 /** With NFS: `export` (host:/root), `mountCommand` (for another Linux machine), `mountPoints` (per worker). */
 export const nfs = site.nfs;
-/** With services: each node's containers (node -> service -> container name). */
+/** With services: node -> service -> { container, url } (the URL of its first TCP port). */
 export const services = site.services;

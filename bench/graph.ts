@@ -23,6 +23,11 @@ async function main() {
     "modelshare:storage": JSON.stringify({ root: "/vol/service/cw", links: ["storage-user/models", "storage-user/models-upload"] }),
     "modelshare:nfs": JSON.stringify({ enabled: true }),
     "modelshare:smb": JSON.stringify({ enabled: true, hostsAllow: ["10.0.0.0/8"], users: [{ name: "artist", passwordKey: "smbPasswordArtist" }] }),
+    // Workers carry resources too: ComfyUI and Ollama on every one (docker, its provider, two containers).
+    "modelshare:services": JSON.stringify({
+      comfyui: { enabled: true, image: "registry.example.lan/comfyui:1", nodes: nodes.slice(1).map((w) => ({ name: w.name, gpus: "all" })) },
+      ollama: { enabled: true, nodes: nodes.slice(1).map((w) => w.name) },
+    }),
     "modelshare:sshKey": PRIVATE_KEY,
     "modelshare:smbPasswordArtist": "bench",
   };
@@ -30,7 +35,7 @@ async function main() {
   const resources = await declare({ stack: "bench", config, secretKeys: ["modelshare:sshKey", "modelshare:smbPasswordArtist"] }, () => new Site("site", loadSite()));
   const ms = Number(process.hrtime.bigint() - started) / 1e6;
   const { maxRSS } = process.resourceUsage();
-  console.log(`graph nodes=${n} resources=${resources.length} commands=${resources.filter((r) => r.custom).length} time_ms=${ms.toFixed(0)} heap_mb=${(process.memoryUsage().heapUsed / 2 ** 20).toFixed(1)} max_rss_mb=${(maxRSS / 1024).toFixed(1)}`);
+  console.log(`graph nodes=${n} resources=${resources.length} custom=${resources.filter((r) => r.custom).length} time_ms=${ms.toFixed(0)} heap_mb=${(process.memoryUsage().heapUsed / 2 ** 20).toFixed(1)} max_rss_mb=${(maxRSS / 1024).toFixed(1)}`);
 }
 
 main().catch((e) => {

@@ -8,10 +8,11 @@ import { loadSite, siteFromConfig } from "../components/stackConfig";
 import { checkSite, exitCode } from "../ops/check";
 import { run, type Step } from "../test/harness/converge";
 import { declare } from "../test/harness/declare";
-import { labStack } from "../test/harness/lab";
+import { importLabImage, LAB_IMAGE, labImageTar, labStack } from "../test/harness/lab";
 
-// The lab site with its SMB share and NFS on (Pulumi.lab.yaml keeps them off so that the other
-// lab suites stay quick): two SMB users, the lab host's address allowed; node2 and node3 mount.
+// The full lab site (Pulumi.lab.yaml keeps SMB, NFS and services off so that the other lab suites
+// stay quick): two SMB users, the lab host's address allowed; node2 and node3 mount and run a
+// container each (the lab's imported image: it has no registry).
 const PASSWORDS = { "modelshare:smbPasswordArtist": "bench artist", "modelshare:smbPasswordViewer": "bench viewer" };
 const stack = () => labStack((s) => {
   s["modelshare:smb"] = {
@@ -19,6 +20,10 @@ const stack = () => labStack((s) => {
     users: [{ name: "artist", passwordKey: "smbPasswordArtist" }, { name: "viewer", passwordKey: "smbPasswordViewer", readOnly: true }],
   };
   s["modelshare:nfs"] = { enabled: true };
+  s["modelshare:services"] = {
+    comfyui: { enabled: true, image: LAB_IMAGE, pull: "never", nodes: ["node2"] },
+    fooocus: { enabled: true, image: LAB_IMAGE, pull: "never", nodes: ["node3"] },
+  };
 }, PASSWORDS);
 
 function report(label: string, steps: Step[], ms: number) {
@@ -36,12 +41,26 @@ function report(label: string, steps: Step[], ms: number) {
 }
 
 async function main() {
-  for (const label of ["first", "second"]) {
-    const resources = await declare({ stack: "lab", ...stack() }, () => new Site("site", loadSite()));
-    const started = Date.now();
-    const steps = await run(resources);
-    report(label, steps, Date.now() - started);
-  }
+  // The first converge stops once, after installing docker, at the image the lab has no
+  // registry for; the image is imported (not timed) and the converge goes on.
+  const resources = await declare({ stack: "lab", ...stack() }, () => new Site("site", loadSite()));
+  let t0 = Date.now();
+  const first: Step[] = [];
+  await run(resources, { onStep: (s) => { first.push(s); } }).catch((e: Error) => {
+    if (!/is not on lab-node\d, and services\.\w+\.pull is never/.test(e.message)) throw e;
+  });
+  let ms = Date.now() - t0;
+  const tar = labImageTar();
+  await Promise.all(["node2", "node3"].map((n) => importLabImage(n, tar)));
+  t0 = Date.now();
+  const rest = await run(resources);
+  ms += Date.now() - t0;
+  // Steps that ran in both halves count once, with the second half's figures (the first's were
+  // the failed image check's, whose time is in the wall figure).
+  report("first", [...first.filter((s) => !rest.some((r) => r.name === s.name && r.changed === 0)), ...rest.filter((r) => !first.some((s) => s.name === r.name))], ms);
+  const again = await declare({ stack: "lab", ...stack() }, () => new Site("site", loadSite()));
+  t0 = Date.now();
+  report("second", await run(again), Date.now() - t0);
   // npm run check on the converged site: every component's check variant, nodes in parallel.
   const { config, secretKeys } = stack();
   const site = siteFromConfig(config, (k) => secretKeys.includes(k));

@@ -1,4 +1,4 @@
-import { nfsWorkers, type Site, type SiteNode, type Storage } from "./config";
+import { isLocal, nfsWorkers, type Site, type SiteNode, type Storage } from "./config";
 import { renderNfsMount } from "./nfs/mount";
 import type { Nfs } from "./nfs/schema";
 import { mountsOf, mountUnitName } from "./nfs/exports";
@@ -23,7 +23,7 @@ export type Planned =
   | { kind: "smb"; name: string; node: SiteNode; storage: Storage; smb: Smb }
   | { kind: "nfs-server"; name: string; node: SiteNode; storage: Storage; nfs: Nfs; clients: string[] }
   | { kind: "nfs-mount"; name: string; node: SiteNode; storage: Storage; nfs: Nfs; server: string }
-  | { kind: "docker"; name: string; node: SiteNode; storage: Storage; containers: ContainerSpec[]; mountUnits: string[] }
+  | { kind: "docker"; name: string; node: SiteNode; storage: Storage; containers: ContainerSpec[]; mountUnits: string[]; dockerUser: string }
   | { kind: "service"; name: string; node: SiteNode; storage: Storage; spec: ContainerSpec };
 
 export function planSite(config: Site): Planned[] {
@@ -66,7 +66,8 @@ function planServices(config: Site, storageNode: SiteNode, nfsServer: string | u
     });
     if (containers.length === 0) continue;
     const mountUnits = local || !nfsServer ? [] : mountsOf(config.nfs, storage, nfsServer).map((m) => mountUnitName(m.where));
-    out.push({ kind: "docker", name: `${node.name}-docker`, node, storage, containers, mountUnits });
+    // Who talks to the daemon: the SSH user; on a local node, whoever runs the program ("").
+    out.push({ kind: "docker", name: `${node.name}-docker`, node, storage, containers, mountUnits, dockerUser: isLocal(node) ? "" : node.user });
     for (const spec of containers) out.push({ kind: "service", name: `${node.name}-${spec.service}`, node, storage, spec });
   }
   return out;
@@ -89,7 +90,7 @@ export function programsOf(p: Planned, secrets: ProgramSecrets): Array<{ name: s
     case "nfs-mount":
       return [{ name: `${p.name}-converge`, stdin: renderNfsMount(p.nfs, p.storage, p.server) }];
     case "docker":
-      return [{ name: `${p.name}-converge`, stdin: renderDockerHost(p.node.user, p.containers, p.storage, p.mountUnits) }];
+      return [{ name: `${p.name}-converge`, stdin: renderDockerHost(p.dockerUser, p.containers, p.storage, p.mountUnits) }];
     case "service":
       return [{ name: `${p.name}-container`, stdin: renderContainerCheck(p.spec, p.storage) }];
     case "smb":

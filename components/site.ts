@@ -6,6 +6,7 @@ import { NfsMount } from "./nfs/mount";
 import { NfsServer } from "./nfs/server";
 import { ServiceContainer } from "./services/container";
 import { DockerHost } from "./services/host";
+import type { ContainerSpec } from "./services/spec";
 import { SmbShare, type ShareFolder } from "./smb/share";
 import { StorageLayout } from "./storage/layout";
 import { SymlinkSet } from "./storage/symlinkSet";
@@ -30,8 +31,8 @@ export class Site extends pulumi.ComponentResource {
   readonly smbShare?: { unc: pulumi.Output<string>; url: pulumi.Output<string>; folders: pulumi.Output<Record<string, ShareFolder>> };
   /** The NFS export, when the site has one: what to mount, how, and where each worker has it. */
   readonly nfs?: { export: pulumi.Output<string>; mountCommand: pulumi.Output<string>; mountPoints: pulumi.Output<Record<string, string>> };
-  /** Each node's service containers: node -> service -> container name. */
-  readonly services?: pulumi.Output<Record<string, Record<string, string>>>;
+  /** Each node's service containers: node -> service -> its container and URL. */
+  readonly services?: pulumi.Output<Record<string, Record<string, ServiceAddress>>>;
 
   constructor(name: string, args: SiteArgs, opts?: pulumi.ComponentResourceOptions) {
     super("modelshare:site:Site", name, {}, opts);
@@ -43,7 +44,7 @@ export class Site extends pulumi.ComponentResource {
     let nfsServer: NfsServer | undefined;
     const mounts: Record<string, NfsMount> = {};
     const hosts: Record<string, DockerHost> = {};
-    const containers: Record<string, Record<string, string>> = {};
+    const containers: Record<string, Record<string, ServiceAddress>> = {};
     for (const p of plan) {
       const node = nodeTarget(p.node, args.sshKeys);
       if (p.kind === "layout") {
@@ -60,10 +61,10 @@ export class Site extends pulumi.ComponentResource {
         // Docker waits for the node's storage: the NFS mount on a worker, the layout and links
         // on the storage node. Every container on the node waits for docker, and so for both.
         const storageReady = mounts[p.node.name] ?? [...(layout ? [layout] : []), ...sets];
-        hosts[p.node.name] = new DockerHost(p.name, { node, storage: p.storage, containers: p.containers, mountUnits: p.mountUnits, token }, { parent: this, dependsOn: storageReady });
+        hosts[p.node.name] = new DockerHost(p.name, { node, storage: p.storage, containers: p.containers, mountUnits: p.mountUnits, dockerUser: p.dockerUser, token }, { parent: this, dependsOn: storageReady });
       } else if (p.kind === "service") {
         const host = hosts[p.node.name];
-        containers[p.node.name] = { ...containers[p.node.name], [p.spec.service]: p.spec.name };
+        containers[p.node.name] = { ...containers[p.node.name], [p.spec.service]: serviceAddress(p.node, p.spec) };
         new ServiceContainer(p.name, { spec: p.spec, provider: host.provider }, { parent: this, dependsOn: [host, ...(mounts[p.node.name] ? [mounts[p.node.name]] : [])] });
       } else {
         sets.push(new SymlinkSet(p.name, { node, storage: p.storage, set: p.set, token }, { parent: this, dependsOn: layout ? [layout] : [] }));
@@ -86,6 +87,19 @@ export class Site extends pulumi.ComponentResource {
     if (Object.keys(containers).length > 0) this.services = pulumi.output(containers);
     this.registerOutputs({ storageNode: this.storageNode, modelStore: this.modelStore, linkFolders: this.linkFolders, categoryFolders: this.categoryFolders, smbShare: this.smbShare, nfs: this.nfs, services: this.services });
   }
+}
+
+/** Where a service answers: its container on the node, and the URL of its first TCP port. */
+export interface ServiceAddress {
+  container: string;
+  url?: string;
+}
+
+function serviceAddress(node: SiteNode, spec: ContainerSpec): ServiceAddress {
+  const port = spec.ports.find((p) => p.protocol === "tcp");
+  if (!port) return { container: spec.name };
+  const host = port.ip && port.ip !== "0.0.0.0" ? port.ip : node.host;
+  return { container: spec.name, url: `http://${host.includes(":") ? `[${host}]` : host}:${port.external}` };
 }
 
 export function nodeTarget(node: SiteNode, sshKeys: Record<string, pulumi.Input<string>>): NodeTarget {

@@ -261,7 +261,10 @@ describe("services under mocks", () => {
       const site = new Site("site", loadSite());
       services = await new Promise((resolve) => (site.services as any).apply(resolve));
     });
-    expect(services).toEqual({ gpu1: { comfyui: "modelshare-comfyui" }, gpu2: { comfyui: "modelshare-comfyui" } });
+    expect(services).toEqual({
+      gpu1: { comfyui: { container: "modelshare-comfyui", url: "http://192.168.0.21:8188" } },
+      gpu2: { comfyui: { container: "modelshare-comfyui", url: "http://gpu2.lan:8188" } },
+    });
     const install = byName(rs, "gpu2-docker-converge");
     const provider = byName(rs, "gpu2-docker-provider");
     expect(provider.type).toBe("pulumi:providers:docker");

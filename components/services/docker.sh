@@ -1,11 +1,13 @@
 # --- docker steps (privileged: the engine and its unit; the containers belong to the docker provider) ---
 
-# docker_user USER: the SSH user the docker provider connects as can talk to the daemon: root,
-# or a member of the docker group (which is root in all but name: the admin decides that).
+# docker_user USER: the user the docker provider talks to the daemon as (the SSH user; "" for
+# whoever runs this program, on a local node) is root or in the docker group (which is root in
+# all but name: the admin grants it, not modelshare).
 docker_user() {
-  [ "$1" = root ] && return 0
-  id -nG -- "$1" 2>/dev/null | tr ' ' '\n' | grep -qx docker ||
-    refuse "the docker provider connects as $1, who is neither root nor in the docker group; connect as root (nodes[].user), or add $1 to the docker group yourself (it gives root's rights), then run again."
+  local user=${1:-$(id -un)}
+  [ "$user" = root ] && return 0
+  id -nG -- "$user" 2>/dev/null | tr ' ' '\n' | grep -qx docker ||
+    refuse "the docker provider connects as $user, who is neither root nor in the docker group; connect as root (nodes[].user), or add $user to the docker group yourself (it gives root's rights), then run again."
 }
 
 # docker_after_mount UNIT: at boot, docker starts after the NFS mount (so containers that restart
@@ -13,6 +15,8 @@ docker_user() {
 # containers stopped on their missing bind sources, never running on an empty folder.
 # shellcheck disable=SC2154 # file_changed: set by install_file
 docker_after_mount() {
+  # The drop-in folder is part of writing the file (install_file reports it).
+  [ -d /etc/systemd/system/docker.service.d ] || checking || mkdir -p -- /etc/systemd/system/docker.service.d
   install_file /etc/systemd/system/docker.service.d/modelshare.conf 0644 "# modelshare: docker starts after the shared storage is mounted
 [Unit]
 Wants=$1
@@ -23,7 +27,7 @@ After=$1"
 docker_no_drop_in() {
   [ -e /etc/systemd/system/docker.service.d/modelshare.conf ] || return 0
   remove_file /etc/systemd/system/docker.service.d/modelshare.conf
-  checking || systemctl daemon-reload
+  checking || { rmdir --ignore-fail-on-non-empty -- /etc/systemd/system/docker.service.d && systemctl daemon-reload; }
 }
 
 # docker_image IMAGE SERVICE: an image declared `pull: never` is on the node already.

@@ -17,6 +17,8 @@ export interface DockerHostArgs {
   containers: ContainerSpec[];
   /** The NFS mount units the storage arrives by on a worker; none on the storage node. */
   mountUnits: string[];
+  /** The user the provider talks to the daemon as: the SSH user, "" for whoever runs a local program. */
+  dockerUser: string;
   token?: string;
 }
 
@@ -31,7 +33,7 @@ export class DockerHost extends pulumi.ComponentResource {
     super("modelshare:services:DockerHost", name, {}, opts);
     const node = args.node;
     const install = runProgram(`${name}-converge`, node, {
-      text: renderDockerHost(node.local ? "root" : node.user, args.containers, args.storage, args.mountUnits),
+      text: renderDockerHost(args.dockerUser, args.containers, args.storage, args.mountUnits),
       removes: args.mountUnits.length > 0,
       token: args.token,
     }, { parent: this });
@@ -55,7 +57,7 @@ export class DockerHost extends pulumi.ComponentResource {
 }
 
 /** As root (the engine, its unit, the images): nothing inside the storage tree. */
-export function renderDockerHost(sshUser: string, containers: readonly ContainerSpec[], s: Storage, mountUnits: readonly string[]): string {
+export function renderDockerHost(dockerUser: string, containers: readonly ContainerSpec[], s: Storage, mountUnits: readonly string[]): string {
   const images = [...new Map(containers.filter((c) => c.local).map((c) => [c.image, c.service])).entries()];
   return renderProgram({
     title: `docker for ${containers.map((c) => c.service).join(", ")}`,
@@ -67,7 +69,7 @@ export function renderDockerHost(sshUser: string, containers: readonly Container
         call("ensure_packages", "docker.io"),
         ...(mountUnits.length > 0 ? [call("docker_after_mount", mountUnits.join(" "))] : []),
         call("ensure_service", "docker"),
-        call("docker_user", sshUser),
+        call("docker_user", dockerUser),
         ...images.map(([image, service]) => call("docker_image", image, service)),
       ],
     },

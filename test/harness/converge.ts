@@ -156,13 +156,14 @@ async function runOne(r: Declared, options: RunOptions, resources: Declared[]): 
 
 async function runContainer(r: Declared, options: RunOptions, resources: Declared[]): Promise<Step | undefined> {
   const started = Date.now();
-  const host = providerOf(r, resources).host;
+  const url = providerOf(r, resources).host;
+  const host = url.startsWith("ssh://") ? new URL(url).hostname : "localhost";
   if (options.destroy) {
     if (!(await deleteContainer(r.urn))) return undefined;
     return { name: r.name, type: r.type, host, code: 0, stdout: "changed=1\n", stderr: "", changed: 1, dials: 1, started, ms: Date.now() - started };
   }
   const result = await convergeContainer(r, resources);
-  const step: Step = { name: r.name, type: r.type, host, ...result, dials: 1, started, ms: Date.now() - started };
+  const step: Step = { name: r.name, type: r.type, host, ...result, started, ms: Date.now() - started };
   if (step.code !== 0) throw new StepError(step, `exited ${step.code}: ${step.stderr.trim()}`);
   return step;
 }

@@ -43,7 +43,7 @@ export function providerOf(r: Declared, resources: Declared[]): DockerProvider {
 }
 
 /** Runs `docker ARGS` through the provider's connection; resolves with its exit and output. */
-export function docker(p: DockerProvider, args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+export function dockerCli(p: DockerProvider, args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
   let argv: string[];
   if (p.host.startsWith("unix://")) {
     argv = ["docker", "-H", p.host, ...args];
@@ -91,7 +91,7 @@ export function createArgs(inputs: Record<string, any>): string[] {
 
 const digestOf = (r: Declared, p: DockerProvider) => createHash("sha256").update(JSON.stringify([reveal(r.inputs), p])).digest("hex");
 
-async function remove(d: Deployed): Promise<void> {
+async function remove(d: Deployed, docker = dockerCli): Promise<void> {
   const r = await docker(d.provider, ["rm", "--force", d.name]);
   if (r.code !== 0 && !/No such container/.test(r.stderr)) throw new Error(`${d.resource}: docker rm ${d.name}: ${r.stderr.trim()}`);
 }
@@ -101,34 +101,37 @@ async function remove(d: Deployed): Promise<void> {
  * delete first (deleteBeforeReplace, as the name is fixed); otherwise created and started.
  * As with mustRun, a container that does not keep running fails the step.
  */
-export async function convergeContainer(r: Declared, resources: Declared[]): Promise<{ changed: number; stdout: string; stderr: string; code: number }> {
+export async function convergeContainer(r: Declared, resources: Declared[]): Promise<{ changed: number; stdout: string; stderr: string; code: number; dials: number }> {
   const provider = providerOf(r, resources);
+  // Each docker CLI call is one ssh session (the provider's Go client keeps one connection).
+  let dials = 0;
+  const docker = (p: DockerProvider, args: string[]) => { dials += p.host.startsWith("unix://") ? 0 : 1; return dockerCli(p, args); };
   const inputs = reveal(r.inputs) as Record<string, any>;
   const digest = digestOf(r, provider);
   const before = deployed.get(r.urn);
   if (before?.digest === digest) {
     const state = await docker(provider, ["inspect", "--type", "container", "--format", "{{.State.Running}}", inputs.name]);
-    if (state.stdout.trim() === "true") return { changed: 0, stdout: "changed=0\n", stderr: "", code: 0 };
+    if (state.stdout.trim() === "true") return { changed: 0, stdout: "changed=0\n", stderr: "", code: 0, dials };
   }
   const lines: string[] = [];
   if (before) {
-    await remove(before);
+    await remove(before, docker);
     deployed.delete(r.urn);
     lines.push(`changed: removed ${before.name} (replaced)`);
   }
   const created = await docker(provider, createArgs(inputs));
-  if (created.code !== 0) return { changed: NaN, stdout: lines.join("\n"), stderr: created.stderr, code: created.code };
+  if (created.code !== 0) return { changed: NaN, stdout: lines.join("\n"), stderr: created.stderr, code: created.code, dials };
   deployed.set(r.urn, { name: inputs.name, provider, digest, resource: r.name });
   const started = await docker(provider, ["start", inputs.name]);
-  if (started.code !== 0) return { changed: NaN, stdout: lines.join("\n"), stderr: started.stderr, code: started.code };
+  if (started.code !== 0) return { changed: NaN, stdout: lines.join("\n"), stderr: started.stderr, code: started.code, dials };
   await new Promise((ok) => setTimeout(ok, 1000));
   const state = await docker(provider, ["inspect", "--type", "container", "--format", "{{.State.Running}}", inputs.name]);
   if (state.stdout.trim() !== "true") {
     const logs = await docker(provider, ["logs", "--tail", "5", inputs.name]);
-    return { changed: NaN, stdout: lines.join("\n"), stderr: `container ${inputs.name} exited after it started: ${logs.stdout}${logs.stderr}`, code: 1 };
+    return { changed: NaN, stdout: lines.join("\n"), stderr: `container ${inputs.name} exited after it started: ${logs.stdout}${logs.stderr}`, code: 1, dials };
   }
   lines.push(`changed: created and started ${inputs.name}`);
-  return { changed: lines.length, stdout: `${lines.join("\n")}\nchanged=${lines.length}\n`, stderr: "", code: 0 };
+  return { changed: lines.length, stdout: `${lines.join("\n")}\nchanged=${lines.length}\n`, stderr: "", code: 0, dials };
 }
 
 /** Destroy (or a resource gone from the program): removed through the provider it was made with. */

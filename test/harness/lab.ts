@@ -1,6 +1,6 @@
 import { spawnSync } from "node:child_process";
-import { readFileSync } from "node:fs";
-import { homedir } from "node:os";
+import { mkdirSync, mkdtempSync, readFileSync, symlinkSync, writeFileSync } from "node:fs";
+import { homedir, tmpdir } from "node:os";
 import { join } from "node:path";
 import { dial, exec } from "../../ops/ssh";
 import { stackConfig } from "./stack";
@@ -64,3 +64,21 @@ export async function onNode(name: string, command: string, stdin?: Buffer | str
     client.end();
   }
 }
+
+/** The image the lab's service containers run: the lab has no registry, so `pull: never`. */
+export const LAB_IMAGE = "modelshare-lab/busybox:1";
+
+/** A busybox rootfs as a tar (what `docker import` takes): busybox-static and a link per applet. */
+export function labImageTar(): Buffer {
+  const dir = mkdtempSync(join(tmpdir(), "modelshare-rootfs-"));
+  mkdirSync(join(dir, "bin"));
+  writeFileSync(join(dir, "bin/busybox"), readFileSync("/bin/busybox"), { mode: 0o755 });
+  const applets = spawnSync("/bin/busybox", ["--list"], { encoding: "utf8" }).stdout.split("\n").filter((a) => a && a !== "busybox");
+  for (const a of applets) symlinkSync("busybox", join(dir, "bin", a));
+  mkdirSync(join(dir, "tmp"), { mode: 0o1777 });
+  return spawnSync("tar", ["-C", dir, "-c", "."], { maxBuffer: 64 << 20 }).stdout;
+}
+
+/** Imports the image on a node whose docker runs; its command idles until stopped. */
+export const importLabImage = (node: string, tar: Buffer) =>
+  onNode(node, `docker import --change 'ENV PATH=/bin' --change 'CMD ["/bin/sh", "-c", "trap exit TERM; while :; do sleep 1; done"]' - ${LAB_IMAGE}`, tar);

@@ -1,5 +1,5 @@
 import { spawnSync } from "node:child_process";
-import { mkdirSync, mkdtempSync, readFileSync, symlinkSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -8,7 +8,7 @@ import { loadSite, siteFromConfig } from "../../components/stackConfig";
 import { checkSite, formatText } from "../../ops/check";
 import { run, type Step } from "../harness/converge";
 import { declare } from "../harness/declare";
-import { labStack, onNode } from "../harness/lab";
+import { importLabImage, lab, LAB_IMAGE as IMAGE, labImageTar, labStack, onNode } from "../harness/lab";
 
 /**
  * The whole chain on the lab: node1 keeps the storage and serves it over SMB (to the lab host,
@@ -19,7 +19,6 @@ import { labStack, onNode } from "../harness/lab";
  */
 const ROOT = "/srv/cw";
 const SHARE = "//10.77.0.11/ki_Daten";
-const IMAGE = "modelshare-lab/busybox:1";
 const PASSWORD = "chain-pass";
 
 type Services = Record<string, Record<string, unknown>>;
@@ -43,28 +42,19 @@ function smbclient(commands: string) {
   const r = spawnSync("smbclient", [SHARE, "-A", auth, "-c", commands], { cwd: work, encoding: "utf8" });
   return { code: r.status, out: `${r.stdout}${r.stderr}` };
 }
-/** A command inside a container on a worker; resolves with its output, or the error's words. */
+/** A command inside a container on a worker: its output (stderr too), and "exit N" if it failed. */
 const inContainer = (node: string, service: string, command: string) =>
-  onNode(node, `docker exec modelshare-${service} sh -c '${command}' 2>&1`).catch((e: Error) => e.message);
+  onNode(node, `docker exec modelshare-${service} sh -c '${command}' 2>&1 || echo "exit $?"`);
 const checksums = () => onNode("node1", `cd ${ROOT} && find storage-models storage-user -type f -print0 | sort -z | xargs -0r sha256sum`);
-
-/** A busybox rootfs as a tar (what `docker import` takes): busybox and a link per applet. */
-function busyboxTar(): Buffer {
-  const dir = mkdtempSync(join(tmpdir(), "modelshare-rootfs-"));
-  mkdirSync(join(dir, "bin"));
-  writeFileSync(join(dir, "bin/busybox"), readFileSync("/bin/busybox"), { mode: 0o755 });
-  const applets = spawnSync("/bin/busybox", ["--list"], { encoding: "utf8" }).stdout.split("\n").filter((a) => a && a !== "busybox");
-  for (const a of applets) symlinkSync("busybox", join(dir, "bin", a));
-  mkdirSync(join(dir, "tmp"), { mode: 0o1777 });
-  return spawnSync("tar", ["-C", dir, "-c", "."], { maxBuffer: 64 << 20 }).stdout;
-}
-const importImage = (node: string, tar: Buffer) =>
-  onNode(node, `docker import --change 'ENV PATH=/bin' --change 'CMD ["/bin/sh", "-c", "trap exit TERM; while :; do sleep 1; done"]' - ${IMAGE}`, tar);
 
 describe("the whole chain: SMB upload, NFS, service containers", () => {
   beforeAll(async () => {
     expect(spawnSync("/bin/busybox", ["true"]).error, "the chain test builds its image from busybox-static: apt-get install busybox-static").toBeUndefined();
     await onNode("node1", `rm -rf ${ROOT}`);
+    // Workers as a fresh site finds them, whatever ran on them before: no image, no containers.
+    for (const node of ["node2", "node3"]) {
+      await onNode(node, `if command -v docker >/dev/null; then docker rm -f modelshare-comfyui modelshare-fooocus; docker image rm -f ${IMAGE}; fi >/dev/null 2>&1; true`);
+    }
   });
   afterAll(async () => {
     await onNode("node1", `rm -rf ${ROOT}`);
@@ -73,10 +63,10 @@ describe("the whole chain: SMB upload, NFS, service containers", () => {
   it("installs docker on the workers, stops at an image that is not there (naming it), then runs both containers; a second converge changes nothing", async () => {
     const failed = await converge().then(() => "converged", (e: Error) => e.message);
     expect(failed).toMatch(new RegExp(`node[23]-docker-converge .*image ${IMAGE} is not on lab-node[23], and services\\.(comfyui|fooocus)\\.pull is never`, "s"));
-    const tar = busyboxTar();
+    const tar = labImageTar();
     for (const node of ["node2", "node3"]) {
-      expect(await onNode(node, "dpkg-query -W -f='${db:Status-Status}' docker.io; systemctl is-active docker")).toBe("installed\nactive\n");
-      await importImage(node, tar);
+      expect(await onNode(node, "dpkg-query -W -f='${db:Status-Status}\\n' docker.io; systemctl is-active docker")).toBe("installed\nactive\n");
+      await importLabImage(node, tar);
     }
     const steps = await converge();
     const byName = Object.fromEntries(steps.map((s) => [s.name, s]));
@@ -100,7 +90,7 @@ describe("the whole chain: SMB upload, NFS, service containers", () => {
     expect(put.code, put.out).toBe(0);
     const sum = spawnSync("sha256sum", [model], { encoding: "utf8" }).stdout.split(" ")[0];
     expect(await inContainer("node2", "comfyui", "sha256sum /models/checkpoints/model.safetensors")).toBe(`${sum}  /models/checkpoints/model.safetensors\n`);
-    expect(await inContainer("node2", "comfyui", "echo x > /models/checkpoints/new.safetensors")).toMatch(/Read-only file system/);
+    expect(await inContainer("node2", "comfyui", "echo x > /models/checkpoints/new.safetensors")).toMatch(/Read-only file system\nexit 1\n$/);
     expect(await inContainer("node3", "fooocus", "echo downloaded > /models/loras/dl.safetensors && id -u")).toBe("1000\n");
     const get = smbclient("cd storage-user/models-upload/loras; get dl.safetensors");
     expect(get.code, get.out).toBe(0);
@@ -113,7 +103,7 @@ describe("the whole chain: SMB upload, NFS, service containers", () => {
     const get = smbclient("cd storage-user/output/ComfyUI; get img_0001.png");
     expect(get.code, get.out).toBe(0);
     expect(readFileSync(join(work, "img_0001.png"), "utf8")).toBe("png-bytes\n");
-    expect(await inContainer("node2", "comfyui", "touch /inputs/x")).toMatch(/Read-only file system/);
+    expect(await inContainer("node2", "comfyui", "touch /inputs/x")).toMatch(/Read-only file system\nexit 1\n$/);
     expect(await inContainer("node2", "comfyui", "ls /workflows && touch /workflows/w.json && echo ok")).toBe("ok\n");
   });
 
@@ -131,6 +121,12 @@ describe("the whole chain: SMB upload, NFS, service containers", () => {
     expect(steps["node3-fooocus-container"]).toBeGreaterThan(0);
     expect(await inContainer("node2", "comfyui", "ls /models/checkpoints")).toBe("model.safetensors\n");
     expect(formatText(await checkSite(site()))).not.toMatch(/container modelshare-\w+ (is|was)/);
+  });
+
+  it("a rebooted worker runs its container again, on the mounted storage (docker starts after the NFS mount)", async () => {
+    lab("reboot", "node2");
+    expect(await onNode("node2", "findmnt -n -o FSTYPE /mnt/modelshare; docker inspect -f '{{.State.Running}}' modelshare-comfyui")).toBe("nfs4\ntrue\n");
+    expect(await inContainer("node2", "comfyui", "ls /models/checkpoints")).toBe("model.safetensors\n");
   });
 
   it("a service moved from node2 to node3 is removed there and started here", async () => {

@@ -50,8 +50,10 @@ async function repair(stackName: string): Promise<number> {
   await readSite(stack); // refuse a bad config before anything runs
   const token = new Date().toISOString();
   await stack.setConfig(`modelshare:${TOKEN_KEY}`, { value: token });
-  process.stdout.write(`modelshare: set modelshare:${TOKEN_KEY} to ${token}; converging every node (pulumi up)\n`);
-  const result = await stack.up({ onOutput: (out) => process.stdout.write(out) });
+  process.stdout.write(`modelshare: set modelshare:${TOKEN_KEY} to ${token}; converging every node (pulumi up --refresh)\n`);
+  // With a refresh: a container stopped or removed by hand is then seen as such and made again
+  // (the docker provider reads its state; a Command's refresh reads nothing).
+  const result = await stack.up({ refresh: true, onOutput: (out) => process.stdout.write(out) });
   process.stdout.write(`modelshare: repair done (${result.summary.result})\n`);
   return result.summary.result === "succeeded" ? 0 : 1;
 }

@@ -37,7 +37,8 @@ describe("NFS: node1 exports, node2 and node3 mount", () => {
     await onNode("node1", "mkdir -p /srv/admin /etc/nfs.conf.d && echo theirs > /srv/admin/a.txt && echo '/srv/admin 10.77.0.13(ro,no_subtree_check)' >> /etc/exports && printf '[nfsd]\\ngrace-time=10\\nlease-time=10\\n' > /etc/nfs.conf.d/lab.conf");
   });
   afterAll(async () => {
-    await onNode("node1", `rm -rf ${ROOT}`);
+    // The ganesha test leaves ganesha running; the other lab files expect the kernel server free to start.
+    await onNode("node1", `rm -rf ${ROOT}; systemctl disable --now nfs-ganesha >/dev/null 2>&1 || true`);
   });
 
   it("installs the server and the clients, exports, mounts both workers at once, and a second converge changes nothing", async () => {

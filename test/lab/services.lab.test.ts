@@ -50,7 +50,8 @@ const checksums = () => onNode("node1", `cd ${ROOT} && find storage-models stora
 describe("the whole chain: SMB upload, NFS, service containers", () => {
   beforeAll(async () => {
     expect(spawnSync("/bin/busybox", ["true"]).error, "the chain test builds its image from busybox-static: apt-get install busybox-static").toBeUndefined();
-    await onNode("node1", `rm -rf ${ROOT}`);
+    // A fresh storage node: whatever ran before, no tree and no ganesha holding port 2049.
+    await onNode("node1", `rm -rf ${ROOT}; systemctl disable --now nfs-ganesha >/dev/null 2>&1 || true`);
     // Workers as a fresh site finds them, whatever ran on them before: no image, no containers.
     for (const node of ["node2", "node3"]) {
       await onNode(node, `if command -v docker >/dev/null; then docker rm -f modelshare-comfyui modelshare-fooocus; docker image rm -f ${IMAGE}; fi >/dev/null 2>&1; true`);

@@ -10,6 +10,8 @@ export const storageRoot = config.storage.root;
 export const modelStore = site.modelStore;
 export const linkFolders = site.linkFolders;
 export const categoryFolders = site.categoryFolders;
+/** Each project's folder (modelshare:projects). */
+export const projectFolders = site.projectFolders;
 /** With an SMB share: `unc` (\\host\share), `url` (smb://host/share) and each user folder's path. */
 export const smbShare = site.smbShare;
 /** With NFS: `export` (host:/root), `mountCommand` (for another Linux machine), `mountPoints` (per worker). */

@@ -4,7 +4,7 @@ import { checkNfsSection, nfsSchema } from "./nfs/schema";
 import { checkServices } from "./services/rules";
 import { servicesSchema } from "./services/schema";
 import { checkSmbSection, smbSchema } from "./smb/schema";
-import { checkStorageSection, lengthProblems, rootProblem, storageSchema } from "./storage/schema";
+import { checkStorageSection, lengthProblems, projectsSchema, rootProblem, storageSchema } from "./storage/schema";
 
 export { CATEGORY_ALIASES, COMFYUI_CATEGORIES, DEFAULT_CATEGORIES, type Storage } from "./storage/schema";
 
@@ -17,7 +17,7 @@ export { CATEGORY_ALIASES, COMFYUI_CATEGORIES, DEFAULT_CATEGORIES, type Storage 
 export const ROLES = ["storage", "smb", "nfs-server", "worker"] as const;
 
 /** The stack's `modelshare:` sections; any other key is a node's SSH key (or a mistake). */
-export const SECTIONS = ["nodes", "storage", "smb", "nfs", "services"] as const;
+export const SECTIONS = ["nodes", "storage", "smb", "nfs", "services", "projects"] as const;
 
 const hostName = z.string().superRefine((h, ctx) => {
   const problem = hostProblem(h);
@@ -56,6 +56,7 @@ export const siteSchema = z.strictObject({
   smb: smbSchema,
   nfs: nfsSchema,
   services: servicesSchema,
+  projects: projectsSchema,
 });
 
 export type RawSite = z.input<typeof siteSchema>;

@@ -3,6 +3,7 @@ import { renderNfsMount } from "./nfs/mount";
 import type { Nfs } from "./nfs/schema";
 import { mountsOf, mountUnitName } from "./nfs/exports";
 import { renderNfsServer } from "./nfs/server";
+import { renderNodeEnv } from "./installers/env";
 import { renderContainerCheck } from "./services/container";
 import { renderDockerHost } from "./services/host";
 import { SERVICES } from "./services/schema";
@@ -18,13 +19,14 @@ import { renderSymlinkSet } from "./storage/symlinkSet";
  * check tool renders the same programs to run their check variants. Pure: no Pulumi here.
  */
 export type Planned =
-  | { kind: "layout"; name: string; node: SiteNode; storage: Storage }
+  | { kind: "layout"; name: string; node: SiteNode; storage: Storage; projects: string[] }
   | { kind: "links"; name: string; node: SiteNode; storage: Storage; set: LinkFolder }
   | { kind: "smb"; name: string; node: SiteNode; storage: Storage; smb: Smb }
   | { kind: "nfs-server"; name: string; node: SiteNode; storage: Storage; nfs: Nfs; clients: string[] }
   | { kind: "nfs-mount"; name: string; node: SiteNode; storage: Storage; nfs: Nfs; server: string }
   | { kind: "docker"; name: string; node: SiteNode; storage: Storage; containers: ContainerSpec[]; mountUnits: string[]; dockerUser: string }
-  | { kind: "service"; name: string; node: SiteNode; storage: Storage; spec: ContainerSpec };
+  | { kind: "service"; name: string; node: SiteNode; storage: Storage; spec: ContainerSpec }
+  | { kind: "env"; name: string; node: SiteNode; storage: Storage; base: string };
 
 export function planSite(config: Site): Planned[] {
   const node = config.nodes.find((n) => n.roles.includes("storage"));
@@ -35,7 +37,7 @@ export function planSite(config: Site): Planned[] {
   const nfs = config.nfs.enabled && nfsNode ? config.nfs : undefined;
   const workers = nfs ? nfsWorkers(config) : [];
   return [
-    { kind: "layout", name: `${node.name}-layout`, node, storage },
+    { kind: "layout", name: `${node.name}-layout`, node, storage, projects: config.projects },
     // Named by folder, not position: a folder dropped from the config is then destroyed (its
     // links removed) instead of another folder's set being rewritten in its place.
     ...linkFolders(storage).map((set): Planned => ({ kind: "links", name: `${node.name}-links-${set.sub}`, node, storage, set })),
@@ -47,6 +49,10 @@ export function planSite(config: Site): Planned[] {
       ]
       : []),
     ...planServices(config, node, nfs && nfsNode ? nfsNode.host : undefined),
+    // Every node that sees the storage gets /etc/modelshare/env: the storage node its root, a
+    // worker its mount.
+    { kind: "env" as const, name: `${node.name}-env`, node, storage, base: storage.root },
+    ...workers.map((w) => ({ kind: "env" as const, name: `${w.name}-env`, node: w, storage, base: config.nfs.mountPoint })),
   ];
 }
 
@@ -82,13 +88,15 @@ export interface ProgramSecrets {
 export function programsOf(p: Planned, secrets: ProgramSecrets): Array<{ name: string; stdin: string }> {
   switch (p.kind) {
     case "layout":
-      return [{ name: `${p.name}-converge`, stdin: renderStorageLayout(p.storage) }];
+      return [{ name: `${p.name}-converge`, stdin: renderStorageLayout(p.storage, p.projects) }];
     case "links":
       return [{ name: `${p.name}-converge`, stdin: renderSymlinkSet(p.storage, p.set) }];
     case "nfs-server":
       return [{ name: `${p.name}-converge`, stdin: renderNfsServer(p.nfs, p.storage, p.clients, p.node.host) }];
     case "nfs-mount":
       return [{ name: `${p.name}-converge`, stdin: renderNfsMount(p.nfs, p.storage, p.server) }];
+    case "env":
+      return [{ name: `${p.name}-converge`, stdin: renderNodeEnv(p.storage, p.base) }];
     case "docker":
       return [{ name: `${p.name}-converge`, stdin: renderDockerHost(p.dockerUser, p.containers, p.storage, p.mountUnits) }];
     case "service":

@@ -6,6 +6,7 @@ import { NfsMount } from "./nfs/mount";
 import { NfsServer } from "./nfs/server";
 import { ServiceContainer } from "./services/container";
 import { DockerHost } from "./services/host";
+import { NodeEnv } from "./installers/env";
 import type { ContainerSpec } from "./services/spec";
 import { SmbShare, type ShareFolder } from "./smb/share";
 import { StorageLayout } from "./storage/layout";
@@ -27,6 +28,8 @@ export class Site extends pulumi.ComponentResource {
   readonly modelStore: pulumi.Output<string>;
   readonly linkFolders: pulumi.Output<string[]>;
   readonly categoryFolders: pulumi.Output<Record<string, string>>;
+  /** Each project's folder (modelshare:projects). */
+  readonly projectFolders: pulumi.Output<Record<string, string>>;
   /** The SMB share, when the site has one: Explorer's and Finder's way to each user folder. */
   readonly smbShare?: { unc: pulumi.Output<string>; url: pulumi.Output<string>; folders: pulumi.Output<Record<string, ShareFolder>> };
   /** The NFS export, when the site has one: what to mount, how, and where each worker has it. */
@@ -48,7 +51,7 @@ export class Site extends pulumi.ComponentResource {
     for (const p of plan) {
       const node = nodeTarget(p.node, args.sshKeys);
       if (p.kind === "layout") {
-        layout = new StorageLayout(p.name, { node, storage: p.storage, token }, { parent: this });
+        layout = new StorageLayout(p.name, { node, storage: p.storage, projects: p.projects, token }, { parent: this });
       } else if (p.kind === "smb") {
         // After the layout and the links: the share shows their folders.
         smb = new SmbShare(p.name, { node, host: p.node.host, smb: p.smb, storage: p.storage, passwords: args.smbPasswords ?? {}, token }, { parent: this, dependsOn: [...(layout ? [layout] : []), ...sets] });
@@ -57,6 +60,8 @@ export class Site extends pulumi.ComponentResource {
       } else if (p.kind === "nfs-mount") {
         // Every mount waits for the export (and its marker).
         mounts[p.node.name] = new NfsMount(p.name, { node, server: p.server, nfs: p.nfs, storage: p.storage, token }, { parent: this, dependsOn: nfsServer ? [nfsServer] : [] });
+      } else if (p.kind === "env") {
+        new NodeEnv(p.name, { node, storage: p.storage, base: p.base, token }, { parent: this });
       } else if (p.kind === "docker") {
         // Docker waits for the node's storage: the NFS mount on a worker, the layout and links
         // on the storage node. Every container on the node waits for docker, and so for both.
@@ -75,6 +80,7 @@ export class Site extends pulumi.ComponentResource {
     this.storageNode = plan[0].node.name;
     this.modelStore = layout.modelStore;
     this.categoryFolders = layout.categoryFolders;
+    this.projectFolders = layout.projectFolders;
     this.linkFolders = pulumi.all(sets.map((s) => s.folder));
     if (smb) this.smbShare = { unc: smb.unc, url: smb.url, folders: smb.folders };
     if (nfsServer) {
@@ -85,7 +91,7 @@ export class Site extends pulumi.ComponentResource {
       };
     }
     if (Object.keys(containers).length > 0) this.services = pulumi.output(containers);
-    this.registerOutputs({ storageNode: this.storageNode, modelStore: this.modelStore, linkFolders: this.linkFolders, categoryFolders: this.categoryFolders, smbShare: this.smbShare, nfs: this.nfs, services: this.services });
+    this.registerOutputs({ storageNode: this.storageNode, modelStore: this.modelStore, linkFolders: this.linkFolders, categoryFolders: this.categoryFolders, projectFolders: this.projectFolders, smbShare: this.smbShare, nfs: this.nfs, services: this.services });
   }
 }
 

@@ -27,7 +27,7 @@ describe("npm run check, on a real local node", () => {
     expect(exitCode(nodes)).toBe(0);
     expect(nodes[0]).toMatchObject({ node: "here", sessions: 0 });
     expect(nodes[0].error).toBeUndefined();
-    expect(nodes[0].components.map((c) => c.component)).toEqual(["here-layout", "here-links-storage-user/models-upload"]);
+    expect(nodes[0].components.map((c) => c.component)).toEqual(["here-layout", "here-links-storage-user/models-upload", "here-env"]);
     const text = formatText(nodes);
     expect(text).toContain("here (this machine): no drift\n");
     expect(text).toMatch(/storage on here: \d+\.\d GB free at .*\/cw \(storage\.minFreeGB: 0\.0 GB\)\n/);
@@ -103,6 +103,6 @@ describe("the convergeToken (repair)", () => {
     };
     expect(siteFromConfig({ ...values, "modelshare:convergeToken": "2026-11-23T23:00:00.000Z" }, () => false).convergeToken).toBe("2026-11-23T23:00:00.000Z");
     expect(() => siteFromConfig({ ...values, "modelshare:convergeToken": "a\nb" }, () => false)).toThrow(/modelshare:convergeToken: must be one line/);
-    expect(() => siteFromConfig({ ...values, "modelshare:convergeTokn": "x" }, () => false)).toThrow(/modelshare:convergeTokn: is not a modelshare setting \(known: nodes, storage, smb, nfs, services, convergeToken\)/);
+    expect(() => siteFromConfig({ ...values, "modelshare:convergeTokn": "x" }, () => false)).toThrow(/modelshare:convergeTokn: is not a modelshare setting \(known: nodes, storage, smb, nfs, services, projects, convergeToken\)/);
   });
 });

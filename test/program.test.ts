@@ -23,12 +23,14 @@ const byName = (rs: Declared[], name: string) => {
 };
 
 describe("the resource graph under mocks", () => {
-  it("the seeds' site: a layout and one link set per links folder, on the storage node only, over SSH", async () => {
+  it("the seeds' site: a layout, one link set per links folder and the environment file, on the storage node only, over SSH", async () => {
     const rs = await declare({ stack: "seeds", config: { ...seeds, "modelshare:sshKey": PRIVATE_KEY }, secretKeys: ["modelshare:sshKey"] }, build);
     expect(rs.map((r) => `${r.type} ${r.name}`).sort()).toEqual([
+      "command:remote:Command storage-env-converge",
       "command:remote:Command storage-layout-converge",
       "command:remote:Command storage-links-storage-user/models-converge",
       "command:remote:Command storage-links-storage-user/models-upload-converge",
+      "modelshare:installers:NodeEnv storage-env",
       "modelshare:site:Site site",
       "modelshare:storage:StorageLayout storage-layout",
       "modelshare:storage:SymlinkSet storage-links-storage-user/models",
@@ -59,7 +61,7 @@ describe("the resource graph under mocks", () => {
     const withToken = (token: string) => declare({ stack: "seeds", config: { ...seeds, "modelshare:sshKey": PRIVATE_KEY, "modelshare:convergeToken": token }, secretKeys: ["modelshare:sshKey"] }, build);
     const [a, b] = [await withToken("2026-11-23T10:00:00.000Z"), await withToken("2026-11-24T10:00:00.000Z")];
     const commands = a.filter((r) => r.custom);
-    expect(commands).toHaveLength(3);
+    expect(commands).toHaveLength(4); // layout, two link sets, the environment file
     for (const ra of commands) {
       const rb = byName(b, ra.name);
       const { stdin: sa, ...restA } = reveal(ra.inputs) as Record<string, unknown>;
@@ -74,7 +76,7 @@ describe("the resource graph under mocks", () => {
   it("keeps the SSH key a secret: wrapped as one and never in plain text in any input", async () => {
     const rs = await declare({ stack: "seeds", config: { ...seeds, "modelshare:sshKey": PRIVATE_KEY }, secretKeys: ["modelshare:sshKey"] }, build);
     const commands = rs.filter((r) => r.type === "command:remote:Command");
-    expect(commands).toHaveLength(3);
+    expect(commands).toHaveLength(4);
     for (const c of commands) {
       const connection = c.inputs.connection as Record<string, unknown>;
       expect(isSecretValue(connection) || isSecretValue(connection.privateKey)).toBe(true);
@@ -89,7 +91,7 @@ describe("the resource graph under mocks", () => {
     process.env.HOME = "/home/ada"; // the dev stack is a user's; a root under /root is refused
     const rs = await declare({ stack: "dev", config, secretKeys }, build).finally(() => { process.env.HOME = home; });
     const commands = rs.filter((r) => r.custom);
-    expect(commands.map((r) => r.type)).toEqual(["command:local:Command", "command:local:Command"]);
+    expect(commands.map((r) => r.type)).toEqual(["command:local:Command", "command:local:Command", "command:local:Command"]);
     expect(commands[0].inputs.connection).toBeUndefined();
     expect(commands[0].inputs.create).toBe("bash -s converge");
     expect(String(commands[0].inputs.stdin)).toContain(`\n  '/home/ada/modelshare-dev/storage-models/models/checkpoints' '00775' \\\n`);
@@ -109,6 +111,7 @@ describe("the resource graph under mocks", () => {
       modelStore: "/vol/service/cw/storage-models/models",
       linkFolders: ["/vol/service/cw/storage-user/models", "/vol/service/cw/storage-user/models-upload"],
       categoryFolders: expect.objectContaining({ checkpoints: "/vol/service/cw/storage-models/models/checkpoints", clip: "/vol/service/cw/storage-models/models/clip" }),
+      projectFolders: {},
     });
     expect(Object.keys(outputs.categoryFolders as object)).toHaveLength(8);
   });

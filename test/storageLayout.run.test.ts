@@ -1,11 +1,52 @@
-import { chmodSync, chownSync, existsSync, mkdirSync, statSync, symlinkSync, writeFileSync } from "node:fs";
+import { chmodSync, chownSync, existsSync, mkdirSync, readFileSync, statSync, symlinkSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { layoutDirs } from "../components/storage/paths";
 import { renderStorageLayout } from "../components/storage/layout";
+import { asOwner } from "./helpers/attack";
 import { localStorage, runProgram, sh, tempRoot } from "./helpers/run";
 
 const mode = (p: string) => (statSync(p).mode & 0o7777).toString(8);
+
+describe("project folders, run for real", () => {
+  it("lays out each project with a metadata.json made once and never rewritten; a project dropped from the list stays and is named", () => {
+    const root = tempRoot();
+    const s = localStorage({ root, owner: { uid: 1000, gid: 1000 } });
+    const first = runProgram(renderStorageLayout(s, ["spring-campaign", "Logo 2027"]));
+    expect(first.code, first.stderr).toBe(0);
+    const p = join(root, "projects/spring-campaign");
+    for (const sub of ["workflows", "prompts", "generated/images", "generated/videos", "generated/audio", "intermediate/latents", "intermediate/masks", "intermediate/frames", "final"]) {
+      const st = statSync(join(p, sub));
+      expect([st.isDirectory(), st.uid, st.gid, mode(join(p, sub))], sub).toEqual([true, 1000, 1000, "775"]);
+    }
+    const meta = JSON.parse(readFileSync(join(p, "metadata.json"), "utf8"));
+    expect(meta.id).toBe("spring-campaign");
+    expect(Math.abs(Date.parse(meta.created) - Date.now())).toBeLessThan(60_000);
+    expect(statSync(join(p, "metadata.json")).uid).toBe(1000);
+    expect(JSON.parse(readFileSync(join(root, "projects/Logo 2027/metadata.json"), "utf8")).id).toBe("Logo 2027");
+    // The studio adds to it; modelshare never writes it again.
+    writeFileSync(join(p, "metadata.json"), '{"id": "spring-campaign", "client": "ACME"}\n');
+    const second = runProgram(renderStorageLayout(s, ["spring-campaign", "Logo 2027"]));
+    expect(second.changed).toBe(0);
+    expect(readFileSync(join(p, "metadata.json"), "utf8")).toContain("ACME");
+    const dropped = runProgram(renderStorageLayout(s, ["spring-campaign"]));
+    expect(dropped.changed).toBe(0);
+    expect(dropped.stdout).toContain(`note: project folder ${join(root, "projects/Logo 2027")} is not in modelshare:projects; left as it is`);
+    expect(existsSync(join(root, "projects/Logo 2027/metadata.json"))).toBe(true);
+  });
+
+  it("never writes metadata.json through a link the owner planted in its place", () => {
+    const root = tempRoot();
+    const s = localStorage({ root, owner: { uid: 1000, gid: 1000 } });
+    expect(runProgram(renderStorageLayout(s)).code).toBe(0);
+    mkdirSync(join(root, "projects/p1"), { mode: 0o775 });
+    chownSync(join(root, "projects/p1"), 1000, 1000);
+    asOwner(`ln -s /etc/modelshare-planted-target ${join(root, "projects/p1/metadata.json")}`);
+    const r = runProgram(renderStorageLayout(s, ["p1"]));
+    expect(r.code, r.stderr).toBe(0);
+    expect(existsSync("/etc/modelshare-planted-target")).toBe(false);
+  });
+});
 
 describe("storage layout, run for real", () => {
   it("builds the seeds' tree with owner and modes, then a second run changes nothing", () => {

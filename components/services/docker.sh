@@ -15,8 +15,7 @@ docker_user() {
 # containers stopped on their missing bind sources, never running on an empty folder.
 # shellcheck disable=SC2154 # file_changed: set by install_file
 docker_after_mount() {
-  # The drop-in folder is part of writing the file (install_file reports it).
-  [ -d /etc/systemd/system/docker.service.d ] || checking || mkdir -p -- /etc/systemd/system/docker.service.d
+  ensure_system_dir /etc/systemd/system/docker.service.d
   install_file /etc/systemd/system/docker.service.d/modelshare.conf 0644 "# modelshare: docker starts after the shared storage is mounted
 [Unit]
 Wants=$1
@@ -27,7 +26,8 @@ After=$1"
 docker_no_drop_in() {
   [ -e /etc/systemd/system/docker.service.d/modelshare.conf ] || return 0
   remove_file /etc/systemd/system/docker.service.d/modelshare.conf
-  checking || { rmdir --ignore-fail-on-non-empty -- /etc/systemd/system/docker.service.d && systemctl daemon-reload; }
+  remove_empty_dir /etc/systemd/system/docker.service.d
+  checking || systemctl daemon-reload
 }
 
 # docker_image IMAGE SERVICE: an image declared `pull: never` is on the node already.

@@ -39,7 +39,7 @@ ensure_service() {
 }
 
 # install_file PATH MODE CONTENT [VALIDATE]: PATH holds exactly CONTENT (and a newline) with
-# MODE, root's. A changed file is written beside the old one and renamed over it, after
+# MODE, root's (the running user's, in an unprivileged run). A changed file is written beside the old one and renamed over it, after
 # VALIDATE (a function that says why on stderr and fails) accepted the new one: a rejected
 # file never goes live, and the run stops. Sets
 # file_changed=yes when it wrote.
@@ -47,7 +47,7 @@ file_changed=no
 install_file() {
   local path=$1 mode=$2 content=$3 validate=${4-} tmp
   file_changed=no
-  if [ -f "$path" ] && [ ! -L "$path" ] && [ "$(stat -c '%a %u' -- "$path")" = "${mode#0} 0" ] &&
+  if [ -f "$path" ] && [ ! -L "$path" ] && [ "$(stat -c '%a %u' -- "$path")" = "${mode#0} $EUID" ] &&
     [ "$(cat -- "$path")" = "$content" ]; then
     return 0
   fi
@@ -87,4 +87,16 @@ remove_unit() {
   if ! checking; then systemctl disable --now --quiet -- "$1" 2>/dev/null || true; fi
   remove_file "/etc/systemd/system/$1"
   checking || systemctl daemon-reload
+}
+
+# ensure_system_dir PATH: a folder for modelshare's files under /etc, made with the first file
+# written in it (checking, that file's own drift says it is missing).
+ensure_system_dir() {
+  [ ! -L "$1" ] || refuse "$1 is a symbolic link (to $(readlink -- "$1")); modelshare keeps a folder there: remove the link, then run again."
+  [ -d "$1" ] || checking || mkdir -p -- "$1"
+}
+
+# remove_empty_dir PATH: such a folder goes once nothing is left in it; anything else stays.
+remove_empty_dir() {
+  if [ -d "$1" ] && [ ! -L "$1" ] && ! checking; then rmdir --ignore-fail-on-non-empty -- "$1"; fi
 }

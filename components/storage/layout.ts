@@ -4,14 +4,17 @@ import type { Storage } from "./schema";
 import { runProgram, type NodeTarget } from "../node/command";
 import { call, callRows } from "../shell/quote";
 import { DIRS, renderProgram, shellLib } from "../shell/script";
-import { categoryDir, layoutDirs, modelStoreDir } from "./paths";
+import { categoryDir, layoutDirs, modelStoreDir, projectDir, projectDirs } from "./paths";
 
 const SPACE = shellLib(__dirname, "space");
 const REPORT = shellLib(__dirname, "report");
+const PROJECTS = shellLib(__dirname, "projects");
 
 export interface StorageLayoutArgs {
   node: NodeTarget;
   storage: Storage;
+  /** modelshare:projects: each gets its folders and metadata.json under storage.projects. */
+  projects: readonly string[];
   /** The stack's convergeToken (repair), stamped into the program. */
   token?: string;
 }
@@ -21,16 +24,18 @@ export class StorageLayout extends pulumi.ComponentResource {
   readonly root: pulumi.Output<string>;
   readonly modelStore: pulumi.Output<string>;
   readonly categoryFolders: pulumi.Output<Record<string, string>>;
+  readonly projectFolders: pulumi.Output<Record<string, string>>;
 
   constructor(name: string, args: StorageLayoutArgs, opts?: pulumi.ComponentResourceOptions) {
     super("modelshare:storage:StorageLayout", name, {}, opts);
     const s = args.storage;
     // No delete: destroy leaves every folder (and so every model) where it is.
-    runProgram(`${name}-converge`, args.node, { text: renderStorageLayout(s), removes: false, token: args.token }, { parent: this });
+    runProgram(`${name}-converge`, args.node, { text: renderStorageLayout(s, args.projects), removes: false, token: args.token }, { parent: this });
     this.root = pulumi.output(s.root);
     this.modelStore = pulumi.output(modelStoreDir(s));
     this.categoryFolders = pulumi.output(Object.fromEntries(s.categories.map((c) => [c, categoryDir(s, c)])));
-    this.registerOutputs({ root: this.root, modelStore: this.modelStore, categoryFolders: this.categoryFolders });
+    this.projectFolders = pulumi.output(Object.fromEntries(args.projects.map((id) => [id, projectDir(s, id)])));
+    this.registerOutputs({ root: this.root, modelStore: this.modelStore, categoryFolders: this.categoryFolders, projectFolders: this.projectFolders });
   }
 }
 
@@ -47,12 +52,12 @@ export const chmodMode = (mode: string) => `0${mode.padStart(4, "0")}`;
  * folders back to the owner; the owner makes every folder inside. Checking, it also reports
  * what each category, output folder and project holds.
  */
-export function renderStorageLayout(s: Storage): string {
+export function renderStorageLayout(s: Storage, projects: readonly string[] = []): string {
   const owner = ownerArgs(s);
-  const inside = layoutDirs(s).filter((d) => d.path !== s.root);
+  const inside = [...layoutDirs(s).filter((d) => d.path !== s.root), ...projectDirs(s, projects)];
   return renderProgram({
     title: `storage layout under ${s.root}`,
-    libs: [SPACE, DIRS, REPORT],
+    libs: [SPACE, DIRS, PROJECTS, REPORT],
     root: s.root,
     owner,
     converge: {
@@ -61,7 +66,11 @@ export function renderStorageLayout(s: Storage): string {
         call("ensure_root", s.root, owner.uid, owner.gid, chmodMode(s.modes.user), "storage.root"),
         ...(owner.uid ? [call("own_dirs", owner.uid, owner.gid, ...inside.map((d) => d.path))] : []),
       ],
-      owner: [callRows("ensure_dirs", inside.map((d) => [d.path, chmodMode(d.mode)]))],
+      owner: [
+        callRows("ensure_dirs", inside.map((d) => [d.path, chmodMode(d.mode)])),
+        ...projects.map((id) => call("project_metadata", projectDir(s, id), JSON.stringify(id))),
+        call("projects_unlisted", posix.join(s.root, s.projects), ...projects),
+      ],
     },
     // The storage report: size and files per model category, output folder and project.
     report: {

@@ -101,6 +101,18 @@ export const storageSchema = z.strictObject({
 });
 
 export type Storage = z.output<typeof storageSchema>;
+
+/** `modelshare:projects`: project ids, each a folder under storage.projects. */
+export const projectsSchema = z.array(folderName("project id (its folder's name)")).default([])
+  .superRefine((ids, ctx) => {
+    const seen = new Map<string, number>();
+    ids.forEach((id, i) => {
+      const j = seen.get(smbFold(id));
+      if (j !== undefined) ctx.addIssue({ code: "custom", path: [i], message: `"${id}" is the same folder as projects[${j}] ("${ids[j]}") to Windows and macOS clients (names compare case-insensitively); keep one` });
+      else seen.set(smbFold(id), i);
+    });
+  })
+  .describe("Project ids: each gets seed 003's folders (workflows, prompts, generated/, intermediate/, final) and a metadata.json under storage.projects. A project dropped from the list stays on disk.");
 type Add = (key: string, message: string) => void;
 const inside = (a: string, b: string): boolean => a === b || a.startsWith(`${b}/`);
 

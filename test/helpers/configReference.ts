@@ -42,9 +42,11 @@ export function configReference(): string {
   const out = ["| key | default | what it means |", "| --- | --- | --- |"];
   const sections = (siteSchema as unknown as Any)._zod.def.shape as Record<string, Any>;
   for (const [section, schema] of Object.entries(sections)) {
-    const { inner } = unwrap(schema);
+    const { inner, defaultValue, description } = unwrap(schema);
     const def = inner._zod.def;
-    if (def.type === "array") rows(`${section}[]`, unwrap(def.element).inner._zod.def.shape, out);
+    const element = def.type === "array" ? unwrap(def.element).inner._zod.def : undefined;
+    if (element && element.type !== "object") out.push(`| \`${section}\` | ${show(defaultValue)} | ${(description ?? "").replace(/\|/g, "\\|")} |`);
+    else if (element) rows(`${section}[]`, element.shape, out);
     else rows(section, def.shape, out);
   }
   return out.join("\n");

@@ -20,7 +20,7 @@ const converge = async (edit?: (s: Record<string, any>) => void, options: Parame
   run(await declareLab(edit), options);
 
 const changes = (steps: Step[]) => Object.fromEntries(steps.map((s) => [s.name, s.changed]));
-const NOTHING = { "node1-layout-converge": 0, "node1-links-storage-user/models-converge": 0, "node1-links-storage-user/models-upload-converge": 0 };
+const NOTHING = { "node1-env-converge": 0, "node1-layout-converge": 0, "node1-links-storage-user/models-converge": 0, "node1-links-storage-user/models-upload-converge": 0 };
 const checksums = () => onNode("node1", `cd ${ROOT} && find storage-models storage-user -type f -print0 | sort -z | xargs -0r sha256sum`);
 
 describe("the lab site, converged onto real nodes", () => {
@@ -31,8 +31,8 @@ describe("the lab site, converged onto real nodes", () => {
 
   it("converges from fresh nodes, and a second converge changes nothing", async () => {
     const first = await converge();
-    expect(first.map((s) => s.name).sort()).toEqual(["node1-layout-converge", "node1-links-storage-user/models-converge", "node1-links-storage-user/models-upload-converge"]);
-    expect(first[0].name).toBe("node1-layout-converge");
+    expect(first.map((s) => s.name).sort()).toEqual(["node1-env-converge", "node1-layout-converge", "node1-links-storage-user/models-converge", "node1-links-storage-user/models-upload-converge"]);
+    expect(first.findIndex((s) => s.name === "node1-layout-converge")).toBeLessThan(first.findIndex((s) => s.name.startsWith("node1-links-")));
     for (const s of first) expect(s.changed, s.name).toBeGreaterThan(0);
     expect(await onNode("node1", `readlink ${UPLOAD}/checkpoints && stat -c '%u:%g %a' ${STORE}/checkpoints`))
       .toBe("../../storage-models/models/checkpoints\n1000:1000 775\n");
@@ -67,7 +67,8 @@ describe("the lab site, converged onto real nodes", () => {
       s["modelshare:storage"].categories = ["checkpoints", "loras", "vae", "controlnet", "upscale_models", "embeddings", "clip", "diffusion_models", "clip_vision"];
     };
     const steps = await converge(addClipVision);
-    expect(changes(steps)).toEqual({ "node1-layout-converge": 1, "node1-links-storage-user/models-converge": 1, "node1-links-storage-user/models-upload-converge": 1 });
+    // The environment file names the new category too.
+    expect(changes(steps)).toEqual({ "node1-env-converge": 1, "node1-layout-converge": 1, "node1-links-storage-user/models-converge": 1, "node1-links-storage-user/models-upload-converge": 1 });
     expect(await onNode("node1", `readlink ${UPLOAD}/clip_vision`)).toBe("../../storage-models/models/clip_vision\n");
     expect(changes(await converge(addClipVision))).toEqual(NOTHING);
   });
@@ -137,7 +138,7 @@ describe("the lab site, converged onto real nodes", () => {
     expect(before).toContain("big.safetensors");
     const resources = await declareLab();
     const steps = await run(resources, { destroy: true });
-    expect(steps.map((s) => s.name).sort()).toEqual(["node1-links-storage-user/models-converge", "node1-links-storage-user/models-upload-converge"]);
+    expect(steps.map((s) => s.name).sort()).toEqual(["node1-env-converge", "node1-links-storage-user/models-converge", "node1-links-storage-user/models-upload-converge"]);
     expect(await onNode("node1", `find ${ROOT} -type l | wc -l; test -d ${UPLOAD} && echo kept || echo removed`)).toBe("0\nremoved\n");
     expect(await checksums()).toBe(before);
   });

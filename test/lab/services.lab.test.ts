@@ -30,6 +30,7 @@ const stack = (services: Services) => labStack((s) => {
   s["modelshare:smb"] = { enabled: true, users: [{ name: "artist", passwordKey: "smbPasswordArtist" }], hostsAllow: ["10.77.0.1"] };
   s["modelshare:nfs"] = { enabled: true };
   s["modelshare:services"] = services;
+  s["modelshare:projects"] = ["spring"];
 }, { "modelshare:smbPasswordArtist": PASSWORD });
 const declared = (services: Services) => declare({ stack: "lab", ...stack(services) }, () => new Site("site", loadSite()));
 const converge = async (services: Services = initial) => run(await declared(services));
@@ -93,6 +94,9 @@ describe("the whole chain: SMB upload, NFS, service containers", () => {
     expect(await inContainer("node2", "comfyui", "sha256sum /models/checkpoints/model.safetensors")).toBe(`${sum}  /models/checkpoints/model.safetensors\n`);
     expect(await inContainer("node2", "comfyui", "echo x > /models/checkpoints/new.safetensors")).toMatch(/Read-only file system\nexit 1\n$/);
     expect(await inContainer("node3", "fooocus", "echo downloaded > /models/loras/dl.safetensors && id -u")).toBe("1000\n");
+    // A host process on the worker finds the same file through /etc/modelshare/env.
+    expect(await onNode("node2", "set -a; . /etc/modelshare/env; echo \"$MODELSHARE_ROOT\"; sha256sum < \"$MODELSHARE_MODELS_CHECKPOINTS/model.safetensors\"")).toBe(`/mnt/modelshare\n${sum}  -\n`);
+    expect(await onNode("node1", "grep -x 'MODELSHARE_ROOT=/srv/cw' /etc/modelshare/env")).toBe("MODELSHARE_ROOT=/srv/cw\n");
     const get = smbclient("cd storage-user/models-upload/loras; get dl.safetensors");
     expect(get.code, get.out).toBe(0);
     expect(readFileSync(join(work, "dl.safetensors"), "utf8")).toBe("downloaded\n");
@@ -147,7 +151,8 @@ describe("the whole chain: SMB upload, NFS, service containers", () => {
     const moved: Services = { ...initial, comfyui: { ...initial.comfyui, nodes: ["node3"] } };
     await run(await declared(moved), { destroy: true });
     expect(await onNode("node3", "docker ps -a --format '{{.Names}}' | grep -c modelshare || true")).toBe("0\n");
-    expect(await onNode("node3", "test ! -e /etc/systemd/system/docker.service.d/modelshare.conf && systemctl is-active docker")).toBe("active\n");
+    expect(await onNode("node3", "test ! -e /etc/systemd/system/docker.service.d/modelshare.conf && test ! -e /etc/modelshare && systemctl is-active docker")).toBe("active\n");
+    expect(await onNode("node1", "test ! -e /etc/modelshare/env && sed -n 2p /srv/cw/projects/spring/metadata.json")).toBe('  "id": "spring",\n');
     expect(await checksums()).toBe(before);
     expect(before).toContain("storage-user/output/ComfyUI/img_0001.png");
   });

@@ -1,0 +1,74 @@
+import { posix } from "node:path";
+import * as pulumi from "@pulumi/pulumi";
+import { runProgram, type NodeTarget } from "../node/command";
+import { call } from "../shell/quote";
+import { renderProgram, shellLib, SYSTEM } from "../shell/script";
+
+const ENV = shellLib(__dirname, "env");
+import { ownerArgs } from "../storage/layout";
+import type { Storage } from "../storage/schema";
+
+/** Where the environment file goes on every node that sees the storage. */
+export const ENV_FILE = "/etc/modelshare/env";
+
+/**
+ * The storage as one node sees it (`base`: the root on the storage node, the NFS mount point on
+ * a worker), as NAME=value lines a shell can source and docker compose can take as an env_file:
+ * a value with anything but plain path characters is single-quoted (literal in both).
+ */
+export function envVars(s: Storage, base: string): Array<[string, string]> {
+  const at = (rel: string) => posix.join(base, rel);
+  return [
+    ["MODELSHARE_ROOT", base],
+    ["MODELSHARE_MODELS", at(s.models)],
+    ...s.categories.map((c): [string, string] => [`MODELSHARE_MODELS_${c.toUpperCase()}`, at(posix.join(s.models, c))]),
+    ["OLLAMA_MODELS", at(s.ollamaModels)],
+    ["MODELSHARE_COMFYUI_CUSTOM_NODES", at(s.comfyuiCustomNodes)],
+    ["MODELSHARE_OUTPUTS", at(posix.join(s.user, "output"))],
+    ["MODELSHARE_INPUTS", at(posix.join(s.user, "input"))],
+    ["MODELSHARE_WORKFLOWS", at(posix.join(s.user, "workflows"))],
+    ["MODELSHARE_PROJECTS", at(s.projects)],
+    ["MODELSHARE_MEDIA_CACHE", at(s.mediaCache)],
+  ];
+}
+
+const PLAIN = /^[A-Za-z0-9_./@+,=:-]*$/;
+
+export function renderEnvFile(s: Storage, base: string): string {
+  const lines = envVars(s, base).map(([k, v]) => `${k}=${PLAIN.test(v) ? v : `'${v}'`}`);
+  return ["# modelshare: the shared storage as this node sees it. Written by modelshare; edits are replaced.", ...lines].join("\n");
+}
+
+export interface NodeEnvArgs {
+  node: NodeTarget;
+  storage: Storage;
+  /** The storage root as this node sees it. */
+  base: string;
+  token?: string;
+}
+
+/**
+ * /etc/modelshare/env on one node (root's, 0644, no secrets); destroy removes it. A run without
+ * root (the dev stack) writes ~/.config/modelshare/env instead, and says so.
+ */
+export class NodeEnv extends pulumi.ComponentResource {
+  readonly path: pulumi.Output<string>;
+
+  constructor(name: string, args: NodeEnvArgs, opts?: pulumi.ComponentResourceOptions) {
+    super("modelshare:installers:NodeEnv", name, {}, opts);
+    runProgram(`${name}-converge`, args.node, { text: renderNodeEnv(args.storage, args.base), removes: true, token: args.token }, { parent: this });
+    this.path = pulumi.output(ENV_FILE);
+    this.registerOutputs({ path: this.path });
+  }
+}
+
+export function renderNodeEnv(s: Storage, base: string): string {
+  return renderProgram({
+    title: `${ENV_FILE} for ${base}`,
+    root: s.root,
+    owner: ownerArgs(s),
+    libs: [SYSTEM, ENV],
+    converge: { privileged: [call("node_env", ENV_FILE, renderEnvFile(s, base))] },
+    remove: { privileged: [call("node_env_removed", ENV_FILE)] },
+  });
+}

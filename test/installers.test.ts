@@ -1,0 +1,95 @@
+import { spawnSync } from "node:child_process";
+import { chmodSync, existsSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { describe, expect, it } from "vitest";
+import { parseSite } from "../components/config";
+import { ENV_FILE, renderEnvFile, renderNodeEnv } from "../components/installers/env";
+import { planSite } from "../components/plan";
+import { runProgram } from "./helpers/run";
+import { shellcheck } from "./helpers/shellcheck";
+import { expectProblem, problemsOf, type Rejected } from "./helpers/rejected";
+
+const KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHfE3lGZ1sXb0cQy3q6c2m5i2Jc0l8v7y0hq8b2a1c9d";
+
+function seeds(): any {
+  return {
+    nodes: [
+      { name: "storage", host: "192.168.0.6", hostKey: KEY, roles: ["storage", "smb", "nfs-server"] },
+      { name: "gpu1", host: "192.168.0.21", hostKey: KEY, roles: ["worker"] },
+    ],
+    storage: { root: "/vol/service/cw", categories: ["checkpoints", "loras"] },
+    nfs: { enabled: true },
+    projects: ["spring-campaign"],
+  };
+}
+const parse = (raw: unknown) => parseSite(raw, { homedir: "/home/ada" });
+
+describe("the node environment file", () => {
+  it("names the storage as each node sees it, one NAME=value a line", () => {
+    const site = parse(seeds());
+    expect(renderEnvFile(site.storage, "/mnt/modelshare")).toBe([
+      "# modelshare: the shared storage as this node sees it. Written by modelshare; edits are replaced.",
+      "MODELSHARE_ROOT=/mnt/modelshare",
+      "MODELSHARE_MODELS=/mnt/modelshare/storage-models/models",
+      "MODELSHARE_MODELS_CHECKPOINTS=/mnt/modelshare/storage-models/models/checkpoints",
+      "MODELSHARE_MODELS_LORAS=/mnt/modelshare/storage-models/models/loras",
+      "OLLAMA_MODELS=/mnt/modelshare/storage-models/ollama",
+      "MODELSHARE_COMFYUI_CUSTOM_NODES=/mnt/modelshare/storage-models/comfyui/custom_nodes",
+      "MODELSHARE_OUTPUTS=/mnt/modelshare/storage-user/output",
+      "MODELSHARE_INPUTS=/mnt/modelshare/storage-user/input",
+      "MODELSHARE_WORKFLOWS=/mnt/modelshare/storage-user/workflows",
+      "MODELSHARE_PROJECTS=/mnt/modelshare/projects",
+      "MODELSHARE_MEDIA_CACHE=/mnt/modelshare/media_cache",
+    ].join("\n"));
+  });
+
+  it("goes to the storage node (its root) and every NFS worker (its mount), not to a worker without the storage", () => {
+    const plan = planSite(parse(seeds()));
+    expect(plan.filter((p) => p.kind === "env").map((p) => p.kind === "env" && [p.name, p.base])).toEqual([["storage-env", "/vol/service/cw"], ["gpu1-env", "/mnt/modelshare"]]);
+    const noNfs = seeds();
+    noNfs.nfs.enabled = false;
+    expect(planSite(parse(noNfs)).filter((p) => p.kind === "env").map((p) => p.name)).toEqual(["storage-env"]);
+  });
+
+  it("a path with a space is single-quoted, and a shell that sources the file reads it back", () => {
+    const raw = seeds();
+    raw.storage.root = "/srv/AI Daten";
+    raw.nfs.enabled = false;
+    const file = renderEnvFile(parse(raw).storage, "/srv/AI Daten");
+    expect(file).toContain("\nMODELSHARE_ROOT='/srv/AI Daten'\n");
+    const dir = mkdtempSync(join(tmpdir(), "modelshare-env-"));
+    writeFileSync(join(dir, "env"), file);
+    const r = spawnSync("bash", ["-c", `set -a; . ./env; printf '%s\\n' "$MODELSHARE_MODELS_LORAS"`], { encoding: "utf8", cwd: dir });
+    expect(r.stdout).toBe("/srv/AI Daten/storage-models/models/loras\n");
+  });
+
+  it("the program: shellcheck-clean; run without root it writes the user's own file, once, and remove takes it away", () => {
+    const site = parse(seeds());
+    const program = renderNodeEnv(site.storage, "/vol/service/cw");
+    expect(shellcheck([program])).toBe("");
+    const config = mkdtempSync(join(tmpdir(), "modelshare-xdg-"));
+    chmodSync(config, 0o777);
+    const env = { ...process.env, XDG_CONFIG_HOME: config, HOME: "/nonexistent", MODELSHARE_LOCK_WAIT: "5" };
+    const first = runProgram(program, "converge", { user: "nobody", env });
+    expect(first.code, first.stderr).toBe(0);
+    expect(first.stdout).toContain(`note: not root, so the environment file is ${config}/modelshare/env (not ${ENV_FILE})`);
+    expect(readFileSync(join(config, "modelshare/env"), "utf8")).toBe(`${renderEnvFile(site.storage, "/vol/service/cw")}\n`);
+    expect(runProgram(program, "converge", { user: "nobody", env }).changed).toBe(0);
+    const removed = runProgram(program, "remove", { user: "nobody", env });
+    expect(removed.code, removed.stderr).toBe(0);
+    expect(existsSync(join(config, "modelshare"))).toBe(false);
+  });
+});
+
+describe("modelshare:projects", () => {
+  const rejected: Rejected[] = [
+    ["a project id with a slash", (s) => { s.projects = ["a/b"]; }, "projects[0]", /one folder name, without \//],
+    ["a project id that is hidden", (s) => { s.projects = [".secret"]; }, "projects[0]", /hidden folder name/],
+    ["two ids that differ only in case", (s) => { s.projects = ["Spring", "spring"]; }, "projects[1]", /same folder as projects\[0\]/],
+    ["an id Windows cannot open", (s) => { s.projects = ["CON"]; }, "projects[0]", /device name Windows reserves/],
+  ];
+  it.each(rejected)("refuses %s, naming the key", (_what, mutate, key, says) => {
+    expectProblem(problemsOf(seeds, mutate), key, says);
+  });
+});

@@ -19,5 +19,5 @@ node_env_removed() {
   local path
   path=$(env_path "$1")
   remove_file "$path"
-  remove_empty_dir "$(dirname -- "$path")"
+  remove_system_dir "$(dirname -- "$path")"
 }

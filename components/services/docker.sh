@@ -26,7 +26,7 @@ After=$1"
 docker_no_drop_in() {
   [ -e /etc/systemd/system/docker.service.d/modelshare.conf ] || return 0
   remove_file /etc/systemd/system/docker.service.d/modelshare.conf
-  remove_empty_dir /etc/systemd/system/docker.service.d
+  remove_system_dir /etc/systemd/system/docker.service.d
   checking || systemctl daemon-reload
 }
 

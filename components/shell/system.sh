@@ -96,7 +96,7 @@ ensure_system_dir() {
   [ -d "$1" ] || checking || mkdir -p -- "$1"
 }
 
-# remove_empty_dir PATH: such a folder goes once nothing is left in it; anything else stays.
-remove_empty_dir() {
+# remove_system_dir PATH: such a folder goes once nothing is left in it; anything else stays.
+remove_system_dir() {
   if [ -d "$1" ] && [ ! -L "$1" ] && ! checking; then rmdir --ignore-fail-on-non-empty -- "$1"; fi
 }

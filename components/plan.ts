@@ -4,6 +4,7 @@ import type { Nfs } from "./nfs/schema";
 import { mountsOf, mountUnitName } from "./nfs/exports";
 import { renderNfsServer } from "./nfs/server";
 import { renderNodeEnv } from "./installers/env";
+import { renderOllamaInstaller } from "./installers/ollama";
 import { renderContainerCheck } from "./services/container";
 import { renderDockerHost } from "./services/host";
 import { SERVICES } from "./services/schema";
@@ -26,7 +27,8 @@ export type Planned =
   | { kind: "nfs-mount"; name: string; node: SiteNode; storage: Storage; nfs: Nfs; server: string }
   | { kind: "docker"; name: string; node: SiteNode; storage: Storage; containers: ContainerSpec[]; mountUnits: string[]; dockerUser: string }
   | { kind: "service"; name: string; node: SiteNode; storage: Storage; spec: ContainerSpec }
-  | { kind: "env"; name: string; node: SiteNode; storage: Storage; base: string };
+  | { kind: "env"; name: string; node: SiteNode; storage: Storage; base: string }
+  | { kind: "ollama"; name: string; node: SiteNode; storage: Storage; base: string };
 
 export function planSite(config: Site): Planned[] {
   const node = config.nodes.find((n) => n.roles.includes("storage"));
@@ -53,6 +55,9 @@ export function planSite(config: Site): Planned[] {
     // worker its mount.
     { kind: "env" as const, name: `${node.name}-env`, node, storage, base: storage.root },
     ...workers.map((w) => ({ kind: "env" as const, name: `${w.name}-env`, node: w, storage, base: config.nfs.mountPoint })),
+    ...config.nodes.filter((n) => config.ollama.nodes.some((o) => o.toLowerCase() === n.name.toLowerCase())).map((n) => ({
+      kind: "ollama" as const, name: `${n.name}-ollama`, node: n, storage, base: n.name === node.name ? storage.root : config.nfs.mountPoint,
+    })),
   ];
 }
 
@@ -95,6 +100,8 @@ export function programsOf(p: Planned, secrets: ProgramSecrets): Array<{ name: s
       return [{ name: `${p.name}-converge`, stdin: renderNfsServer(p.nfs, p.storage, p.clients, p.node.host) }];
     case "nfs-mount":
       return [{ name: `${p.name}-converge`, stdin: renderNfsMount(p.nfs, p.storage, p.server) }];
+    case "ollama":
+      return [{ name: `${p.name}-converge`, stdin: renderOllamaInstaller(p.storage, p.base) }];
     case "env":
       return [{ name: `${p.name}-converge`, stdin: renderNodeEnv(p.storage, p.base) }];
     case "docker":

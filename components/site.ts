@@ -7,6 +7,7 @@ import { NfsServer } from "./nfs/server";
 import { ServiceContainer } from "./services/container";
 import { DockerHost } from "./services/host";
 import { NodeEnv } from "./installers/env";
+import { OllamaInstaller } from "./installers/ollama";
 import type { ContainerSpec } from "./services/spec";
 import { SmbShare, type ShareFolder } from "./smb/share";
 import { StorageLayout } from "./storage/layout";
@@ -60,6 +61,9 @@ export class Site extends pulumi.ComponentResource {
       } else if (p.kind === "nfs-mount") {
         // Every mount waits for the export (and its marker).
         mounts[p.node.name] = new NfsMount(p.name, { node, server: p.server, nfs: p.nfs, storage: p.storage, token }, { parent: this, dependsOn: nfsServer ? [nfsServer] : [] });
+      } else if (p.kind === "ollama") {
+        // After the folder exists where this node sees it: the layout, or the NFS mount.
+        new OllamaInstaller(p.name, { node, storage: p.storage, base: p.base, token }, { parent: this, dependsOn: mounts[p.node.name] ?? (layout ? [layout] : []) });
       } else if (p.kind === "env") {
         new NodeEnv(p.name, { node, storage: p.storage, base: p.base, token }, { parent: this });
       } else if (p.kind === "docker") {

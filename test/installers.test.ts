@@ -5,6 +5,7 @@ import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { parseSite } from "../components/config";
 import { ENV_FILE, renderEnvFile, renderNodeEnv } from "../components/installers/env";
+import { renderOllamaDropIn, renderOllamaInstaller } from "../components/installers/ollama";
 import { planSite } from "../components/plan";
 import { runProgram } from "./helpers/run";
 import { shellcheck } from "./helpers/shellcheck";
@@ -88,6 +89,43 @@ describe("modelshare:projects", () => {
     ["a project id that is hidden", (s) => { s.projects = [".secret"]; }, "projects[0]", /hidden folder name/],
     ["two ids that differ only in case", (s) => { s.projects = ["Spring", "spring"]; }, "projects[1]", /same folder as projects\[0\]/],
     ["an id Windows cannot open", (s) => { s.projects = ["CON"]; }, "projects[0]", /device name Windows reserves/],
+  ];
+  it.each(rejected)("refuses %s, naming the key", (_what, mutate, key, says) => {
+    expectProblem(problemsOf(seeds, mutate), key, says);
+  });
+});
+
+describe("Ollama pointed at the shared folder", () => {
+  it("a drop-in with its [Service] header, OLLAMA_MODELS where this node sees the folder (a % doubled for systemd)", () => {
+    expect(renderOllamaDropIn("/mnt/modelshare/storage-models/ollama")).toBe(
+      "# modelshare: Ollama keeps its models in the shared folder\n[Service]\nEnvironment=\"OLLAMA_MODELS=/mnt/modelshare/storage-models/ollama\"");
+    expect(renderOllamaDropIn("/srv/100%/ollama")).toContain("OLLAMA_MODELS=/srv/100%%/ollama");
+  });
+
+  it("planned on the storage node (local folder) and on NFS workers (under the mount); the program is shellcheck-clean and moves models as the ollama user", () => {
+    const raw = seeds();
+    raw.nodes[0].roles.push("worker");
+    raw.ollama = { nodes: ["storage", "gpu1"] };
+    const site = parse(raw);
+    const plan = planSite(site).filter((p) => p.kind === "ollama");
+    expect(plan.map((p) => p.kind === "ollama" && [p.name, p.base])).toEqual([["storage-ollama", "/vol/service/cw"], ["gpu1-ollama", "/mnt/modelshare"]]);
+    const program = renderOllamaInstaller(site.storage, "/mnt/modelshare");
+    expect(program).toContain([
+      "  ollama_service",
+      "  ollama_group '1000'",
+      "  ollama_access '/mnt/modelshare/storage-models/ollama' '1000'",
+    ].join("\n"));
+    expect(program).toContain("  ollama_migrate '/mnt/modelshare/storage-models/ollama'\n  ollama_live\n");
+    expect(program).toContain('run_as "$(id -u ollama)" "$(id -g ollama)" init ollama_merge "$old" "$dir"');
+    expect(program).not.toMatch(/chmod -R|chmod .*-R/);
+    expect(shellcheck([program])).toBe("");
+  });
+
+  const rejected: Rejected[] = [
+    ["an unknown node", (s) => { s.ollama = { nodes: ["gpu9"] }; }, "ollama.nodes[0]", /no node is named "gpu9"/],
+    ["a node listed twice", (s) => { s.ollama = { nodes: ["gpu1", "GPU1"] }; }, "ollama.nodes[1]", /lists gpu1 twice/],
+    ["a worker without NFS", (s) => { s.nfs.enabled = false; s.ollama = { nodes: ["gpu1"] }; }, "ollama.nodes[0]", /does not see the storage/],
+    ["an unmanaged owner", (s) => { s.storage.owner = "unmanaged"; s.ollama = { nodes: ["storage"] }; }, "ollama.nodes", /owner's group/],
   ];
   it.each(rejected)("refuses %s, naming the key", (_what, mutate, key, says) => {
     expectProblem(problemsOf(seeds, mutate), key, says);

@@ -82,19 +82,20 @@ as_owner() {
   run_as "$uid" "$gid" clear "$fn"
 }
 
-# run_as UID GID GROUPS FUNCTION (root): runs FUNCTION in a child bash holding this program's
+# run_as UID GID GROUPS FUNCTION [ARG...] (root): runs FUNCTION (with ARGs) in a child bash holding this program's
 # functions, as UID:GID with no capabilities and no way to gain privileges; GROUPS is clear (no
 # supplementary groups: the storage owner) or init (the user's own groups, from /etc/group: a
 # service user such as ollama, whose access comes through its groups). Its changes count as
 # ours; its refusal is ours.
 # shellcheck disable=SC2154 # program_title, storage_root, owner_*: set by the program
 run_as() {
-  local uid=$1 gid=$2 groups=$3 fn=$4 line pid fd
+  local uid=$1 gid=$2 groups=$3 line pid fd
+  shift 3
   # An empty environment: nothing of root's (HOME, BASH_ENV, SSH_CLIENT, which makes bash read
   # ~/.bashrc as if sshd had started it) reaches the steps.
   exec {fd}< <(cd / && exec setpriv --reuid="$uid" --regid="$gid" "--$groups-groups" --no-new-privs -- \
-    env -i HOME=/ LC_ALL=C.UTF-8 PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin bash -c "$(declare -f; declare -p program_title storage_root owner_uid owner_gid run_mode)"$'\nset -euo pipefail; umask 022; changed=0 drifted=0; "$1"' \
-    "modelshare: $program_title (as $uid:$gid)" "$fn" </dev/null)
+    env -i HOME=/ LC_ALL=C.UTF-8 PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin bash -c "$(declare -f; declare -p program_title storage_root owner_uid owner_gid run_mode)"$'\nset -euo pipefail; umask 022; changed=0 drifted=0; "$@"' \
+    "modelshare: $program_title (as $uid:$gid)" "$@" </dev/null)
   pid=$!
   while IFS= read -r -u "$fd" line; do
     case $line in "changed: "*) changed=$((changed + 1)) ;; "drift: "*) drifted=$((drifted + 1)) ;; esac

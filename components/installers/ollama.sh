@@ -1,0 +1,102 @@
+# --- Ollama pointed at the shared folder (privileged: its unit and account; the models move as
+# the ollama user, never as root) ---
+
+OLLAMA_DROP_IN=/etc/systemd/system/ollama.service.d/modelshare.conf
+ollama_restart=no
+
+# ollama_service: Ollama is installed as the ollama systemd service, with its ollama user (the
+# official install script makes both); modelshare does not install Ollama.
+ollama_service() {
+  systemctl cat ollama.service >/dev/null 2>&1 ||
+    refuse "Ollama is not installed as the ollama systemd service on $(hostname); install it with Ollama's own install script (modelshare points an installed Ollama at the shared folder, it does not install it), then run again."
+  id -u ollama >/dev/null 2>&1 || refuse "the ollama service is there but the ollama user is not; reinstall Ollama, then run again."
+}
+
+# ollama_group GID: the ollama user is in the storage owner's group (made, as modelshare, if the
+# node has no group with that gid): its way into the shared folders, no mode opened wider.
+ollama_group() {
+  local gid=$1 group
+  group=$(getent group "$gid" | cut -d: -f1) || true
+  if [ -z "$group" ]; then
+    act "no group has gid $gid (the storage owner's)" "made group modelshare ($gid)" groupadd -g "$gid" modelshare
+    group=modelshare
+  fi
+  if ! id -nG ollama | tr ' ' '\n' | grep -qx -- "$group"; then
+    act "the ollama user is not in $group ($gid), the storage owner's group" "added the ollama user to $group ($gid)" usermod -aG "$group" ollama
+    ollama_restart=yes # a running ollama has its old groups
+  fi
+}
+
+# ollama_access DIR GID: as the ollama user, with its groups, every folder down to DIR can be
+# entered, and DIR read and written. modelshare never opens a folder wider: the run names the
+# first one the ollama user cannot pass.
+ollama_access() {
+  local dir=$1 owner_group=$2 path="" part uid gid
+  uid=$(id -u ollama) gid=$(id -g ollama)
+  # Checking before the group was added: that is the drift already reported.
+  if checking && ! id -nG ollama | tr ' ' '\n' | grep -qx -- "$(getent group "$owner_group" | cut -d: -f1)"; then return 0; fi
+  for part in ${dir//\// }; do
+    path=$path/$part
+    setpriv --reuid="$uid" --regid="$gid" --init-groups -- test -x "$path" ||
+      refuse "the ollama user cannot enter $path ($(stat -c '%U:%G %a' -- "$path" 2>/dev/null || echo missing)); modelshare never opens a folder wider: let it in (a group it is in, or o+x on that folder, yourself), then run again."
+  done
+  setpriv --reuid="$uid" --regid="$gid" --init-groups -- test -r "$dir" -a -w "$dir" ||
+    refuse "the ollama user cannot read and write $dir ($(stat -c '%U:%G %a' -- "$dir")); it needs the storage owner's group with rwx there: fix the folder's mode (storage.modes.models), then run again."
+}
+
+# ollama_drop_in CONTENT: the unit's drop-in; only a drop-in survives the install script, which
+# rewrites ollama.service itself.
+# shellcheck disable=SC2154 # file_changed: set by install_file
+ollama_drop_in() {
+  ensure_system_dir "${OLLAMA_DROP_IN%/*}"
+  install_file "$OLLAMA_DROP_IN" 0644 "$1"
+  if [ "$file_changed" = yes ]; then
+    systemctl daemon-reload
+    ollama_restart=yes
+  fi
+}
+
+# ollama_migrate DIR: models in the ollama user's own folder (~ollama/.ollama/models, the
+# default) move into DIR, as the ollama user, by the merge rules of the links folders: a name
+# on both sides with other content stops the run listing them, nothing moved. The old folder
+# stays, empty.
+ollama_migrate() {
+  local dir=$1 home old
+  home=$(getent passwd ollama | cut -d: -f6)
+  old=$home/.ollama/models
+  [ -d "$old" ] && [ ! -L "$old" ] && [ ! "$old" -ef "$dir" ] || return 0
+  [ -n "$(find -P "$old" -mindepth 1 -maxdepth 1 -print -quit)" ] || return 0
+  if checking; then
+    drift "$old still holds models; converge moves them into $dir"
+    return 0
+  fi
+  systemctl stop ollama.service
+  run_as "$(id -u ollama)" "$(id -g ollama)" init ollama_merge "$old" "$dir"
+  ollama_restart=yes
+}
+
+# ollama_merge OLD DIR (as the ollama user)
+ollama_merge() {
+  merge_into "$1" "$2"
+  mkdir -m 0755 -- "$1"
+  did "moved the models in $1 into $2"
+}
+
+# ollama_live: restarted when its drop-in, its groups or its models changed; running either way.
+ollama_live() {
+  if [ "$ollama_restart" = yes ]; then
+    act "ollama runs with its old settings" "restarted ollama" systemctl restart ollama.service
+  fi
+  ensure_service ollama.service
+}
+
+# ollama_unpointed: destroy: the drop-in goes and Ollama restarts on its default folder.
+ollama_unpointed() {
+  [ -e "$OLLAMA_DROP_IN" ] || return 0
+  remove_file "$OLLAMA_DROP_IN"
+  remove_system_dir "${OLLAMA_DROP_IN%/*}"
+  if ! checking; then
+    systemctl daemon-reload
+    if systemctl is-active --quiet ollama.service; then systemctl restart ollama.service; fi
+  fi
+}

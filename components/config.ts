@@ -1,7 +1,7 @@
 import { z } from "zod";
 import { canonicalHost, hostKeyProblem, hostProblem, isLocalHost } from "./node/hostRules";
 import { checkNfsSection, nfsSchema } from "./nfs/schema";
-import { checkInstallers, ollamaSchema } from "./installers/schema";
+import { checkInstallers, comfyuiSchema, ollamaSchema } from "./installers/schema";
 import { checkServices } from "./services/rules";
 import { servicesSchema } from "./services/schema";
 import { checkSmbSection, smbSchema } from "./smb/schema";
@@ -18,7 +18,7 @@ export { CATEGORY_ALIASES, COMFYUI_CATEGORIES, DEFAULT_CATEGORIES, type Storage 
 export const ROLES = ["storage", "smb", "nfs-server", "worker"] as const;
 
 /** The stack's `modelshare:` sections; any other key is a node's SSH key (or a mistake). */
-export const SECTIONS = ["nodes", "storage", "smb", "nfs", "services", "projects", "ollama"] as const;
+export const SECTIONS = ["nodes", "storage", "smb", "nfs", "services", "projects", "ollama", "comfyui"] as const;
 
 const hostName = z.string().superRefine((h, ctx) => {
   const problem = hostProblem(h);
@@ -59,6 +59,7 @@ export const siteSchema = z.strictObject({
   services: servicesSchema,
   projects: projectsSchema,
   ollama: ollamaSchema,
+  comfyui: comfyuiSchema,
 });
 
 export type RawSite = z.input<typeof siteSchema>;

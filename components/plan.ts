@@ -5,6 +5,7 @@ import { mountsOf, mountUnitName } from "./nfs/exports";
 import { renderNfsServer } from "./nfs/server";
 import { renderNodeEnv } from "./installers/env";
 import { renderOllamaInstaller } from "./installers/ollama";
+import { comfyuiName, renderComfyUIInstaller, type ComfyUIInstall } from "./installers/comfyui";
 import { renderContainerCheck } from "./services/container";
 import { renderDockerHost } from "./services/host";
 import { SERVICES } from "./services/schema";
@@ -28,7 +29,8 @@ export type Planned =
   | { kind: "docker"; name: string; node: SiteNode; storage: Storage; containers: ContainerSpec[]; mountUnits: string[]; dockerUser: string }
   | { kind: "service"; name: string; node: SiteNode; storage: Storage; spec: ContainerSpec }
   | { kind: "env"; name: string; node: SiteNode; storage: Storage; base: string }
-  | { kind: "ollama"; name: string; node: SiteNode; storage: Storage; base: string };
+  | { kind: "ollama"; name: string; node: SiteNode; storage: Storage; base: string }
+  | { kind: "comfyui"; name: string; node: SiteNode; storage: Storage; base: string; install: ComfyUIInstall };
 
 export function planSite(config: Site): Planned[] {
   const node = config.nodes.find((n) => n.roles.includes("storage"));
@@ -58,6 +60,10 @@ export function planSite(config: Site): Planned[] {
     ...config.nodes.filter((n) => config.ollama.nodes.some((o) => o.toLowerCase() === n.name.toLowerCase())).map((n) => ({
       kind: "ollama" as const, name: `${n.name}-ollama`, node: n, storage, base: n.name === node.name ? storage.root : config.nfs.mountPoint,
     })),
+    ...config.comfyui.installs.map((install) => {
+      const n = config.nodes.find((x) => x.name.toLowerCase() === install.node.toLowerCase()) as SiteNode;
+      return { kind: "comfyui" as const, name: comfyuiName(n.name, install.path), node: n, storage, base: n.name === node.name ? storage.root : config.nfs.mountPoint, install };
+    }),
   ];
 }
 
@@ -100,6 +106,8 @@ export function programsOf(p: Planned, secrets: ProgramSecrets): Array<{ name: s
       return [{ name: `${p.name}-converge`, stdin: renderNfsServer(p.nfs, p.storage, p.clients, p.node.host) }];
     case "nfs-mount":
       return [{ name: `${p.name}-converge`, stdin: renderNfsMount(p.nfs, p.storage, p.server) }];
+    case "comfyui":
+      return [{ name: `${p.name}-converge`, stdin: renderComfyUIInstaller(p.storage, p.base, p.install) }];
     case "ollama":
       return [{ name: `${p.name}-converge`, stdin: renderOllamaInstaller(p.storage, p.base) }];
     case "env":

@@ -8,6 +8,7 @@ import { ServiceContainer } from "./services/container";
 import { DockerHost } from "./services/host";
 import { NodeEnv } from "./installers/env";
 import { OllamaInstaller } from "./installers/ollama";
+import { ComfyUIInstaller } from "./installers/comfyui";
 import type { ContainerSpec } from "./services/spec";
 import { SmbShare, type ShareFolder } from "./smb/share";
 import { StorageLayout } from "./storage/layout";
@@ -64,6 +65,8 @@ export class Site extends pulumi.ComponentResource {
       } else if (p.kind === "ollama") {
         // After the folder exists where this node sees it: the layout, or the NFS mount.
         new OllamaInstaller(p.name, { node, storage: p.storage, base: p.base, token }, { parent: this, dependsOn: mounts[p.node.name] ?? (layout ? [layout] : []) });
+      } else if (p.kind === "comfyui") {
+        new ComfyUIInstaller(p.name, { node, storage: p.storage, base: p.base, install: p.install, token }, { parent: this, dependsOn: mounts[p.node.name] ?? (layout ? [layout] : []) });
       } else if (p.kind === "env") {
         new NodeEnv(p.name, { node, storage: p.storage, base: p.base, token }, { parent: this });
       } else if (p.kind === "docker") {

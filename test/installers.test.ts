@@ -1,5 +1,5 @@
 import { spawnSync } from "node:child_process";
-import { chmodSync, existsSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { chmodSync, existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
@@ -7,7 +7,9 @@ import { parseSite } from "../components/config";
 import { ENV_FILE, renderEnvFile, renderNodeEnv } from "../components/installers/env";
 import { renderOllamaDropIn, renderOllamaInstaller } from "../components/installers/ollama";
 import { planSite } from "../components/plan";
-import { runProgram } from "./helpers/run";
+import { renderComfyUIInstaller } from "../components/installers/comfyui";
+import { renderStorageLayout } from "../components/storage/layout";
+import { runProgram, tempRoot } from "./helpers/run";
 import { shellcheck } from "./helpers/shellcheck";
 import { expectProblem, problemsOf, type Rejected } from "./helpers/rejected";
 
@@ -129,5 +131,100 @@ describe("Ollama pointed at the shared folder", () => {
   ];
   it.each(rejected)("refuses %s, naming the key", (_what, mutate, key, says) => {
     expectProblem(problemsOf(seeds, mutate), key, says);
+  });
+});
+
+describe("ComfyUIInstaller, run for real on a fake checkout", () => {
+  const ADMIN_YAML = [
+    "# the admin's own paths, with a comment to keep",
+    "a111:",
+    "    base_path: /opt/sd-webui/",
+    "    checkpoints: models/Stable-diffusion  # their checkpoints",
+    "",
+  ].join("\n");
+
+  function checkout(): { root: string; path: string; site: ReturnType<typeof parse> } {
+    const root = tempRoot();
+    const raw = { nodes: [{ name: "here", host: "localhost", roles: ["storage", "worker"] }], storage: { root, minFreeGB: 0, categories: ["checkpoints", "loras", "text_encoders"] }, comfyui: { installs: [{ node: "here", path: `${root}-comfy`, python: "/usr/bin/python3" }] } };
+    const site = parseSite(raw, { homedir: "/nonexistent" });
+    expect(runProgram(renderStorageLayout(site.storage)).code).toBe(0);
+    const path = `${root}-comfy`;
+    for (const d of ["models/checkpoints", "models/loras", "models/clip", "models/text_encoders", "custom_nodes"]) mkdirSync(join(path, d), { recursive: true });
+    for (const f of ["main.py", "folder_paths.py", "models/checkpoints/put_checkpoints_here", "models/loras/put_loras_here"]) writeFileSync(join(path, f), "");
+    writeFileSync(join(path, "models/checkpoints/sd15.safetensors"), Buffer.alloc(200_000, 7));
+    writeFileSync(join(path, "models/clip/t5.safetensors"), "t5-bytes");
+    writeFileSync(join(path, "extra_model_paths.yaml"), ADMIN_YAML);
+    return { root, path, site };
+  }
+  const program = (site: ReturnType<typeof parse>) => renderComfyUIInstaller(site.storage, site.storage.root, site.comfyui.installs[0]);
+  const yaml = (file: string) => spawnSync("/usr/bin/python3", ["-c", "import json, sys, yaml; print(json.dumps(yaml.safe_load(open(sys.argv[1]))))", file], { encoding: "utf8" });
+
+  it("adds its section beside the admin's (comments kept), moves the models into the store (placeholders stay for git); a second run changes nothing", () => {
+    const { root, path, site } = checkout();
+    const first = runProgram(program(site));
+    expect(first.code, first.stderr).toBe(0);
+    const text = readFileSync(join(path, "extra_model_paths.yaml"), "utf8");
+    expect(text).toContain("# the admin's own paths, with a comment to keep");
+    expect(text).toContain("# their checkpoints");
+    expect(JSON.parse(yaml(join(path, "extra_model_paths.yaml")).stdout)).toEqual({
+      a111: { base_path: "/opt/sd-webui/", checkpoints: "models/Stable-diffusion" },
+      modelshare: {
+        base_path: `${root}/storage-models/models`, checkpoints: "checkpoints", loras: "loras", text_encoders: "text_encoders",
+        custom_nodes: `${root}/storage-models/comfyui/custom_nodes`,
+      },
+    });
+    expect(readFileSync(join(path, "extra_model_paths.yaml.modelshare-backup"), "utf8")).toBe(ADMIN_YAML);
+    expect(readFileSync(join(root, "storage-models/models/checkpoints/sd15.safetensors"))).toEqual(Buffer.alloc(200_000, 7));
+    expect(readFileSync(join(root, "storage-models/models/text_encoders/t5.safetensors"), "utf8")).toBe("t5-bytes"); // from models/clip, its alias
+    expect(readdirSync(join(path, "models/checkpoints"))).toEqual(["put_checkpoints_here"]);
+    expect(readdirSync(join(path, "models/clip"))).toEqual([]);
+    expect(lstatSync(join(path, "models")).isSymbolicLink()).toBe(false);
+    const second = runProgram(program(site));
+    expect(second.changed, second.stdout).toBe(0);
+  });
+
+  it("with PyYAML alone (no ruamel.yaml) the section is written too, and the run says the comments are gone and where the copy is", () => {
+    const { path, site } = checkout();
+    // A Python that has PyYAML and nothing else: a venv without the system's packages.
+    const venv = mkdtempSync(join(tmpdir(), "modelshare-venv-"));
+    expect(spawnSync("/usr/bin/python3", ["-m", "venv", "--without-pip", venv]).status).toBe(0);
+    mkdirSync(join(venv, "only"));
+    symlinkSync("/usr/lib/python3/dist-packages/yaml", join(venv, "only/yaml"));
+    const install = { ...site.comfyui.installs[0], python: join(venv, "bin/python") };
+    const r = runProgram(renderComfyUIInstaller(site.storage, site.storage.root, install), "converge", { env: { ...process.env, PYTHONPATH: join(venv, "only") } });
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toContain(`note: PyYAML does not keep comments: the comments in ${path}/extra_model_paths.yaml are gone (a copy of the file is beside it)`);
+    expect(JSON.parse(yaml(join(path, "extra_model_paths.yaml")).stdout).a111).toEqual({ base_path: "/opt/sd-webui/", checkpoints: "models/Stable-diffusion" });
+    expect(readFileSync(join(path, "extra_model_paths.yaml.modelshare-backup"), "utf8")).toBe(ADMIN_YAML);
+  });
+
+  it("invalid YAML of the admin's stops the run with the parser's words and is left as it was", () => {
+    const { path, site } = checkout();
+    writeFileSync(join(path, "extra_model_paths.yaml"), "a111:\n  base_path: [unclosed\n");
+    const r = runProgram(program(site));
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/extra_model_paths\.yaml is not valid YAML, so modelshare leaves it as it is: /);
+    expect(readFileSync(join(path, "extra_model_paths.yaml"), "utf8")).toBe("a111:\n  base_path: [unclosed\n");
+  });
+
+  it("a model whose name holds other content in the store stops the run listing it, nothing moved", () => {
+    const { root, path, site } = checkout();
+    writeFileSync(join(root, "storage-models/models/checkpoints/sd15.safetensors"), "other");
+    const r = runProgram(program(site));
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain("these names hold different content:\n  sd15.safetensors\n");
+    expect(existsSync(join(path, "models/checkpoints/sd15.safetensors"))).toBe(true);
+  });
+
+  it("destroy removes only modelshare's section; the check variant reports a section removed by hand", () => {
+    const { path, site } = checkout();
+    expect(runProgram(program(site)).code).toBe(0);
+    writeFileSync(join(path, "extra_model_paths.yaml"), ADMIN_YAML);
+    const check = runProgram(program(site), "check");
+    expect(check.stdout).toContain(`drift: ${path}/extra_model_paths.yaml lacks modelshare's section as the config gives it`);
+    expect(runProgram(program(site)).code).toBe(0);
+    expect(runProgram(program(site), "remove").code).toBe(0);
+    expect(JSON.parse(yaml(join(path, "extra_model_paths.yaml")).stdout)).toEqual({ a111: { base_path: "/opt/sd-webui/", checkpoints: "models/Stable-diffusion" } });
+    expect(shellcheck([program(site)])).toBe("");
   });
 });

@@ -64,7 +64,7 @@ ollama_migrate() {
   local dir=$1 home old
   home=$(getent passwd ollama | cut -d: -f6)
   old=$home/.ollama/models
-  [ -d "$old" ] && [ ! -L "$old" ] && [ ! "$old" -ef "$dir" ] || return 0
+  if [ ! -d "$old" ] || [ -L "$old" ] || [ "$old" -ef "$dir" ]; then return 0; fi
   [ -n "$(find -P "$old" -mindepth 1 -maxdepth 1 -print -quit)" ] || return 0
   if checking; then
     drift "$old still holds models; converge moves them into $dir"

@@ -1,4 +1,10 @@
 import { z } from "zod";
+import { pathProblem } from "../pathRules";
+
+const absolute = (what: string) => z.string().superRefine((v, ctx) => {
+  const problem = pathProblem(v, true);
+  if (problem) ctx.addIssue({ code: "custom", message: problem });
+}).describe(what);
 
 /**
  * The host installers' sections: `modelshare:ollama` (nodes whose installed Ollama service is
@@ -11,6 +17,18 @@ export const ollamaSchema = z.strictObject({
 
 export type Ollama = z.output<typeof ollamaSchema>;
 
+export const comfyuiSchema = z.strictObject({
+  installs: z.array(z.strictObject({
+    node: z.string().describe("The node with the checkout (the storage node, or a worker that mounts the storage over NFS)."),
+    path: absolute("The ComfyUI checkout (the folder holding main.py)."),
+    service: z.string().regex(/^[A-Za-z0-9@._:-]+\.service$/, "must be a systemd service name such as comfyui.service").optional()
+      .describe("Its systemd service, if it runs as one: a drop-in adds --output-directory to its ExecStart."),
+    python: absolute("A Python with PyYAML or ruamel.yaml (default: the checkout's venv/bin/python or .venv/bin/python, else python3).").optional(),
+  })).default([]).describe("Existing ComfyUI checkouts to point at the shared folders through their extra_model_paths.yaml."),
+}).default({ installs: [] });
+
+export type ComfyUI = z.output<typeof comfyuiSchema>;
+
 type Add = (key: string, message: string) => void;
 interface NodeRoles {
   name: string;
@@ -18,7 +36,7 @@ interface NodeRoles {
 }
 
 /** Each listed node exists once and sees the storage; the ollama user needs the owner's group. */
-export function checkInstallers(site: { nodes: readonly NodeRoles[]; nfs: { enabled: boolean }; storage: { owner: unknown }; ollama: Ollama }, add: Add): void {
+export function checkInstallers(site: { nodes: readonly NodeRoles[]; nfs: { enabled: boolean }; storage: { owner: unknown; outputs: readonly string[]; user: string }; ollama: Ollama; comfyui: ComfyUI }, add: Add): void {
   const seen = new Set<string>();
   site.ollama.nodes.forEach((name, i) => {
     const key = `ollama.nodes[${i}]`;
@@ -28,6 +46,18 @@ export function checkInstallers(site: { nodes: readonly NodeRoles[]; nfs: { enab
     seen.add(node.name);
     const sees = node.roles.includes("storage") || (node.roles.includes("worker") && site.nfs.enabled);
     if (!sees) add(key, `${node.name} does not see the storage (it is neither the storage node nor a worker that mounts it over NFS); list it as a worker and enable nfs, or drop it`);
+  });
+  const installs = new Set<string>();
+  site.comfyui.installs.forEach((inst, i) => {
+    const key = `comfyui.installs[${i}]`;
+    const node = site.nodes.find((n) => n.name.toLowerCase() === inst.node.toLowerCase());
+    if (!node) return add(`${key}.node`, `no node is named "${inst.node}"`);
+    const id = `${node.name}:${inst.path}`;
+    if (installs.has(id)) return add(`${key}.path`, `${inst.path} on ${node.name} is listed twice`);
+    installs.add(id);
+    const sees = node.roles.includes("storage") || (node.roles.includes("worker") && site.nfs.enabled);
+    if (!sees) add(`${key}.node`, `${node.name} does not see the storage (it is neither the storage node nor a worker that mounts it over NFS); list it as a worker and enable nfs, or drop it`);
+    if (!site.storage.outputs.includes("ComfyUI")) add(`${key}`, `ComfyUI saves into ${site.storage.user}/output/ComfyUI, which storage.outputs does not list; add "ComfyUI" to storage.outputs`);
   });
   if (site.ollama.nodes.length > 0 && site.storage.owner === "unmanaged") {
     add("ollama.nodes", "need storage.owner as {uid, gid}: the ollama user reaches the shared folder through the owner's group");

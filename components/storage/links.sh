@@ -53,15 +53,19 @@ hand_over() {
   cd /
 }
 
-# merge_into SRC DEST: move everything in folder SRC into the real folder DEST, then remove the
-# emptied SRC. Before moving anything it compares every name found on both sides, and refuses,
+# merge_into SRC DEST [KEEP]: move everything in folder SRC into the real folder DEST, then remove
+# the emptied SRC (with KEEP, a glob of top-level names, those stay, and so does SRC). Before moving anything it compares every name found on both sides, and refuses,
 # listing them, if any holds other content. Then one entry at a time, from inside its
 # destination folder (entered and checked by enter_dir, so a folder swapped for a link stops
 # the run): folders by merge_dir, everything else by merge_entry.
 merge_into() {
-  local src=$1 dest=$2 rel s d parent here="" across=no
+  local src=$1 dest=$2 keep=${3-} rel s d parent here="" across=no
   local -a entries=() conflicts=()
-  mapfile -d '' entries < <(find -P "$src" -mindepth 1 -printf '%P\0')
+  if [ -n "$keep" ]; then
+    mapfile -d '' entries < <(find -P "$src" -mindepth 1 ! -path "$src/$keep" -printf '%P\0')
+  else
+    mapfile -d '' entries < <(find -P "$src" -mindepth 1 -printf '%P\0')
+  fi
   for rel in "${entries[@]}"; do
     s="$src/$rel" d="$dest/$rel"
     if [ ! -L "$s" ] && [ ! -d "$s" ] && [ ! -f "$s" ]; then
@@ -96,6 +100,7 @@ merge_into() {
   done
   cd /
   find "$src" -mindepth 1 -depth -type d -empty -delete
+  [ -z "$keep" ] || return 0 # the folder stays, with what it keeps
   rmdir -- "$src" || refuse "$src still holds entries that appeared while modelshare was moving it; run again."
 }
 

@@ -103,6 +103,6 @@ describe("the convergeToken (repair)", () => {
     };
     expect(siteFromConfig({ ...values, "modelshare:convergeToken": "2026-11-23T23:00:00.000Z" }, () => false).convergeToken).toBe("2026-11-23T23:00:00.000Z");
     expect(() => siteFromConfig({ ...values, "modelshare:convergeToken": "a\nb" }, () => false)).toThrow(/modelshare:convergeToken: must be one line/);
-    expect(() => siteFromConfig({ ...values, "modelshare:convergeTokn": "x" }, () => false)).toThrow(/modelshare:convergeTokn: is not a modelshare setting \(known: nodes, storage, smb, nfs, services, projects, ollama, convergeToken\)/);
+    expect(() => siteFromConfig({ ...values, "modelshare:convergeTokn": "x" }, () => false)).toThrow(/modelshare:convergeTokn: is not a modelshare setting \(known: nodes, storage, smb, nfs, services, projects, ollama, comfyui, convergeToken\)/);
   });
 });

@@ -122,3 +122,62 @@ describe("OllamaInstaller: an installed Ollama pointed at the shared folder", ()
     expect(await onNode("node1", `ls ${ROOT}/storage-models/ollama/blobs`)).toBe("sha256-aaaa\n");
   });
 });
+
+describe("ComfyUIInstaller: an existing checkout pointed at the shared folders", () => {
+  const CHECKOUT = "/opt/ComfyUI";
+  const COMFY_STATE = "/var/lib/comfyui-stand-in";
+  const comfyStack = () => labStack((s) => {
+    s["modelshare:nfs"] = { enabled: true };
+    s["modelshare:comfyui"] = { installs: [{ node: "node3", path: CHECKOUT, service: "comfyui.service" }] };
+  });
+  const comfyDeclared = () => declare({ stack: "lab", ...comfyStack() }, () => new Site("site", loadSite()));
+  const NAME = "node3-comfyui-opt-ComfyUI-converge";
+  const ADMIN = "# the admin's own section\na111:\n    base_path: /opt/sd-webui/   # theirs\n    checkpoints: models/Stable-diffusion\n";
+  const MAIN = "import sys, time\nopen('/var/lib/comfyui-stand-in/argv', 'w').write(' '.join(sys.argv[1:]) + '\\n')\ntime.sleep(10 ** 9)\n";
+  const COMFY_UNIT = `[Unit]\nDescription=ComfyUI (the modelshare lab's stand-in)\n\n[Service]\nUser=artist\nExecStart=/usr/bin/python3 ${CHECKOUT}/main.py --listen 0.0.0.0\nStateDirectory=comfyui-stand-in\n\n[Install]\nWantedBy=multi-user.target\n`;
+
+  beforeAll(async () => {
+    await onNode("node1", `rm -rf ${ROOT}`);
+    // A studio's worker: Python with PyYAML (ComfyUI needs it), the checkout of user 1000 (the
+    // storage owner), its service, models already downloaded into it.
+    await onNode("node3", [
+      "{ apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends python3-yaml python3-ruamel.yaml; } >/dev/null 2>&1",
+      "id artist >/dev/null 2>&1 || useradd -u 1000 -U -m artist",
+      `mkdir -p ${CHECKOUT}/models/checkpoints ${CHECKOUT}/models/loras ${CHECKOUT}/custom_nodes`,
+      `touch ${CHECKOUT}/folder_paths.py ${CHECKOUT}/models/checkpoints/put_checkpoints_here ${CHECKOUT}/models/loras/put_loras_here`,
+      `head -c 400000 /dev/urandom > ${CHECKOUT}/models/checkpoints/sd15.safetensors`,
+    ].join(" && "));
+    await onNode("node3", `cat > ${CHECKOUT}/main.py`, MAIN);
+    await onNode("node3", `cat > ${CHECKOUT}/extra_model_paths.yaml && chown -R artist:artist ${CHECKOUT}`, ADMIN);
+    await onNode("node3", "cat > /etc/systemd/system/comfyui.service && systemctl daemon-reload && systemctl enable --now comfyui.service", COMFY_UNIT);
+  });
+  afterAll(async () => {
+    await onNode("node1", `rm -rf ${ROOT}`);
+  });
+
+  it("adds its section beside the admin's, moves the models into the store byte for byte (placeholders stay), starts ComfyUI with --output-directory; a second converge changes nothing", async () => {
+    const before = await onNode("node3", `sha256sum < ${CHECKOUT}/models/checkpoints/sd15.safetensors`);
+    const first = step(await run(await comfyDeclared()), NAME);
+    expect(first.stdout).toContain(`changed: wrote modelshare's section in ${CHECKOUT}/extra_model_paths.yaml`);
+    expect(first.stdout).toContain(`changed: moved the models in ${CHECKOUT}/models/checkpoints into /mnt/modelshare/storage-models/models/checkpoints`);
+    expect(first.stdout).toContain("changed: restarted comfyui.service");
+    const yaml = await onNode("node3", `python3 -c 'import json, yaml; print(json.dumps(yaml.safe_load(open("${CHECKOUT}/extra_model_paths.yaml"))))'`);
+    expect(JSON.parse(yaml)).toMatchObject({
+      a111: { base_path: "/opt/sd-webui/", checkpoints: "models/Stable-diffusion" },
+      modelshare: { base_path: "/mnt/modelshare/storage-models/models", checkpoints: "checkpoints", custom_nodes: "/mnt/modelshare/storage-models/comfyui/custom_nodes" },
+    });
+    expect(await onNode("node3", `grep -c '# theirs' ${CHECKOUT}/extra_model_paths.yaml; ls ${CHECKOUT}/models/checkpoints; stat -c %U ${CHECKOUT}/extra_model_paths.yaml`)).toBe("1\nput_checkpoints_here\nartist\n");
+    expect(await onNode("node1", `sha256sum < ${ROOT}/storage-models/models/checkpoints/sd15.safetensors; stat -c %u:%g ${ROOT}/storage-models/models/checkpoints/sd15.safetensors`)).toBe(`${before}1000:1000\n`);
+    await new Promise((ok) => setTimeout(ok, 1500));
+    expect(await onNode("node3", `cat ${COMFY_STATE}/argv`)).toBe("--listen 0.0.0.0 --output-directory /mnt/modelshare/storage-user/output/ComfyUI\n");
+    expect(step(await run(await comfyDeclared()), NAME).changed).toBe(0);
+  });
+
+  it("destroy removes modelshare's section and drop-in only: the admin's section and every model stay", async () => {
+    await run(await comfyDeclared(), { destroy: true });
+    const yaml = await onNode("node3", `python3 -c 'import json, yaml; print(json.dumps(yaml.safe_load(open("${CHECKOUT}/extra_model_paths.yaml"))))'`);
+    expect(JSON.parse(yaml)).toEqual({ a111: { base_path: "/opt/sd-webui/", checkpoints: "models/Stable-diffusion" } });
+    expect(await onNode("node3", "test ! -e /etc/systemd/system/comfyui.service.d && echo gone")).toBe("gone\n");
+    expect(await onNode("node1", `ls ${ROOT}/storage-models/models/checkpoints`)).toBe("sd15.safetensors\n");
+  });
+});

@@ -35,7 +35,8 @@ comfyui_paths() {
   done
   [ -n "$py" ] || refuse "no Python with a YAML library (ruamel.yaml or PyYAML) among: $*; ComfyUI's own environment has PyYAML: set comfyui.installs[].python to its python, then run again."
   [ ! -L "$file" ] || refuse "$file is a symbolic link; modelshare writes that file itself: replace the link by the file, then run again."
-  new=$(mktemp -- "$file.modelshare-XXXXXX")
+  # Checking writes nothing in the checkout: the candidate goes to a private temp file.
+  if checking; then new=$(mktemp); else new=$(mktemp -- "$file.modelshare-XXXXXX"); fi
   if ! said=$("$py" - "$file" "$section" "$new" <<'PY' 2>&1
 import json, os, sys
 path, section, out = sys.argv[1], json.loads(sys.argv[2]), sys.argv[3]

@@ -40,8 +40,14 @@ ollama_access() {
     setpriv --reuid="$uid" --regid="$gid" --init-groups -- test -x "$path" ||
       refuse "the ollama user cannot enter $path ($(stat -c '%U:%G %a' -- "$path" 2>/dev/null || echo missing)); modelshare never opens a folder wider: let it in (a group it is in, or o+x on that folder, yourself), then run again."
   done
-  setpriv --reuid="$uid" --regid="$gid" --init-groups -- test -r "$dir" -a -w "$dir" ||
+  if ! setpriv --reuid="$uid" --regid="$gid" --init-groups -- test -r "$dir" -a -w "$dir"; then
+    # Over NFS the server may decide group membership itself (rpc.mountd's manage-gids, which
+    # Debian's /etc/nfs.conf turns on): then the ollama user's groups here do not count there.
+    if [ "$(stat -f -c %T -- "$dir")" = nfs ]; then
+      refuse "the ollama user (uid $uid) cannot write $dir over NFS although it is in the storage owner's group here: the storage node's NFS server decides group membership itself (rpc.mountd's manage-gids, which Debian's /etc/nfs.conf turns on), and there uid $uid is not in gid $owner_group. On the storage node, turn it off (manage-gids=n under [mountd] in /etc/nfs.conf or a file in /etc/nfs.conf.d, then systemctl restart nfs-server nfs-mountd), or give uid $uid that group there; modelshare never opens the folder wider. Then run again."
+    fi
     refuse "the ollama user cannot read and write $dir ($(stat -c '%U:%G %a' -- "$dir")); it needs the storage owner's group with rwx there: fix the folder's mode (storage.modes.models), then run again."
+  fi
 }
 
 # ollama_drop_in CONTENT: the unit's drop-in; only a drop-in survives the install script, which

@@ -66,13 +66,21 @@ describe("OllamaInstaller: an installed Ollama pointed at the shared folder", ()
     ].join(" && "));
   });
   afterAll(async () => {
-    await onNode("node1", `rm -rf ${ROOT}`);
+    // Node1's NFS server as Debian sets it up again, for the other lab files.
+    await onNode("node1", `rm -rf ${ROOT} /etc/nfs.conf.d/no-manage-gids.conf; systemctl try-restart nfs-server nfs-mountd; true`);
+  });
+
+  it("over NFS with Debian's manage-gids the ollama user's group does not count on the server: the run says so and what to do, and writes no drop-in", async () => {
+    const failed = await converge().then(() => "converged", (e: Error) => e.message);
+    expect(failed).toMatch(/node2-ollama-converge[\s\S]*the ollama user \(uid \d+\) cannot write \/mnt\/modelshare\/storage-models\/ollama over NFS[\s\S]*rpc\.mountd's manage-gids, which Debian's \/etc\/nfs\.conf turns on/);
+    expect(await onNode("node2", "test ! -e /etc/systemd/system/ollama.service.d && echo none")).toBe("none\n");
+    // The admin's fix on the storage node: the clients' groups count.
+    await onNode("node1", "mkdir -p /etc/nfs.conf.d && printf '[mountd]\\nmanage-gids=n\\n' > /etc/nfs.conf.d/no-manage-gids.conf && systemctl restart nfs-server nfs-mountd");
   });
 
   it("writes the drop-in, puts the ollama user in the owner's group, moves its models over byte for byte, restarts it; a second converge changes nothing and restarts nothing", async () => {
     const before = await onNode("node2", `sha256sum < ${OLD}/blobs/sha256-aaaa`);
     const first = step(await converge(), "node2-ollama-converge");
-    expect(first.stdout).toContain("changed: added the ollama user to");
     expect(first.stdout).toContain("changed: wrote /etc/systemd/system/ollama.service.d/modelshare.conf");
     expect(first.stdout).toContain(`changed: moved the models in ${OLD} into ${SHARED}`);
     expect(first.stdout).toContain("changed: restarted ollama");

@@ -44,7 +44,7 @@ ollama_access() {
     # Over NFS the server may decide group membership itself (rpc.mountd's manage-gids, which
     # Debian's /etc/nfs.conf turns on): then the ollama user's groups here do not count there.
     if [ "$(stat -f -c %T -- "$dir")" = nfs ]; then
-      refuse "the ollama user (uid $uid) cannot write $dir over NFS although it is in the storage owner's group here: the storage node's NFS server decides group membership itself (rpc.mountd's manage-gids, which Debian's /etc/nfs.conf turns on), and there uid $uid is not in gid $owner_group. On the storage node, turn it off (manage-gids=n under [mountd] in /etc/nfs.conf or a file in /etc/nfs.conf.d, then systemctl restart nfs-server nfs-mountd), or give uid $uid that group there; modelshare never opens the folder wider. Then run again."
+      refuse "the ollama user (uid $uid) cannot write $dir over NFS although it is in the storage owner's group here: the storage node's NFS server decides group membership itself (rpc.mountd's manage-gids, which Debian's /etc/nfs.conf turns on), and there uid $uid is not in gid $owner_group. On the storage node, turn it off (manage-gids=n under [mountd] in /etc/nfs.conf or a file in /etc/nfs.conf.d, then systemctl restart nfs-mountd and exportfs -f), or give uid $uid that group there; modelshare never opens the folder wider. Then run again."
     fi
     refuse "the ollama user cannot read and write $dir ($(stat -c '%U:%G %a' -- "$dir")); it needs the storage owner's group with rwx there: fix the folder's mode (storage.modes.models), then run again."
   fi

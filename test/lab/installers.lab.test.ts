@@ -8,13 +8,13 @@ import { labStack, onNode } from "../harness/lab";
 
 /**
  * Host installs pointed at the shared storage, on real nodes: node1 keeps and exports it, node2
- * mounts it and has "Ollama" installed the way the official script installs it (an ollama
- * system user with its home in /usr/share/ollama, models in ~/.ollama/models, the ollama
- * systemd unit), with a stand-in for the binary that records what it was started with and
- * whether it can write its models folder. Leaves node1 without /srv/cw.
+ * and node3 mount it. "Ollama" is installed on node1 and node2 the way the official script
+ * installs it (an ollama system user with its home in /usr/share/ollama, models in
+ * ~/.ollama/models, the ollama systemd unit), with a stand-in for the binary that records what
+ * it was started with and whether it can write its models folder. Leaves node1 without /srv/cw.
  */
 const ROOT = "/srv/cw";
-const SHARED = "/mnt/modelshare/storage-models/ollama";
+const SHARED = "/srv/cw/storage-models/ollama"; // on node1, the storage node
 const OLD = "/usr/share/ollama/.ollama/models";
 const STATE = "/var/lib/ollama-stand-in";
 
@@ -25,7 +25,7 @@ const stack = (ollamaNodes: string[] = ["node2"]) => labStack((s) => {
 const declared = (nodes?: string[]) => declare({ stack: "lab", ...stack(nodes) }, () => new Site("site", loadSite()));
 const converge = async (nodes?: string[]) => run(await declared(nodes));
 const step = (steps: Step[], name: string) => steps.find((s) => s.name === name)!;
-const starts = () => onNode("node2", `wc -l < ${STATE}/starts`).then(Number);
+const starts = () => onNode("node1", `wc -l < ${STATE}/starts`).then(Number);
 
 const STAND_IN = `#!/bin/sh
 # The lab's stand-in for ollama serve: records how it was started, lists its models, tries a write.
@@ -52,81 +52,84 @@ WantedBy=default.target
 describe("OllamaInstaller: an installed Ollama pointed at the shared folder", () => {
   beforeAll(async () => {
     await onNode("node1", `rm -rf ${ROOT}; systemctl disable --now nfs-ganesha >/dev/null 2>&1 || true`);
-    // What Ollama's install script leaves: the user, the unit, models in the user's home.
-    await onNode("node2", [
-      "id ollama >/dev/null 2>&1 || useradd -r -s /bin/false -U -m -d /usr/share/ollama ollama",
-      `cat > /usr/local/bin/ollama && chmod 0755 /usr/local/bin/ollama`,
-    ].join(" && "), STAND_IN);
-    await onNode("node2", "cat > /etc/systemd/system/ollama.service && systemctl daemon-reload && systemctl enable --now ollama.service", UNIT);
-    await onNode("node2", [
-      `mkdir -p ${OLD}/blobs ${OLD}/manifests/registry.ollama.ai/library/tiny`,
-      `head -c 300000 /dev/urandom > ${OLD}/blobs/sha256-aaaa`,
-      `echo '{"schemaVersion":2}' > ${OLD}/manifests/registry.ollama.ai/library/tiny/latest`,
-      "chown -R ollama:ollama /usr/share/ollama",
-    ].join(" && "));
+    // What Ollama's install script leaves, on node1 (the storage node) and node2 (a worker):
+    // the user, the unit, models in the user's home.
+    for (const node of ["node1", "node2"]) {
+      await onNode(node, [
+        "id ollama >/dev/null 2>&1 || useradd -r -s /bin/false -U -m -d /usr/share/ollama ollama",
+        `cat > /usr/local/bin/ollama && chmod 0755 /usr/local/bin/ollama`,
+      ].join(" && "), STAND_IN);
+      await onNode(node, "cat > /etc/systemd/system/ollama.service && systemctl daemon-reload && systemctl enable --now ollama.service", UNIT);
+      await onNode(node, [
+        // As the install script leaves it, whatever an earlier run did here.
+        `rm -rf ${OLD} /etc/systemd/system/ollama.service.d && systemctl daemon-reload && (gpasswd -d ollama modelshare >/dev/null 2>&1 || true)`,
+        `mkdir -p ${OLD}/blobs ${OLD}/manifests/registry.ollama.ai/library/tiny`,
+        `head -c 300000 /dev/urandom > ${OLD}/blobs/sha256-aaaa`,
+        `echo '{"schemaVersion":2}' > ${OLD}/manifests/registry.ollama.ai/library/tiny/latest`,
+        "chown -R ollama:ollama /usr/share/ollama",
+      ].join(" && "));
+    }
   });
   afterAll(async () => {
-    // Node1's NFS server as Debian sets it up again, for the other lab files.
-    await onNode("node1", `rm -rf ${ROOT} /etc/nfs.conf.d/no-manage-gids.conf; systemctl try-restart nfs-server nfs-mountd; true`);
+    await onNode("node1", `rm -rf ${ROOT}; systemctl disable --now ollama.service >/dev/null 2>&1 || true`);
   });
 
-  it("over NFS with Debian's manage-gids the ollama user's group does not count on the server: the run says so and what to do, and writes no drop-in", async () => {
-    const failed = await converge().then(() => "converged", (e: Error) => e.message);
+  it("on a worker, over NFS with Debian's manage-gids, the ollama user's group does not count on the server: the run says so and what to do, and writes no drop-in", async () => {
+    const failed = await converge(["node2"]).then(() => "converged", (e: Error) => e.message);
     expect(failed).toMatch(/node2-ollama-converge[\s\S]*the ollama user \(uid \d+\) cannot write \/mnt\/modelshare\/storage-models\/ollama over NFS[\s\S]*rpc\.mountd's manage-gids, which Debian's \/etc\/nfs\.conf turns on/);
     expect(await onNode("node2", "test ! -e /etc/systemd/system/ollama.service.d && echo none")).toBe("none\n");
-    // The admin's fix on the storage node: the clients' groups count.
-    await onNode("node1", "mkdir -p /etc/nfs.conf.d && printf '[mountd]\\nmanage-gids=n\\n' > /etc/nfs.conf.d/no-manage-gids.conf && systemctl restart nfs-server nfs-mountd");
   });
 
   it("writes the drop-in, puts the ollama user in the owner's group, moves its models over byte for byte, restarts it; a second converge changes nothing and restarts nothing", async () => {
-    const before = await onNode("node2", `sha256sum < ${OLD}/blobs/sha256-aaaa`);
-    const first = step(await converge(), "node2-ollama-converge");
+    const before = await onNode("node1", `sha256sum < ${OLD}/blobs/sha256-aaaa`);
+    const first = step(await converge(["node1"]), "node1-ollama-converge");
+    expect(first.stdout).toContain("changed: added the ollama user to modelshare (1000)");
     expect(first.stdout).toContain("changed: wrote /etc/systemd/system/ollama.service.d/modelshare.conf");
     expect(first.stdout).toContain(`changed: moved the models in ${OLD} into ${SHARED}`);
     expect(first.stdout).toContain("changed: restarted ollama");
-    expect(await onNode("node2", "systemctl show -p Environment ollama.service")).toBe(`Environment=OLLAMA_MODELS=${SHARED}\n`);
+    expect(await onNode("node1", "systemctl show -p Environment ollama.service")).toBe(`Environment=OLLAMA_MODELS=${SHARED}\n`);
     await new Promise((ok) => setTimeout(ok, 1500));
-    expect(await onNode("node2", `cat ${STATE}/last`)).toBe(`OLLAMA_MODELS=${SHARED}\nsha256-aaaa\nwritable\n`);
+    expect(await onNode("node1", `cat ${STATE}/last`)).toBe(`OLLAMA_MODELS=${SHARED}\nsha256-aaaa\nwritable\n`);
     expect(await onNode("node1", `sha256sum < ${ROOT}/storage-models/ollama/blobs/sha256-aaaa; cat ${ROOT}/storage-models/ollama/manifests/registry.ollama.ai/library/tiny/latest`))
       .toBe(`${before}{"schemaVersion":2}\n`);
     // The old folder stays, empty; nothing was opened wider than the layout's modes.
-    expect(await onNode("node2", `stat -c '%U %a' ${OLD}; ls -A ${OLD} | wc -l`)).toBe("ollama 755\n0\n");
+    expect(await onNode("node1", `stat -c '%U %a' ${OLD}; ls -A ${OLD} | wc -l`)).toBe("ollama 755\n0\n");
     expect(await onNode("node1", `stat -c '%a' ${ROOT} ${ROOT}/storage-models ${ROOT}/storage-models/ollama`)).toBe("775\n775\n775\n");
     const count = await starts();
-    const second = step(await converge(), "node2-ollama-converge");
+    const second = step(await converge(["node1"]), "node1-ollama-converge");
     expect(second.changed).toBe(0);
     expect(await starts()).toBe(count);
   });
 
   it("a model in the old folder whose name holds other content in the shared one stops the run listing it, and nothing moves", async () => {
-    await onNode("node2", [
+    await onNode("node1", [
       "systemctl stop ollama.service",
       `echo other > ${OLD}/sha256-clash && echo new > ${OLD}/sha256-new && chown ollama:ollama ${OLD}/sha256-clash ${OLD}/sha256-new`,
       "systemctl start ollama.service",
     ].join(" && "));
     await onNode("node1", `echo mine > ${ROOT}/storage-models/ollama/sha256-clash && chown 1000:1000 ${ROOT}/storage-models/ollama/sha256-clash`);
-    const failed = await converge().then(() => "converged", (e: Error) => e.message);
-    expect(failed).toMatch(/node2-ollama-converge[\s\S]*these names hold different content:\n {2}sha256-clash\n[\s\S]*nothing was moved/);
-    expect(await onNode("node2", `ls ${OLD}`)).toBe("sha256-clash\nsha256-new\n");
-    await onNode("node2", `rm ${OLD}/sha256-clash`);
-    expect(step(await converge(), "node2-ollama-converge").stdout).toContain(`changed: moved the models in ${OLD} into ${SHARED}`);
+    const failed = await converge(["node1"]).then(() => "converged", (e: Error) => e.message);
+    expect(failed).toMatch(/node1-ollama-converge[\s\S]*these names hold different content:\n {2}sha256-clash\n[\s\S]*nothing was moved/);
+    expect(await onNode("node1", `ls ${OLD}`)).toBe("sha256-clash\nsha256-new\n");
+    await onNode("node1", `rm ${OLD}/sha256-clash`);
+    expect(step(await converge(["node1"]), "node1-ollama-converge").stdout).toContain(`changed: moved the models in ${OLD} into ${SHARED}`);
     expect(await onNode("node1", `cat ${ROOT}/storage-models/ollama/sha256-new`)).toBe("new\n");
   });
 
   it("check names a drop-in removed by hand; converge puts it back and restarts Ollama", async () => {
-    const { config, secretKeys } = stack();
+    const { config, secretKeys } = stack(["node1"]);
     const site = siteFromConfig(config, (k) => secretKeys.includes(k));
-    await onNode("node2", "rm /etc/systemd/system/ollama.service.d/modelshare.conf && systemctl daemon-reload");
+    await onNode("node1", "rm /etc/systemd/system/ollama.service.d/modelshare.conf && systemctl daemon-reload");
     expect(formatText(await checkSite(site))).toContain("/etc/systemd/system/ollama.service.d/modelshare.conf differs from what modelshare writes there");
     const count = await starts();
-    expect(step(await converge(), "node2-ollama-converge").stdout).toContain("changed: restarted ollama");
+    expect(step(await converge(["node1"]), "node1-ollama-converge").stdout).toContain("changed: restarted ollama");
     expect(await starts()).toBe(count + 1);
   });
 
   it("destroy removes the drop-in and restarts Ollama on its default folder; the models stay shared", async () => {
-    await run(await declared(), { destroy: true });
+    await run(await declared(["node1"]), { destroy: true });
     await new Promise((ok) => setTimeout(ok, 1500));
-    expect(await onNode("node2", `test ! -e /etc/systemd/system/ollama.service.d && head -n 1 ${STATE}/last`)).toBe("OLLAMA_MODELS=\n");
+    expect(await onNode("node1", `test ! -e /etc/systemd/system/ollama.service.d && head -n 1 ${STATE}/last`)).toBe("OLLAMA_MODELS=\n");
     expect(await onNode("node1", `ls ${ROOT}/storage-models/ollama/blobs`)).toBe("sha256-aaaa\n");
   });
 });

@@ -68,7 +68,8 @@ export class Site extends pulumi.ComponentResource {
       } else if (p.kind === "comfyui") {
         new ComfyUIInstaller(p.name, { node, storage: p.storage, base: p.base, install: p.install, token }, { parent: this, dependsOn: mounts[p.node.name] ?? (layout ? [layout] : []) });
       } else if (p.kind === "env") {
-        new NodeEnv(p.name, { node, storage: p.storage, base: p.base, token }, { parent: this });
+        // After what it names exists: the layout on the storage node, the mount on a worker.
+        new NodeEnv(p.name, { node, storage: p.storage, base: p.base, token }, { parent: this, dependsOn: mounts[p.node.name] ?? (layout ? [layout] : []) });
       } else if (p.kind === "docker") {
         // Docker waits for the node's storage: the NFS mount on a worker, the layout and links
         // on the storage node. Every container on the node waits for docker, and so for both.

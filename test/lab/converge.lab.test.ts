@@ -25,8 +25,9 @@ const checksums = () => onNode("node1", `cd ${ROOT} && find storage-models stora
 
 describe("the lab site, converged onto real nodes", () => {
   beforeAll(async () => {
-    // Fresh VMs: nothing of ours yet.
+    // Fresh VMs: nothing of ours yet (an environment file another lab file left goes).
     await expect(onNode("node1", `test ! -e ${ROOT}`)).resolves.toBe("");
+    await onNode("node1", "rm -rf /etc/modelshare");
   });
 
   it("converges from fresh nodes, and a second converge changes nothing", async () => {
@@ -77,11 +78,12 @@ describe("the lab site, converged onto real nodes", () => {
     await onNode("node1", `rm ${UPLOAD}/vae ${ROOT}/storage-user/models/vae`);
     let cut = false;
     const attempt = converge(undefined, {
-      onStep: () => {
-        if (!cut) { cut = true; lab("link", "node1", "down"); }
+      // Cut once the layout is done, before the steps that wait for it dial.
+      onStep: (s) => {
+        if (!cut && s.name === "node1-layout-converge") { cut = true; lab("link", "node1", "down"); }
       },
     });
-    await expect(attempt).rejects.toThrow(/node1-links-storage-user\/models(-upload)?-converge \(on 10\.77\.0\.11\): could not connect/);
+    await expect(attempt).rejects.toThrow(/node1-(links-storage-user\/models(-upload)?|env)-converge \(on 10\.77\.0\.11\): could not connect/);
     lab("link", "node1", "up");
     const steps = await converge();
     expect(steps.every((s) => s.code === 0)).toBe(true);

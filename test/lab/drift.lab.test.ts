@@ -31,7 +31,7 @@ describe("drift on the lab site", () => {
     await converge();
   });
   afterAll(async () => {
-    await onNode("node1", `rm -f /var/tmp/fill && rm -rf ${ROOT}`); // leave node1 fresh for the other lab files
+    await onNode("node1", `rm -f /var/tmp/fill && rm -rf ${ROOT} /etc/modelshare`); // leave node1 fresh for the other lab files
   });
 
   it("check finds nothing on a converged site, and reports the storage", async () => {

@@ -48,7 +48,7 @@ describe("modelshare:services", () => {
     const site = parse(seeds());
     expect(site.services.comfyui).toEqual({
       enabled: true, image: COMFY, pull: "missing", nodes: [{ name: "gpu1", gpus: "all" }, { name: "gpu2", gpus: "none" }],
-      ports: [{ host: 8188, container: 8188, protocol: "tcp" }], env: {}, modelsWritable: false,
+      ports: [{ host: 8188, container: 8188, protocol: "tcp" }], env: {}, modelsWritable: false, allowRootUser: false,
       paths: { models: "/models", outputs: "/outputs", inputs: "/inputs", workflows: "/workflows" },
     });
     expect(site.services.ollama).toMatchObject({ enabled: false, nodes: [], ports: [{ host: 11434, container: 11434 }] });
@@ -65,6 +65,7 @@ describe("modelshare:services", () => {
     ["an image that is no image reference", (s) => { s.services.comfyui.image = "Comfy UI:latest"; }, "services.comfyui.image", /docker image reference/],
     ["an unmanaged owner without a user", (s) => { s.storage.owner = "unmanaged"; }, "services.comfyui.user", /storage\.owner is unmanaged/],
     ["a user that is not uid:gid", (s) => { s.services.comfyui.user = "ada"; }, "services.comfyui.user", /uid:gid in numbers/],
+    ["root as the container's user without the opt-in", (s) => { s.services.comfyui.user = "0:0"; }, "services.comfyui.user", /root's uid or gid.*allowRootUser: true/],
     ["an output folder the layout does not make", (s) => { s.storage.outputs = ["Fooocus"]; }, "services.comfyui.enabled", /add "ComfyUI" to storage\.outputs/],
     ["a port used twice on one node", (s) => { s.services.forge = { enabled: true, image: "x/forge", nodes: ["gpu1"], ports: [{ host: 8188, container: 7860 }] }; }, "services.forge.ports[0].host", /tcp port 8188 on gpu1 is already services\.comfyui\.ports\[0\]'s/],
     ["a relative container path", (s) => { s.services.comfyui.paths = { models: "models" }; }, "services.comfyui.paths.models", /absolute path inside the container/],
@@ -177,6 +178,7 @@ describe("docker on a node: the program", () => {
     const text = gpu1?.kind === "docker" ? renderDockerHost("root", gpu1.containers, site.storage, gpu1.mountUnits) : "";
     expect(text).toContain("\n  ensure_packages 'docker.io'\n  docker_after_mount 'mnt-modelshare.mount'\n  ensure_service 'docker'\n  docker_user 'root'\n");
     expect(text).not.toContain("\n  docker_image '"); // pull: missing
+    expect(text).toContain("\n  require_no_link '/mnt/modelshare/storage-models/models/checkpoints'\n");
     expect(shellcheck([text])).toBe("");
   });
 

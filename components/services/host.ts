@@ -71,6 +71,9 @@ export function renderDockerHost(dockerUser: string, containers: readonly Contai
         call("ensure_service", "docker"),
         call("docker_user", dockerUser),
         ...images.map(([image, service]) => call("docker_image", image, service)),
+        // Docker (root) resolves bind sources itself: a folder the owner swapped for a link
+        // would mount whatever the link points at. Each source is checked here, link by link.
+        ...[...new Set(containers.flatMap((c) => c.mounts.map((m) => m.source)))].map((src) => call("require_no_link", src)),
       ],
     },
     // Docker stays installed (other containers may use it); only modelshare's drop-in goes.

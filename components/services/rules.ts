@@ -44,7 +44,10 @@ export function checkServices(site: { nodes: readonly NodeRoles[]; storage: Stor
     if (service !== "ollama" && !svc.image) {
       add(`${at}.image`, `is required: modelshare names no default image for ${SERVICE_INFO[service].title}; name the one you use (the README lists widely used ones and the folders each expects)`);
     }
-    if (!svc.user && site.storage.owner === "unmanaged") {
+    if (svc.user && /^0:|:0$/.test(svc.user) && !svc.allowRootUser) {
+      add(`${at}.user`, `"${svc.user}" runs the container with root's uid or gid; its writes through the shared folders would be root's. Use the storage owner's uid:gid (the default), or set allowRootUser: true if the image cannot run otherwise`);
+    }
+        if (!svc.user && site.storage.owner === "unmanaged") {
       add(`${at}.user`, "is required while storage.owner is unmanaged: modelshare cannot tell which uid owns the files; set it, e.g. user: \"1000:1000\"");
     }
     const output = SERVICE_INFO[service].output;

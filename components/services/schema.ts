@@ -75,7 +75,7 @@ function serviceSchema(name: ServiceName) {
   const info = SERVICE_INFO[name];
   const defaults = {
     enabled: false, nodes: [], pull: "missing" as const, ports: [{ host: info.port, container: info.port, protocol: "tcp" as const }],
-    env: {}, modelsWritable: false, paths: { models: "/models", outputs: "/outputs", inputs: "/inputs", workflows: "/workflows" },
+    env: {}, modelsWritable: false, allowRootUser: false, paths: { models: "/models", outputs: "/outputs", inputs: "/inputs", workflows: "/workflows" },
   };
   return z.strictObject({
     enabled: z.boolean().default(false).describe(`Run ${info.title}'s container on its nodes.`),
@@ -93,6 +93,8 @@ function serviceSchema(name: ServiceName) {
     modelsWritable: z.boolean().default(false).describe("Mount the models read-write (for a service that downloads models, e.g. ComfyUI Manager or ollama pull)."),
     user: z.string().regex(/^\d{1,10}:\d{1,10}$/, "must be uid:gid in numbers, e.g. \"1000:1000\"").optional()
       .describe("uid:gid the container runs as (default: the storage owner's, so writes work under NFS root_squash)."),
+    allowRootUser: z.boolean().default(false)
+      .describe("Allow user 0 (root in the container): a root container writes as root wherever its bind mounts lead, even through a link the storage owner planted between a check and the mount."),
     paths: z.strictObject({
       models: containerPath("/models", "Where the image looks for its models folder (each category is mounted under it by the mapping table)."),
       outputs: containerPath("/outputs", "Where the image writes its outputs."),

@@ -79,7 +79,7 @@ function planServices(config: Site, storageNode: SiteNode, nfsServer: string | u
     const containers = SERVICES.flatMap((service) => {
       const svc = config.services[service];
       const entry = svc.enabled ? svc.nodes.find((n) => n.name.toLowerCase() === node.name.toLowerCase()) : undefined;
-      return entry ? [containerSpec(service, svc, entry.gpus, storage, local ? storage.root : config.nfs.mountPoint)] : [];
+      return entry ? [containerSpec(service, svc, entry.gpus, storage, local ? storage.root : config.nfs.mountPoint, node.host)] : [];
     });
     if (containers.length === 0) continue;
     const mountUnits = local || !nfsServer ? [] : mountsOf(config.nfs, storage, nfsServer).map((m) => mountUnitName(m.where));

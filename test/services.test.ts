@@ -48,7 +48,7 @@ describe("modelshare:services", () => {
     const site = parse(seeds());
     expect(site.services.comfyui).toEqual({
       enabled: true, image: COMFY, pull: "missing", nodes: [{ name: "gpu1", gpus: "all" }, { name: "gpu2", gpus: "none" }],
-      ports: [{ host: 8188, container: 8188, protocol: "tcp" }], env: {}, modelsWritable: false, allowRootUser: false,
+      ports: [{ host: 8188, container: 8188, protocol: "tcp" }], bind: "127.0.0.1", allowFrom: [], env: {}, modelsWritable: false, allowRootUser: false,
       paths: { models: "/models", outputs: "/outputs", inputs: "/inputs", workflows: "/workflows" },
     });
     expect(site.services.ollama).toMatchObject({ enabled: false, nodes: [], ports: [{ host: 11434, container: 11434 }] });
@@ -118,7 +118,7 @@ describe("where each UI finds each category", () => {
     ]);
     expect(spec).toMatchObject({
       name: "modelshare-comfyui", image: COMFY, local: false, user: "1000:1000", envs: [], restart: "unless-stopped",
-      ports: [{ internal: 8188, external: 8188, protocol: "tcp" }],
+      ports: [{ internal: 8188, external: 8188, protocol: "tcp", ip: "127.0.0.1" }],
       deviceRequests: [{ driver: "nvidia", count: -1, capabilities: ["gpu"] }],
     });
     expect(spec.labels.map((l) => l.label)).toEqual(["org.modelshare.service", SPEC_LABEL]);
@@ -178,7 +178,8 @@ describe("docker on a node: the program", () => {
     const text = gpu1?.kind === "docker" ? renderDockerHost("root", gpu1.containers, site.storage, gpu1.mountUnits) : "";
     expect(text).toContain("\n  ensure_packages 'docker.io'\n  docker_after_mount 'mnt-modelshare.mount'\n  ensure_service 'docker'\n  docker_user 'root'\n");
     expect(text).not.toContain("\n  docker_image '"); // pull: missing
-    expect(text).toContain("\n  require_no_link '/mnt/modelshare/storage-models/models/checkpoints'\n");
+    expect(text).toContain("\n  docker_bind_source '/mnt/modelshare/storage-models/models/checkpoints'\n");
+    expect(text).toContain("\n  docker_firewall '# modelshare: who may reach the service ports");
     expect(shellcheck([text])).toBe("");
   });
 
@@ -198,7 +199,7 @@ describe("docker on a node: the program", () => {
   it("an image declared pull: never that is not on the node stops the run, naming it and the way out", () => {
     const spec = containerSpec("comfyui", { ...site.services.comfyui, pull: "never" }, "none", site.storage, "/m");
     const text = renderDockerHost("root", [spec], site.storage, []);
-    const program = text.replace(/\n {2}ensure_packages 'docker\.io'\n {2}ensure_service 'docker'\n/, "\n");
+    const program = text.replace(/\n {2}ensure_packages 'docker\.io'\n {2}ensure_service 'docker'\n/, "\n").replace(/\n {2}docker_firewall '[^]*?' '-A [^\n]*\n/, "\n");
     const r = runProgram(program, "converge", { env: fakeDocker({}) });
     expect(r.code).toBe(1);
     expect(r.stderr).toContain(`comfyui's image ${COMFY} is not on`);
@@ -227,12 +228,12 @@ describe("docker on a node: the program", () => {
 
 describe("the docker provider's SSH files", () => {
   it("the key 0600 and a known_hosts that pins the host key, in a 0700 folder of the user's runtime dir", () => {
-    const runtime = mkdtempSync(join(tmpdir(), "modelshare-xdg-"));
+    const runtime = mkdtempSync(join("/dev/shm", "modelshare-xdg-"));
     const dir = sshDir("modelshare", "prod", { XDG_RUNTIME_DIR: runtime });
     expect(dir).toBe(join(runtime, "modelshare-ssh", "modelshare-prod"));
     const files = writeSshFiles(dir, { name: "gpu2", host: "gpu2.lan", port: 2222, hostKey: `${KEY} root@gpu2` }, "KEY-TEXT");
-    expect(readFileSync(files.key, "utf8")).toBe("KEY-TEXT\n");
-    expect(statSync(files.key).mode & 0o777).toBe(0o600);
+    expect(readFileSync(files.key as string, "utf8")).toBe("KEY-TEXT\n");
+    expect(statSync(files.key as string).mode & 0o777).toBe(0o600);
     expect(statSync(dir).mode & 0o777).toBe(0o700);
     expect(readFileSync(files.knownHosts, "utf8")).toBe(`[gpu2.lan]:2222 ${KEY}\n`);
     expect(sshOpts(files, true)).toEqual(["-i", files.key, "-o", "BatchMode=yes", "-o", "ConnectTimeout=10",
@@ -241,10 +242,10 @@ describe("the docker provider's SSH files", () => {
   });
 
   it("refuses a folder someone else could enter or planted as a link", () => {
-    const runtime = mkdtempSync(join(tmpdir(), "modelshare-xdg-"));
+    const runtime = mkdtempSync(join("/dev/shm", "modelshare-xdg-"));
     mkdirSync(join(runtime, "modelshare", "p-s"), { recursive: true, mode: 0o755 });
     expect(() => writeSshFiles(join(runtime, "modelshare", "p-s"), { name: "n", host: "h", port: 22 }, "K")).toThrow(/must be a real folder of uid \d+ with mode 0700/);
-    const other = mkdtempSync(join(tmpdir(), "modelshare-xdg-"));
+    const other = mkdtempSync(join("/dev/shm", "modelshare-xdg-"));
     symlinkSync(mkdtempSync(join(tmpdir(), "elsewhere-")), join(other, "modelshare"));
     expect(() => writeSshFiles(join(other, "modelshare", "p-s"), { name: "n", host: "h", port: 22 }, "K")).toThrow(/symbolic link/);
   });
@@ -257,15 +258,15 @@ describe("services under mocks", () => {
   };
 
   it("per worker: docker, a provider reaching it over SSH once installed, each container after the mount; the key stays secret", async () => {
-    process.env.XDG_RUNTIME_DIR = mkdtempSync(join(tmpdir(), "modelshare-xdg-"));
+    process.env.XDG_RUNTIME_DIR = mkdtempSync(join("/dev/shm", "modelshare-xdg-"));
     let services: unknown;
     const rs = await declare({ stack: "seeds", config: config(), secretKeys: ["modelshare:sshKey"] }, async () => {
       const site = new Site("site", loadSite());
       services = await new Promise((resolve) => (site.services as any).apply(resolve));
     });
     expect(services).toEqual({
-      gpu1: { comfyui: { container: "modelshare-comfyui", url: "http://192.168.0.21:8188" } },
-      gpu2: { comfyui: { container: "modelshare-comfyui", url: "http://gpu2.lan:8188" } },
+      gpu1: { comfyui: { container: "modelshare-comfyui", url: "http://127.0.0.1:8188" } },
+      gpu2: { comfyui: { container: "modelshare-comfyui", url: "http://127.0.0.1:8188" } },
     });
     const install = byName(rs, "gpu2-docker-converge");
     const provider = byName(rs, "gpu2-docker-provider");
@@ -304,7 +305,7 @@ describe("services under mocks", () => {
 describe("the converge harness's docker provider", () => {
   it("creates a container with the flags that carry each declared input: bind mounts, read-only, user, env, ports, restart, GPUs, labels", () => {
     const site = parse(seeds());
-    const raw = containerSpec("comfyui", { ...site.services.comfyui, env: { A: "1,2" }, ports: [{ host: 80, container: 8188, protocol: "tcp", address: "127.0.0.1" }] }, ["0", "1"], site.storage, "/m");
+    const raw = containerSpec("comfyui", { ...site.services.comfyui, env: { A: "1,2" }, ports: [{ host: 80, container: 8188, protocol: "tcp" }] }, ["0", "1"], site.storage, "/m");
     const spec = { ...raw, mounts: [{ type: "bind" as const, source: "/m/a,b", target: "/models/x", readOnly: true }, raw.mounts.at(-1)!] };
     expect(createArgs(spec)).toEqual([
       "create", "--name", "modelshare-comfyui", "--user", "1000:1000", "--env", "A=1,2",

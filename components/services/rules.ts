@@ -1,12 +1,15 @@
 import type { Nfs } from "../nfs/schema";
 import type { Storage } from "../storage/schema";
 import { SERVICE_INFO, SERVICES, type Services } from "./schema";
+import { checkServiceAccess } from "./bindRules";
 import { ownEnv } from "./spec";
+import { isRootUser, parseUser } from "./userRules";
 
 type Add = (key: string, message: string) => void;
 
 interface NodeRoles {
   name: string;
+  host: string;
   roles: readonly string[];
 }
 
@@ -41,11 +44,17 @@ export function checkServices(site: { nodes: readonly NodeRoles[]; storage: Stor
     });
     if (!svc.enabled) continue;
     if (svc.nodes.length === 0) add(`${at}.nodes`, "is empty; list the worker nodes that run the service, or set enabled: false");
+    checkServiceAccess(at, svc, site.nodes, add);
     if (service !== "ollama" && !svc.image) {
       add(`${at}.image`, `is required: modelshare names no default image for ${SERVICE_INFO[service].title}; name the one you use (the README lists widely used ones and the folders each expects)`);
     }
-    if (svc.user && /^0:|:0$/.test(svc.user) && !svc.allowRootUser) {
-      add(`${at}.user`, `"${svc.user}" runs the container with root's uid or gid; its writes through the shared folders would be root's. Use the storage owner's uid:gid (the default), or set allowRootUser: true if the image cannot run otherwise`);
+    // Decided on the numbers docker gets: the user as written, else the storage owner's ids.
+    const owner = site.storage.owner;
+    const ids = svc.user !== undefined ? parseUser(svc.user) : owner === "unmanaged" ? undefined : owner;
+    if (typeof ids === "object" && isRootUser(ids) && !svc.allowRootUser) {
+      add(`${at}.user`, svc.user !== undefined
+        ? `"${svc.user}" runs the container with root's uid or gid; its writes through the shared folders would be root's. Use the storage owner's uid:gid (the default), or set allowRootUser: true if the image cannot run otherwise`
+        : `is unset, so the container runs as the storage owner, ${ids.uid}:${ids.gid}: root's uid or gid. Set user to an unprivileged uid:gid such as "1000:1000", or set allowRootUser: true if you mean it`);
     }
         if (!svc.user && site.storage.owner === "unmanaged") {
       add(`${at}.user`, "is required while storage.owner is unmanaged: modelshare cannot tell which uid owns the files; set it, e.g. user: \"1000:1000\"");

@@ -1,4 +1,6 @@
 import { z } from "zod";
+import { parseUser } from "./userRules";
+import { allowFromProblem, bindProblem } from "./bindRules";
 
 /**
  * The `modelshare:services` section: one entry per service (ComfyUI, Fooocus, Forge, Ollama),
@@ -65,9 +67,17 @@ const portSchema = z.strictObject({
   host: z.number().int().min(1).max(65535).describe("Port on the node."),
   container: z.number().int().min(1).max(65535).describe("Port inside the container."),
   protocol: z.enum(["tcp", "udp"]).default("tcp").describe("tcp or udp."),
-  address: z.string().regex(/^(\d{1,3}\.){3}\d{1,3}$/, "must be an IPv4 address of the node, e.g. 127.0.0.1").optional()
-    .describe("Node address to listen on (default: all of them)."),
 });
+
+// Where the ports listen and who may connect: values checked here, the rest in bindRules.ts.
+const bindSchema = z.string().superRefine((v, ctx) => {
+  const problem = bindProblem(v);
+  if (problem) ctx.addIssue({ code: "custom", message: problem });
+}).default("127.0.0.1");
+const allowFromSchema = z.array(z.string().superRefine((v, ctx) => {
+  const problem = allowFromProblem(v);
+  if (problem) ctx.addIssue({ code: "custom", message: problem });
+})).default([]);
 
 const envName = /^[A-Za-z_][A-Za-z0-9_]*$/;
 
@@ -75,7 +85,7 @@ function serviceSchema(name: ServiceName) {
   const info = SERVICE_INFO[name];
   const defaults = {
     enabled: false, nodes: [], pull: "missing" as const, ports: [{ host: info.port, container: info.port, protocol: "tcp" as const }],
-    env: {}, modelsWritable: false, allowRootUser: false, paths: { models: "/models", outputs: "/outputs", inputs: "/inputs", workflows: "/workflows" },
+    bind: "127.0.0.1", allowFrom: [] as string[], env: {}, modelsWritable: false, allowRootUser: false, paths: { models: "/models", outputs: "/outputs", inputs: "/inputs", workflows: "/workflows" },
   };
   return z.strictObject({
     enabled: z.boolean().default(false).describe(`Run ${info.title}'s container on its nodes.`),
@@ -85,14 +95,19 @@ function serviceSchema(name: ServiceName) {
     pull: z.enum(["missing", "never"], { error: "must be missing or never" }).default("missing")
       .describe("missing: docker pulls the image when the node lacks it; never: the image must already be on the node (built or imported there), else the run stops."),
     ports: z.array(portSchema).default(defaults.ports).describe(`Published ports (default ${info.port} on ${info.port}).`),
+    bind: bindSchema.describe("The node address its ports are published on: 127.0.0.1 (the default: only the node itself), node (the node's own address, nodes[].host, which must then be an IPv4 address), or one IPv4 address of its one node. Any other than loopback needs allowFrom."),
+    allowFrom: allowFromSchema.describe("IPv4 addresses and networks that may connect when bind is not loopback (192.168.0.0/24, 192.168.0.20); the node drops new connections from every other address (an iptables chain in DOCKER-USER)."),
     env: z.record(z.string(), z.string()).superRefine((env, ctx) => {
       for (const k of Object.keys(env)) {
         if (!envName.test(k)) ctx.addIssue({ code: "custom", path: [k], message: "must be an environment variable name (letters, digits and _, not starting with a digit)" });
       }
     }).default({}).describe("Environment variables for the container (not secret: they are kept in the stack's state in plain text)."),
     modelsWritable: z.boolean().default(false).describe("Mount the models read-write (for a service that downloads models, e.g. ComfyUI Manager or ollama pull)."),
-    user: z.string().regex(/^\d{1,10}:\d{1,10}$/, "must be uid:gid in numbers, e.g. \"1000:1000\"").optional()
-      .describe("uid:gid the container runs as (default: the storage owner's, so writes work under NFS root_squash)."),
+    user: z.string().superRefine((v, ctx) => {
+      const ids = parseUser(v);
+      if (typeof ids === "string") ctx.addIssue({ code: "custom", message: ids });
+    }).optional()
+      .describe("uid:gid the container runs as (default: the storage owner's, so writes work under NFS root_squash); decimal numbers without leading zeros, and uid or gid 0 needs allowRootUser."),
     allowRootUser: z.boolean().default(false)
       .describe("Allow user 0 (root in the container): a root container writes as root wherever its bind mounts lead, even through a link the storage owner planted between a check and the mount."),
     paths: z.strictObject({

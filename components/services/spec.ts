@@ -1,6 +1,7 @@
 import { createHash } from "node:crypto";
 import { posix } from "node:path";
 import type { Storage } from "../storage/schema";
+import { bindAddress } from "./bindRules";
 import { uiFolder } from "./mapping";
 import { OLLAMA_IMAGE, SERVICE_INFO, type Gpus, type Service, type ServiceName } from "./schema";
 
@@ -20,7 +21,7 @@ export interface ContainerPort {
   internal: number;
   external: number;
   protocol: "tcp" | "udp";
-  ip?: string;
+  ip: string;
 }
 
 export interface DeviceRequest {
@@ -44,6 +45,8 @@ export interface ContainerSpec {
   restart: "unless-stopped";
   deviceRequests: DeviceRequest[];
   labels: Array<{ label: string; value: string }>;
+  /** Who may connect to the ports (bind not loopback): the node's firewall, not the container's (outside the digest). */
+  allowFrom: string[];
 }
 
 /** The label that marks a container as modelshare's, and the one carrying its spec's digest. */
@@ -95,9 +98,11 @@ export function serviceMounts(service: ServiceName, svc: Service, s: Storage, ba
 export const ownEnv = (service: ServiceName, svc: Service): Record<string, string> =>
   service === "ollama" ? { OLLAMA_MODELS: svc.paths.models } : {};
 
-export function containerSpec(service: ServiceName, svc: Service, gpus: Gpus, s: Storage, base: string): ContainerSpec {
+/** `host`: the node's nodes[].host, what `bind: node` publishes on. */
+export function containerSpec(service: ServiceName, svc: Service, gpus: Gpus, s: Storage, base: string, host = "127.0.0.1"): ContainerSpec {
   const env = { ...svc.env, ...ownEnv(service, svc) };
-  const spec: Omit<ContainerSpec, "labels"> = {
+  const ip = bindAddress(svc.bind, { host });
+  const spec: Omit<ContainerSpec, "labels" | "allowFrom"> = {
     name: containerName(service),
     service,
     image: svc.image ?? OLLAMA_IMAGE,
@@ -105,11 +110,13 @@ export function containerSpec(service: ServiceName, svc: Service, gpus: Gpus, s:
     user: serviceUser(svc, s),
     envs: Object.keys(env).sort().map((k) => `${k}=${env[k]}`),
     mounts: serviceMounts(service, svc, s, base),
-    ports: svc.ports.map((p) => ({ internal: p.container, external: p.host, protocol: p.protocol, ...(p.address ? { ip: p.address } : {}) })),
+    // Published on the bind address only: docker's default (every address, IPv6 through
+    // docker-proxy) would bypass the node's firewall.
+    ports: svc.ports.map((p) => ({ internal: p.container, external: p.host, protocol: p.protocol, ip })),
     restart: "unless-stopped",
     deviceRequests: deviceRequests(gpus),
   };
-  return { ...spec, labels: [{ label: SERVICE_LABEL, value: service }, { label: SPEC_LABEL, value: specDigest(spec) }] };
+  return { ...spec, labels: [{ label: SERVICE_LABEL, value: service }, { label: SPEC_LABEL, value: specDigest(spec) }], allowFrom: [...svc.allowFrom] };
 }
 
 /** A digest of everything the container is made from: the check variant compares it. */

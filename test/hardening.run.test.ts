@@ -32,6 +32,12 @@ const refusedOrDone = (r: Run) => {
   if (r.code !== 0) expect(r.stderr).toMatch(/^modelshare: /m);
 };
 
+/**
+ * The tree as modelshare left it before the skeleton was root's (every folder the owner's, 0775):
+ * where an owner could still plant a link, and what the next converge migrates.
+ */
+const oldSite = () => sh(`chown -R -h ${OWNER.uid}:${OWNER.gid} ${root} && find ${root} -type d -exec chmod 0775 {} +`);
+
 beforeEach(() => {
   root = tempRoot();
   s = localStorage({ root, owner: OWNER });
@@ -43,6 +49,7 @@ describe("nothing inside the storage tree borrows root's rights", () => {
   it("a store category swapped for a link to a root-only folder, and a file where a link belongs: refused, nothing moved", () => {
     const outside = decoy();
     expect(converge().code).toBe(0);
+    oldSite();
     const before = outside.digest();
     asOwner([
       `mv ${store}/checkpoints ${store}/checkpoints.old && ln -s ${outside.secret} ${store}/checkpoints`,
@@ -63,6 +70,7 @@ describe("nothing inside the storage tree borrows root's rights", () => {
   it("a category linked to / (or to a system folder) is refused, however the loop check would see it", () => {
     const outside = decoy();
     expect(converge().code).toBe(0);
+    oldSite();
     asOwner(`rmdir ${store}/vae && ln -s / ${store}/vae && rm ${upload}/vae && mkdir ${upload}/vae && echo x > ${upload}/vae/profile.sh`);
     const before = outside.digest();
     const r = links();
@@ -72,27 +80,23 @@ describe("nothing inside the storage tree borrows root's rights", () => {
     expect(existsSync("/profile.sh")).toBe(false);
   });
 
-  it("a folder swapped for a link right after it is made: no owner or mode outside the root ever changes (100 races)", async () => {
+  it("an old site migrated while the owner swaps its folders for links: no owner or mode outside the root ever changes (100 races)", async () => {
     const outside = decoy();
     const before = outside.digest();
-    // The root's parent belongs to the owner here (a root inside a user's home), so even the
-    // root folder itself can be swapped; folders inside the tree start out root-owned, so
-    // root has to hand them over while the attacker swaps them.
-    const home = dirname(root);
-    sh(`chown ${OWNER.uid}:${OWNER.gid} ${home}`);
-    const victims = ["", "/storage-user", "/storage-user/output", "/storage-user/output/ComfyUI", "/storage-models", "/projects"];
+    // The tree as an earlier modelshare left it (every folder the owner's): root hands the
+    // skeleton to itself top-down while the attacker swaps each folder for a link to the decoy.
+    const victims = ["/storage-user", "/storage-user/output", "/storage-user/output/ComfyUI", "/storage-models", "/storage-models/models", "/projects"];
     const swap = victims.map((v) => `if [ -d "${root}${v}" ] && [ ! -L "${root}${v}" ]; then mv -T "${root}${v}" "${root}${v}.gone$i" 2>/dev/null && ln -s "${outside.secret}" "${root}${v}" 2>/dev/null; fi`).join("; ");
-    let refused = 0;
     for (let round = 0; round < 100; round++) {
-      sh(`rm -rf ${home}/cw* && mkdir -p ${root}/storage-user/output/ComfyUI ${root}/storage-models ${root}/projects && chmod 0700 ${root}/projects`);
+      sh(`rm -rf ${root} && mkdir -p ${root}/storage-user/output/ComfyUI ${root}/storage-models/models ${root}/projects && chown -R ${OWNER.uid}:${OWNER.gid} ${root}`);
       const attacker = asOwnerInBackground(`i=0; while :; do i=$((i + 1)); ${swap}; done`);
       const r = layout();
       await attacker.stop();
       refusedOrDone(r);
-      if (r.code !== 0) refused++;
       expect(outside.digest(), `round ${round}: ${r.stdout}${r.stderr}`).toEqual(before);
+      // A run that completed left a skeleton the owner can no longer change.
+      if (r.code === 0) expect(sh(`stat -c '%u %a' ${root} ${root}/storage-user ${root}/storage-models/models`), `round ${round}`).toBe("0 755\n0 755\n0 755\n");
     }
-    expect(refused).toBeGreaterThan(0); // the attacker did get in the way: the races were real
   }, 240_000);
 
   it("a folder flipped between itself and a link while root enters it: root never changes what the link points at (100 races)", async () => {
@@ -149,6 +153,7 @@ describe("nothing inside the storage tree borrows root's rights", () => {
     const outside = decoy();
     const theirs = join(dirname(root), "attacker-owned");
     expect(converge().code).toBe(0);
+    oldSite();
     sh(`mkdir ${theirs} && chown ${OWNER.uid}:${OWNER.gid} ${theirs}`);
     const before = outside.digest();
     asOwner(`mv ${root}/storage-user ${root}/storage-user.old && ln -s ${theirs} ${root}/storage-user && ln -s ${outside.open} ${theirs}/models-upload`);
@@ -160,16 +165,77 @@ describe("nothing inside the storage tree borrows root's rights", () => {
     expect(sh(`find ${theirs} -mindepth 1 | wc -l`)).toBe("1\n"); // only the attacker's own link
   });
 
-  it("the storage root itself replaced by a link: refused, the link's target untouched", () => {
+  it("a root whose parent the owner can write is refused, naming the parent and the fix; nothing is made", () => {
     const outside = decoy();
-    sh(`chown ${OWNER.uid}:${OWNER.gid} ${dirname(root)}`);
-    expect(converge().code).toBe(0);
     const before = outside.digest();
-    asOwner(`mv ${root} ${root}.old && ln -s ${outside.open} ${root}`);
-    const r = layout();
+    sh(`chown ${OWNER.uid}:${OWNER.gid} ${dirname(root)}`);
+    let r = layout();
+    expect(r.code).not.toBe(0);
+    expect(r.stderr).toContain(`modelshare: ${dirname(root)}, above the storage root, can be changed by the storage owner 1000:1000 (it belongs to 1000:1000, mode 755)`);
+    expect(r.stderr).toContain(`chown root:root ${dirname(root)}; chmod go-w ${dirname(root)}`);
+    expect(existsSync(root)).toBe(false);
+    // Group-writable for the owner's group, or writable by all without the sticky bit: the same.
+    sh(`chown 0:${OWNER.gid} ${dirname(root)} && chmod 0775 ${dirname(root)}`);
+    expect(layout().stderr).toContain("above the storage root, can be changed by the storage owner");
+    sh(`chown 0:0 ${dirname(root)} && chmod 0777 ${dirname(root)}`);
+    expect(layout().stderr).toContain("above the storage root, can be changed by the storage owner");
+    sh(`chmod 1777 ${dirname(root)}`); // like /tmp: only a name's owner may move it
+    expect(layout().code).toBe(0);
+    // An old site whose root the owner already swapped for a link is refused too.
+    sh(`chmod 0755 ${dirname(root)} && mv ${root} ${root}.old && ln -s ${outside.open} ${root}`);
+    r = layout();
     expect(r.code).not.toBe(0);
     expect(r.stderr).toContain(`${root} is a symbolic link (to ${outside.open})`);
     expect(outside.digest()).toEqual(before);
+  });
+});
+
+describe("the skeleton: the owner writes in the leaves and can change no name above them", () => {
+  it("as the owner: every skeleton folder refuses a rename, a new name, a removal and a mode change; the leaves take files", () => {
+    expect(converge().code).toBe(0);
+    const skeleton = ["", "/storage-models", "/storage-models/models", "/storage-user", "/storage-user/output",
+      "/storage-user/models-upload", "/projects", "/storage-models/comfyui", "/storage-models/comfyui/custom_nodes"];
+    const tryAs = (cmd: string) => spawnSync("setpriv", [`--reuid=${OWNER.uid}`, `--regid=${OWNER.gid}`, "--clear-groups", "--", "bash", "-c", cmd], { encoding: "utf8" });
+    for (const dir of skeleton) {
+      const d = `${root}${dir}`;
+      for (const attack of [`touch ${d}/planted`, `mkdir ${d}/planted`, `ln -s /etc ${d}/planted`, `chmod 0777 ${d}`]) {
+        const r = tryAs(attack);
+        expect(r.status, `${attack} as the owner`).not.toBe(0);
+        expect(r.stderr, attack).toMatch(/Permission denied|Operation not permitted/);
+      }
+    }
+    // Names in the skeleton (leaves, links, skeleton folders) cannot be renamed, replaced or removed.
+    for (const name of [`${store}/checkpoints`, `${upload}/checkpoints`, `${root}/storage-user/output/ComfyUI`, `${root}/storage-user`, `${root}/storage-models/models`]) {
+      for (const attack of [`mv -T ${name} ${name}.moved`, `rm -f ${name}`, `rmdir ${name}`]) {
+        expect(tryAs(attack).status, `${attack} as the owner`).not.toBe(0);
+        expect(existsSync(name), attack).toBe(true);
+      }
+    }
+    expect(readlinkSync(`${upload}/checkpoints`)).toBe("../../storage-models/models/checkpoints");
+    // The leaves are the owner's: an upload through the link lands in the store.
+    asOwner(`echo model > ${upload}/checkpoints/m.safetensors && mkdir ${root}/storage-user/output/ComfyUI/day1 && echo in > ${root}/storage-user/input/i.png`);
+    expect(readFileSync(`${store}/checkpoints/m.safetensors`, "utf8")).toBe("model\n");
+    expect(statSync(`${store}/checkpoints/m.safetensors`).uid).toBe(OWNER.uid);
+  });
+
+  it("an old site (every folder the owner's) is migrated in place: the skeleton becomes root's top-down, every file stays, the run says so", () => {
+    expect(converge().code).toBe(0);
+    asOwner(`echo model > ${store}/loras/l.safetensors && echo out > ${root}/storage-user/output/ComfyUI/o.png`);
+    oldSite();
+    const r1 = layout();
+    expect(r1.code, r1.stderr).toBe(0);
+    expect(r1.stdout).toContain(`changed: owner of ${root}: 1000:1000 -> 0:0`);
+    expect(r1.stdout).toContain(`changed: mode of ${root}: 775 -> 00755`);
+    expect(r1.stdout).toContain(`changed: owner of ${root}/storage-models/models: 1000:1000 -> 0:0`);
+    expect(r1.stdout).not.toContain(`owner of ${store}/loras:`); // a leaf stays the owner's
+    const r2 = links();
+    expect(r2.code, r2.stderr).toBe(0);
+    expect(r2.stdout).toContain(`changed: owner of ${upload}: 1000:1000 -> 0:0`);
+    expect(readFileSync(`${store}/loras/l.safetensors`, "utf8")).toBe("model\n");
+    expect(readFileSync(`${root}/storage-user/output/ComfyUI/o.png`, "utf8")).toBe("out\n");
+    expect(statSync(`${store}/loras`).uid).toBe(OWNER.uid);
+    expect(layout().changed).toBe(0);
+    expect(links().changed).toBe(0);
   });
 });
 
@@ -227,6 +293,7 @@ describe("a merge puts everything into the store owned by the owner, and loses n
 
   it("leftovers of an interrupted merge (a temporary folder or copy) are cleared and the merge completes", () => {
     expect(converge().code).toBe(0);
+    oldSite();
     asOwner(`mkdir ${store}/vae/.modelshare-folder && echo partial > ${store}/vae/.modelshare-partial && rm ${upload}/vae && mkdir -p ${upload}/vae/sub && echo whole > ${upload}/vae/sub/v.pt`);
     const r = links();
     expect(r.code, r.stderr).toBe(0);
@@ -238,6 +305,7 @@ describe("a merge puts everything into the store owned by the owner, and loses n
     for (let round = 0; round < 5; round++) {
       sh(`rm -rf ${root} && mkdir -p ${dirname(root)}`);
       expect(converge().code).toBe(0);
+      oldSite();
       asOwner(`rm ${upload}/loras && mkdir ${upload}/loras && cd ${upload}/loras && for i in $(seq 200); do echo "upload $i" > "m$i.safetensors"; done`);
       // Another writer (a container, a download) creates the same names in the store, newest first.
       const writer = asOwnerInBackground(`set -C; for i in $(seq 200 -1 1); do echo "other $i" > ${store}/loras/m$i.safetensors 2>/dev/null || true; done; sleep 60`);

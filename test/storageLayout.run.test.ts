@@ -55,12 +55,18 @@ describe("storage layout, run for real", () => {
     const first = runProgram(renderStorageLayout(s));
     expect(first.code, first.stderr).toBe(0);
     expect(first.stderr).toBe("");
+    // The leaves are the owner's, with the configured modes.
     for (const sub of ["storage-models/models/checkpoints", "storage-models/models/diffusion_models", "storage-user/output/ComfyUI",
-      "storage-user/output/Forge", "storage-user/input", "storage-user/workflows", "projects", "media_cache",
-      "storage-models/ollama", "storage-models/comfyui/custom_nodes"]) {
+      "storage-user/output/Forge", "storage-user/input", "storage-user/workflows", "media_cache", "storage-models/ollama"]) {
       const st = statSync(join(root, sub));
       expect(st.isDirectory(), sub).toBe(true);
       expect([st.uid, st.gid, mode(join(root, sub))], sub).toEqual([1000, 1000, "775"]);
+    }
+    // The skeleton above them, and code, are root's: the owner cannot rename or add a name there.
+    for (const sub of ["", "storage-models", "storage-models/models", "storage-user", "storage-user/output", "projects",
+      "storage-models/comfyui", "storage-models/comfyui/custom_nodes"]) {
+      const st = statSync(join(root, sub));
+      expect([st.isDirectory(), st.uid, st.gid, mode(join(root, sub))], sub || "root").toEqual([true, 0, 0, "755"]);
     }
     expect(first.changed).toBeGreaterThanOrEqual(layoutDirs(s).length);
     const second = runProgram(renderStorageLayout(s));
@@ -75,14 +81,16 @@ describe("storage layout, run for real", () => {
     expect(runProgram(renderStorageLayout(s)).code).toBe(0);
     chmodSync(join(root, "projects"), 0o700);
     chownSync(join(root, "media_cache"), 0, 0);
+    chownSync(join(root, "storage-user"), 1000, 1000);
     const gone = join(root, "storage-models/models/vae");
     sh(`rmdir ${gone}`);
     const r = runProgram(renderStorageLayout(s));
     expect(r.code, r.stderr).toBe(0);
-    expect(r.changed).toBe(3); // vae created, projects' mode, media_cache's owner
+    expect(r.changed).toBe(4); // vae created, projects' mode, media_cache's and storage-user's owner
     expect(r.stdout).toContain(`changed: created folder ${gone}`);
-    expect(r.stdout).toContain(`changed: mode of ${join(root, "projects")}: 700 -> 00775`);
+    expect(r.stdout).toContain(`changed: mode of ${join(root, "projects")}: 700 -> 00755`);
     expect(r.stdout).toContain(`changed: owner of ${join(root, "media_cache")}: 0:0 -> 1000:1000`);
+    expect(r.stdout).toContain(`changed: owner of ${join(root, "storage-user")}: 1000:1000 -> 0:0`);
     expect(runProgram(renderStorageLayout(s)).changed).toBe(0);
   });
 

@@ -11,64 +11,84 @@ require_parent() {
   [ -d "$parent" ] || refuse "$parent does not exist, so $2 ($1) cannot be created in it; mount the volume or create $parent, then run again."
 }
 
-# ensure_root ROOT UID GID MODE KEY (privileged): the storage root is a real folder with that
-# owner and mode. It is changed only from inside (enter_dir), so a link swapped in along the
-# way cannot redirect the chown or chmod. Empty UID/GID leaves ownership alone.
-ensure_root() {
-  local root=$1 uid=$2 gid=$3 mode=$4 key=$5 cur
-  require_parent "$root" "$key"
-  require_no_link "$root"
-  if [ ! -e "$root" ]; then
-    if [ -n "$uid" ] && [ "$EUID" -ne 0 ] && [ "$EUID:$(id -g)" != "$uid:$gid" ]; then
-      refuse "$root would have to belong to $uid:$gid, and only root can do that; run as root or set storage.owner to \"unmanaged\"."
+# require_safe_ancestors ROOT UID GID (privileged): no folder above ROOT can be changed by the
+# storage owner UID:GID, or the owner could move the whole tree away and put a link in its place
+# (every export, share and bind source would then lead wherever the link points). Writable by
+# all is fine only with the sticky bit (/tmp): then only a name's owner may move it. UID empty
+# or 0 (unmanaged, or root as the owner): there is no one to keep out.
+require_safe_ancestors() {
+  local at=$1 uid=$2 gid=$3 u g m
+  [ -n "$uid" ] && [ "$uid" != 0 ] || return 0
+  while [ "$at" != / ]; do
+    at=$(dirname -- "$at")
+    [ -e "$at" ] || continue # ensure_root names a missing parent
+    read -r u g m < <(stat -c '%u %g %a' -- "$at")
+    if [ "$u" = "$uid" ] || { [ "$g" = "$gid" ] && ((8#$m & 8#020)); } || { ((8#$m & 8#002)) && ! ((8#$m & 8#1000)); }; then
+      refuse "$at, above the storage root, can be changed by the storage owner $uid:$gid (it belongs to $u:$g, mode $m), who could then move the storage tree away and put a link in its place; make it root's and writable by root alone (chown root:root $at; chmod go-w $at), then run again."
     fi
-    # Made private, then given its owner and mode from inside; it counts as one change.
-    act "the storage root $root is missing" "created folder $root" make_root "$root" "$uid" "$gid" "$mode"
+  done
+}
+
+# ensure_root ROOT UID GID MODE KEY (privileged): the storage root is a real folder with that
+# owner and mode (its parent must exist). Empty UID/GID leaves ownership alone.
+ensure_root() {
+  require_parent "$1" "$5"
+  if [ ! -e "$1" ] && [ ! -L "$1" ] && [ -n "$2" ] && [ "$EUID" -ne 0 ] && [ "$EUID:$(id -g)" != "$2:$3" ]; then
+    refuse "$1 would have to belong to $2:$3, and only root can do that; run as root or set storage.owner to \"unmanaged\"."
+  fi
+  ensure_held_dir "$1" "$2" "$3" "$4"
+}
+
+# ensure_tree UID GID [PATH HOLDER MODE]... (privileged, parents first): each folder is a real
+# folder with its holder and mode. HOLDER root: the skeleton above the leaves (and code), root's,
+# so that the storage owner can never rename, replace or add a name in it; owner: a leaf, UID:GID's.
+# Each is made and changed by root from inside (enter_dir), and only once its parent is root's
+# (parents come first), so no name on the way can be swapped meanwhile. UID empty (owner
+# unmanaged): ownership stays with whoever runs the program.
+ensure_tree() {
+  local uid=$1 gid=$2
+  shift 2
+  while [ "$#" -ge 3 ]; do
+    if [ -z "$uid" ]; then
+      ensure_held_dir "$1" "" "" "$3"
+    elif [ "$2" = root ]; then
+      ensure_held_dir "$1" 0 0 "$3"
+    else
+      ensure_held_dir "$1" "$uid" "$gid" "$3"
+    fi
+    shift 3
+  done
+}
+
+# ensure_held_dir PATH UID GID MODE (privileged): PATH is a real folder of UID:GID with MODE,
+# changed only from inside (enter_dir), so a link swapped in along the way cannot redirect the
+# chown or chmod. A missing one is made private, then given its owner and mode from inside.
+ensure_held_dir() {
+  local path=$1 uid=$2 gid=$3 mode=$4 cur
+  require_no_link "$path"
+  if [ ! -e "$path" ]; then
+    act "folder $path is missing" "created folder $path" make_held_dir "$path" "$uid" "$gid" "$mode"
     return 0
   fi
-  [ -d "$root" ] || refuse "$root is a file, but modelshare keeps a folder there; move the file away, then run again."
-  enter_dir "$root"
+  [ -d "$path" ] || refuse "$path is a file, but modelshare keeps a folder there; move the file away, then run again."
+  enter_dir "$path"
   cur=$(stat -c '%u:%g' .)
   if [ -n "$uid" ] && [ "$cur" != "$uid:$gid" ]; then
-    [ "$EUID" -eq 0 ] || checking || refuse "$root belongs to $cur, not $uid:$gid, and only root can change that; run as root or set storage.owner to \"unmanaged\"."
-    act "$root belongs to $cur, not $uid:$gid" "owner of $root: $cur -> $uid:$gid" chown -h -- "$uid:$gid" .
+    [ "$EUID" -eq 0 ] || checking || refuse "$path belongs to $cur, not $uid:$gid, and only root can change that; run as root or set storage.owner to \"unmanaged\"."
+    act "$path belongs to $cur, not $uid:$gid" "owner of $path: $cur -> $uid:$gid" chown -h -- "$uid:$gid" .
   fi
   cur=$(stat -c '%a' .)
   if [ "$((8#$cur))" -ne "$((8#$mode))" ]; then
-    act "the mode of $root is $cur, not $mode" "mode of $root: $cur -> $mode" chmod -- "$mode" .
+    act "the mode of $path is $cur, not $mode" "mode of $path: $cur -> $mode" chmod -- "$mode" .
   fi
   cd /
 }
 
-make_root() {
+make_held_dir() {
   mkdir -m 0700 -- "$1" 2>/dev/null || changed_meanwhile "$1"
   enter_dir "$1"
   if [ -n "$2" ]; then chown -h -- "$2:$3" .; fi
   chmod -- "$4" .
-  cd /
-}
-
-# own_dirs UID GID PATH... (privileged): each managed folder that exists belongs to UID:GID.
-# Only root can change an owner; it does so from inside the folder (`chown -h .`), never
-# through a path. Missing folders are left to ensure_dir, links to its refusal.
-own_dirs() {
-  local uid=$1 gid=$2 path cur
-  local -a found=()
-  shift 2
-  for path in "$@"; do
-    if [ -d "$path" ] && [ ! -L "$path" ]; then found+=("$path"); fi
-  done
-  [ "${#found[@]}" -gt 0 ] || return 0
-  while read -r cur path; do
-    [ "$cur" != "$uid:$gid" ] || continue
-    [ "$EUID" -eq 0 ] || checking || refuse "$path belongs to $cur, not $uid:$gid, and only root can change that; run as root or set storage.owner to \"unmanaged\"."
-    act "$path belongs to $cur, not $uid:$gid" "owner of $path: $cur -> $uid:$gid" chown_inside "$path" "$uid:$gid"
-  done < <(stat -c '%u:%g %n' -- "${found[@]}" 2>/dev/null) # one gone meanwhile: ensure_dir sees to it
-}
-
-chown_inside() {
-  enter_dir "$1"
-  chown -h -- "$2" .
   cd /
 }
 

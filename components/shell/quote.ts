@@ -22,8 +22,9 @@ export function call(fn: string, ...args: (string | number)[]): string {
 
 /**
  * A call whose arguments come in rows (e.g. path and mode per folder): one row a line, joined
- * by backslash continuations, so a long step still reads as a list.
+ * by backslash continuations, so a long step still reads as a list. `lead`: arguments before
+ * the rows, on the first line.
  */
-export function callRows(fn: string, rows: ReadonlyArray<ReadonlyArray<string | number>>): string {
-  return [call(fn), ...rows.map((row) => `  ${row.map(quote).join(" ")}`)].join(" \\\n");
+export function callRows(fn: string, rows: ReadonlyArray<ReadonlyArray<string | number>>, lead: ReadonlyArray<string | number> = []): string {
+  return [call(fn, ...lead), ...rows.map((row) => `  ${row.map(quote).join(" ")}`)].join(" \\\n");
 }

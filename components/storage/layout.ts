@@ -4,7 +4,7 @@ import type { Storage } from "./schema";
 import { runProgram, type NodeTarget } from "../node/command";
 import { call, callRows } from "../shell/quote";
 import { DIRS, renderProgram, shellLib } from "../shell/script";
-import { categoryDir, layoutDirs, modelStoreDir, projectDir, projectDirs } from "./paths";
+import { categoryDir, layoutDirs, modelStoreDir, projectDir, projectDirs, SKELETON_MODE } from "./paths";
 
 const SPACE = shellLib(__dirname, "space");
 const REPORT = shellLib(__dirname, "report");
@@ -48,13 +48,17 @@ export function ownerArgs(s: Storage): { uid: string; gid: string } {
 export const chmodMode = (mode: string) => `0${mode.padStart(4, "0")}`;
 
 /**
- * Root checks the free space and makes the root folder (its owner and mode), and gives existing
- * folders back to the owner; the owner makes every folder inside. Checking, it also reports
- * what each category, output folder and project holds.
+ * Root checks the free space and that nothing above the root is the owner's, then makes the
+ * skeleton (the root and every folder above the leaves: root's, 0755) and the leaves (the
+ * owner's), parents first, each from inside; the owner makes what a project holds. Checking, it
+ * also reports what each category, output folder and project holds.
  */
 export function renderStorageLayout(s: Storage, projects: readonly string[] = []): string {
   const owner = ownerArgs(s);
-  const inside = [...layoutDirs(s).filter((d) => d.path !== s.root), ...projectDirs(s, projects)];
+  // The skeleton is root's wherever the owner is managed; unmanaged, it stays the runner's.
+  const held = owner.uid ? { uid: "0", gid: "0" } : owner;
+  const tree = [...layoutDirs(s).filter((d) => d.path !== s.root), ...projects.map((id) => ({ path: projectDir(s, id), mode: s.modes.user, holder: "owner" as const }))];
+  const inProjects = projectDirs(s, projects).filter((d) => !projects.some((id) => d.path === projectDir(s, id)));
   return renderProgram({
     title: `storage layout under ${s.root}`,
     libs: [SPACE, DIRS, PROJECTS, REPORT],
@@ -63,11 +67,12 @@ export function renderStorageLayout(s: Storage, projects: readonly string[] = []
     converge: {
       privileged: [
         call("check_free_space", s.root, Math.round(s.minFreeGB * 1e9), "storage.minFreeGB"),
-        call("ensure_root", s.root, owner.uid, owner.gid, chmodMode(s.modes.user), "storage.root"),
-        ...(owner.uid ? [call("own_dirs", owner.uid, owner.gid, ...inside.map((d) => d.path))] : []),
+        call("require_safe_ancestors", s.root, owner.uid, owner.gid),
+        call("ensure_root", s.root, held.uid, held.gid, chmodMode(SKELETON_MODE), "storage.root"),
+        callRows("ensure_tree", tree.map((d) => [d.path, d.holder, chmodMode(d.mode)]), [owner.uid, owner.gid]),
       ],
       owner: [
-        callRows("ensure_dirs", inside.map((d) => [d.path, chmodMode(d.mode)])),
+        ...(inProjects.length ? [callRows("ensure_dirs", inProjects.map((d) => [d.path, chmodMode(d.mode)]))] : []),
         ...projects.map((id) => call("project_metadata", projectDir(s, id), JSON.stringify(id))),
         call("projects_unlisted", posix.join(s.root, s.projects), ...projects),
       ],

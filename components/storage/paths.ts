@@ -1,11 +1,19 @@
 import { posix } from "node:path";
 import type { Storage } from "./schema";
 
-/** A folder the storage layout manages, with the mode group it belongs to. */
+/**
+ * A folder the storage layout manages. `holder` says whose it is: "owner" for a leaf, where the
+ * storage owner (and so SMB users and containers) writes; "root" for the skeleton above the
+ * leaves and for code, which the owner must never be able to rename, replace or write.
+ */
 export interface ManagedDir {
   path: string;
   mode: string;
+  holder: "root" | "owner";
 }
+
+/** The skeleton's mode: everyone may enter and list, only its holder may change a name. */
+export const SKELETON_MODE = "0755";
 
 /** One links folder and its links: name -> link text (relative to the links folder). */
 export interface LinkFolder {
@@ -23,32 +31,38 @@ const at = (root: string, sub: string) => posix.join(root, sub);
 export const modelStoreDir = (s: Storage) => at(s.root, s.models);
 export const categoryDir = (s: Storage, category: string) => posix.join(modelStoreDir(s), category);
 
-/** Every folder of the layout, parents before children, each once. */
+/**
+ * Every folder of the layout, parents before children, each once. The leaves are the owner's
+ * (store categories, Ollama's folder, output/<UI>, input, workflows, the media cache); every
+ * folder above them, the links folders' parents and ComfyUI's custom_nodes (code, which no
+ * uploader may write) are the skeleton: root's, 0755. Leaves never nest (the schema keeps the
+ * areas disjoint), so no owner's folder ever holds a skeleton folder.
+ */
 export function layoutDirs(s: Storage): ManagedDir[] {
   const models = s.modes.models;
   const user = s.modes.user;
-  const leaves: Array<[string, string]> = [
-    ...s.categories.map((c): [string, string] => [posix.join(s.models, c), models]),
-    [s.ollamaModels, models],
-    [s.comfyuiCustomNodes, models],
-    ...s.outputs.map((o): [string, string] => [posix.join(s.user, "output", o), user]),
-    [posix.join(s.user, "output"), user],
-    [posix.join(s.user, "input"), user],
-    [posix.join(s.user, "workflows"), user],
-    [s.projects, user],
-    [s.mediaCache, user],
+  const leaves: Array<[string, string, ManagedDir["holder"]]> = [
+    ...s.categories.map((c): [string, string, "owner"] => [posix.join(s.models, c), models, "owner"]),
+    [s.ollamaModels, models, "owner"],
+    [s.comfyuiCustomNodes, SKELETON_MODE, "root"],
+    ...s.outputs.map((o): [string, string, "owner"] => [posix.join(s.user, "output", o), user, "owner"]),
+    [posix.join(s.user, "output"), SKELETON_MODE, "root"],
+    [posix.join(s.user, "input"), user, "owner"],
+    [posix.join(s.user, "workflows"), user, "owner"],
+    [s.projects, SKELETON_MODE, "root"],
+    [s.mediaCache, user, "owner"],
     // A links folder's parents belong to the layout; the folder itself to its SymlinkSet.
-    ...s.links.filter((l) => l.includes("/")).map((l): [string, string] => [posix.dirname(l), user]),
+    ...s.links.filter((l) => l.includes("/")).map((l): [string, string, "root"] => [posix.dirname(l), SKELETON_MODE, "root"]),
   ];
-  const dirs = new Map<string, string>([[s.root, user]]);
-  for (const [sub, mode] of leaves) {
+  const dirs = new Map<string, ManagedDir>([[s.root, { path: s.root, mode: SKELETON_MODE, holder: "root" }]]);
+  for (const [sub, mode, holder] of leaves) {
     const parts = sub.split("/");
     for (let i = 1; i <= parts.length; i++) {
       const path = at(s.root, parts.slice(0, i).join("/"));
-      if (!dirs.has(path)) dirs.set(path, mode);
+      if (!dirs.has(path)) dirs.set(path, i === parts.length ? { path, mode, holder } : { path, mode: SKELETON_MODE, holder: "root" });
     }
   }
-  return [...dirs].map(([path, mode]) => ({ path, mode })).sort((a, b) => depth(a.path) - depth(b.path));
+  return [...dirs.values()].sort((a, b) => depth(a.path) - depth(b.path));
 }
 
 const depth = (p: string) => p.split("/").length;
@@ -75,7 +89,13 @@ export const PROJECT_FOLDERS = [
 
 export const projectDir = (s: Storage, id: string) => posix.join(s.root, s.projects, id);
 
+/**
+ * Each project's folders: the project folder itself is a leaf (root makes it in the skeleton's
+ * `projects` folder and gives it to the owner), what it holds the owner makes.
+ */
 export function projectDirs(s: Storage, ids: readonly string[]): ManagedDir[] {
-  return ids.flatMap((id) => [projectDir(s, id), ...PROJECT_FOLDERS.map((f) => posix.join(projectDir(s, id), f))])
-    .map((path) => ({ path, mode: s.modes.user }));
+  return ids.flatMap((id) => [
+    { path: projectDir(s, id), mode: s.modes.user, holder: "owner" as const },
+    ...PROJECT_FOLDERS.map((f) => ({ path: posix.join(projectDir(s, id), f), mode: s.modes.user, holder: "owner" as const })),
+  ]);
 }

@@ -1,10 +1,10 @@
 import * as pulumi from "@pulumi/pulumi";
 import type { Storage } from "./schema";
 import { runProgram, type NodeTarget } from "../node/command";
-import { call } from "../shell/quote";
+import { call, callRows } from "../shell/quote";
 import { DIRS, renderProgram, shellLib } from "../shell/script";
 import { chmodMode, ownerArgs } from "./layout";
-import { categoryDir, type LinkFolder } from "./paths";
+import { categoryDir, SKELETON_MODE, type LinkFolder } from "./paths";
 
 const LINKS = shellLib(__dirname, "links");
 
@@ -36,10 +36,11 @@ export class SymlinkSet extends pulumi.ComponentResource {
 }
 
 /**
- * Converge: root gives the links folder, and any real folder standing where a link belongs, to
- * the owner; the owner makes the links (merging such a folder into the store first). Remove
- * (destroy): the owner removes only links that still read exactly as made, and the folder only
- * if left empty.
+ * Converge, as root: the links folder is skeleton (root's, 0755), so no one else can rename,
+ * replace or add a link in it; a real folder standing where a link belongs is handed to the
+ * owner, who moves what it holds into the store; root then removes the emptied folder and makes
+ * the links. Remove (destroy): only links that still read exactly as made, and the folder only if
+ * left empty.
  */
 export function renderSymlinkSet(s: Storage, set: LinkFolder): string {
   const owner = ownerArgs(s);
@@ -50,17 +51,15 @@ export function renderSymlinkSet(s: Storage, set: LinkFolder): string {
     root: s.root,
     owner,
     converge: {
-      privileged: owner.uid
-        ? [call("own_dirs", owner.uid, owner.gid, set.folder), call("hand_over", set.folder, owner.uid, owner.gid, ...names)]
-        : [],
-      owner: [
-        call("ensure_dir", set.folder, chmodMode(s.modes.user)),
+      privileged: [
+        callRows("ensure_tree", [[set.folder, "root", chmodMode(SKELETON_MODE)]], [owner.uid, owner.gid]),
+        ...(owner.uid ? [call("hand_over", set.folder, owner.uid, owner.gid, ...names)] : []),
         call("prune_links", set.folder, set.prefix, ...names),
         ...set.links.map((l) => call("ensure_link", `${set.folder}/${l.name}`, l.link, categoryDir(s, l.name))),
       ],
     },
     remove: {
-      owner: [
+      privileged: [
         call("require_no_link", set.folder),
         ...set.links.map((l) => call("remove_link", `${set.folder}/${l.name}`, l.link)),
         call("remove_empty_dir", set.folder),

@@ -1,7 +1,8 @@
 # --- category links ---
 # Links are stored exactly as rendered (relative when the target is under the same root), and a
-# link is "ours" only while readlink prints exactly that text. Everything here runs as the
-# storage owner, except hand_over.
+# link is "ours" only while readlink prints exactly that text. Links belong to the storage
+# tree's skeleton: root makes them in a links folder that is root's, so no one else can swap
+# one; only the merge of a real folder found where a link belongs runs as the owner.
 
 # swap_in_link LINK TARGET: LINK becomes a symlink to TARGET in one rename. `ln -sf` over a link
 # to a folder would create the new link inside the target instead.
@@ -203,8 +204,12 @@ ensure_link() {
   [ "$link" -ef "$category" ] || refuse "$link does not resolve to $category (a link along the way leads elsewhere, or it loops); replace it by the real folder, then run again."
 }
 
+# merge_and_link FOLDER CATEGORY TEXT: the owner moves what the real FOLDER holds into CATEGORY
+# (merge_into; the emptied folder stays, for its parent is root's), then root removes the empty
+# folder and puts the link in its place.
 merge_and_link() {
-  merge_into "$1" "$2"
+  as_owner merge_into "$1" "$2" .
+  rmdir -- "$1" 2>/dev/null || refuse "$1 still holds entries that appeared while modelshare was moving it into $2; run again."
   swap_in_link "$1" "$3"
 }
 

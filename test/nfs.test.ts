@@ -108,7 +108,23 @@ describe("what modelshare writes for NFS", () => {
       { where: "/mnt/modelshare", what: "192.168.0.6:/vol/service/cw", options: "nfsvers=4.2,hard,rw,_netdev,noatime,nconnect=4" },
       { where: "/mnt/modelshare/storage-models/models", what: "192.168.0.6:/vol/service/cw/storage-models/models", options: "nfsvers=4.2,hard,ro,_netdev,noatime,nconnect=4" },
     ]);
-    expect(renderMountUnit(mounts[0]).split("\n")).toEqual(expect.arrayContaining(["After=network-online.target", "What=192.168.0.6:/vol/service/cw", "Where=/mnt/modelshare", "Type=nfs4", "WantedBy=remote-fs.target"]));
+    expect(renderMountUnit(mounts[1]).split("\n")).toEqual([
+      "# modelshare: an NFS mount of the storage; rewritten by every converge, removed when no longer configured and on destroy.",
+      "[Unit]",
+      "Description=modelshare: the storage node's files (192.168.0.6:/vol/service/cw/storage-models/models)",
+      "Wants=network-online.target",
+      "After=network-online.target",
+      "",
+      "[Mount]",
+      "What=192.168.0.6:/vol/service/cw/storage-models/models",
+      "Where=/mnt/modelshare/storage-models/models",
+      "Type=nfs4",
+      "Options=nfsvers=4.2,hard,ro,_netdev,noatime,nconnect=4",
+      "TimeoutSec=30",
+      "",
+      "[Install]",
+      "WantedBy=remote-fs.target",
+    ]);
     expect(mountsOf(site.nfs, site.storage, "fd00::6")[0].what).toBe("[fd00::6]:/vol/service/cw");
     expect(mountCommand(site.nfs, site.storage, "192.168.0.6")).toBe("sudo mount -t nfs4 -o nfsvers=4.2,hard 192.168.0.6:/vol/service/cw /mnt/modelshare");
   });
@@ -124,15 +140,29 @@ describe("what modelshare writes for NFS", () => {
     if (!escape.error) expect(escape.stdout.trim().split(/\s+/)).toEqual(cases.map(([, n]) => n));
   });
 
-  it("the programs: the export as root with the marker written as the owner; the mount all as root; shellcheck-clean", () => {
+  it("the programs: each exported path checked, then the exports; the marker by root or the owner; the mount: stale units first, then root, then the store; shellcheck-clean", () => {
     const site = parse(seeds({ modelsReadOnly: true }));
     const server = renderNfsServer(site.nfs, site.storage, ["192.168.0.21"], "192.168.0.6");
     const ganesha = renderNfsServer({ ...site.nfs, server: "ganesha" }, site.storage, ["192.168.0.21"], "192.168.0.6");
     const mount = renderNfsMount(site.nfs, site.storage, "192.168.0.6");
-    expect(server).toContain("\nconverge_owner() {\n  nfs_marker '/vol/service/cw/.modelshare-export' 'modelshare export 192.168.0.6:/vol/service/cw'\n");
-    expect(server).toContain("\n  nfs_folder '/vol/service/cw'\n  nfs_folder '/vol/service/cw/storage-models/models'\n");
+    const marker = "'/vol/service/cw/.modelshare-export' 'modelshare export 192.168.0.6:/vol/service/cw'";
+    expect(server).toContain(`\nconverge_owner() {\n  nfs_owner_marker ${marker}\n`);
+    expect(server).toContain("\n  nfs_export_path '/vol/service/cw'\n  nfs_export_path '/vol/service/cw/storage-models/models'\n  nfs_ganesha_unexport\n");
+    expect(server).toContain(`\n  ${call("nfs_kernel_exports", renderKernelExports(site.nfs, site.storage, ["192.168.0.21"]), "/vol/service/cw", "/vol/service/cw/storage-models/models")}\n  nfs_root_marker ${marker}\n  :\n}`);
+    const root = "'mnt-modelshare.mount'";
+    const store = "'mnt-modelshare-storage\\x2dmodels-models.mount'";
+    const [rootUnit, storeUnit] = mountsOf(site.nfs, site.storage, "192.168.0.6").map(renderMountUnit);
+    expect(mount).toContain([
+      "\nconverge_privileged() {",
+      "  ensure_packages 'nfs-common'",
+      `  nfs_stale_units ${root} ${store}`,
+      `  ${call("nfs_mount", "/mnt/modelshare", "192.168.0.6:/vol/service/cw", "mnt-modelshare.mount", rootUnit, "modelshare export 192.168.0.6:/vol/service/cw")}`,
+      `  ${call("nfs_models_mount", "/mnt/modelshare/storage-models/models", "192.168.0.6:/vol/service/cw/storage-models/models", "mnt-modelshare-storage\\x2dmodels-models.mount", storeUnit, "/mnt/modelshare")}`,
+      "  :",
+      "}",
+    ].join("\n"));
     expect(mount).toContain("\nowner_steps=no\n");
-    expect(mount).toContain("\nremove_privileged() {\n  nfs_unmounted '/mnt/modelshare/storage-models/models' 'mnt-modelshare-storage\\x2dmodels-models.mount'\n  nfs_unmounted '/mnt/modelshare' 'mnt-modelshare.mount'\n");
+    expect(mount).toContain(`\nremove_privileged() {\n  nfs_stale_units\n  nfs_unmounted '/mnt/modelshare/storage-models/models' ${store}\n  nfs_unmounted '/mnt/modelshare' ${root}\n`);
     expect(shellcheck([server, ganesha, mount])).toBe("");
   });
 });

@@ -87,12 +87,18 @@ export function mountUnitName(path: string): string {
 }
 
 /**
+ * The first line of every mount unit modelshare writes: a later converge removes the units that
+ * carry it and are no longer configured, destroy all of them (mount.sh holds the same text).
+ */
+export const UNIT_TAG = "# modelshare: an NFS mount of the storage; rewritten by every converge, removed when no longer configured and on destroy.";
+
+/**
  * The mount unit: after the network. systemd orders a mount inside another (the read-only model
  * store inside the root) after it, and makes it require it, by itself.
  */
 export function renderMountUnit(m: { where: string; what: string; options: string }): string {
   return [
-    "# Written by modelshare; removed on destroy.",
+    UNIT_TAG,
     "[Unit]",
     `Description=modelshare: the storage node's files (${m.what})`,
     "Wants=network-online.target",

@@ -3,32 +3,128 @@
 # access to the mount point goes through `timeout`, and a converge fails with a sentence
 # instead of hanging. Only findmnt (which reads /proc, not the mount) runs without one.
 NFS_WAIT=${MODELSHARE_NFS_WAIT:-20}
+# Where the mount units live (tests point it at a folder of their own).
+NFS_UNITS=${MODELSHARE_UNIT_DIR:-/etc/systemd/system}
 
-# nfs_mount WHERE WHAT UNIT UNIT_CONTENT MARKER_CONTENT: WHERE holds WHAT, mounted now and at
-# every boot by a mount unit of modelshare's (UNIT, named after WHERE as systemd requires), and
-# proven by the export's marker file (MARKER_CONTENT empty: an inner mount, proven by its
-# source alone).
+# The first line of every mount unit modelshare writes (exports.ts renders the same): how a
+# later run finds the units no longer configured. NFS_OLD_TAG: units written before it.
+NFS_UNIT_TAG="# modelshare: an NFS mount of the storage; rewritten by every converge, removed when no longer configured and on destroy."
+NFS_OLD_TAG="# Written by modelshare; removed on destroy."
+
+# nfs_mount WHERE WHAT UNIT UNIT_CONTENT MARKER_CONTENT: the storage root's export WHAT
+# mounted at WHERE by a mount unit of modelshare's (UNIT, named after WHERE as systemd
+# requires), proven by the export's marker file, and only then enabled at boot.
 nfs_mount() {
   local where=$1 what=$2 unit=$3 marker=$5 source state
-  ensure_unit "$unit" "$4"
-  systemctl is-enabled --quiet -- "$unit" 2>/dev/null || act "$unit is not enabled at boot" "enabled $unit" systemctl enable --quiet -- "$unit"
-  source=$(findmnt -n -M "$where" -o SOURCE 2>/dev/null | tail -n 1 || true)
+  source=$(nfs_source "$where")
+  # systemd resolves WHERE at every start: a mount point the owner could swap gets no unit.
+  [ -n "$source" ] || nfs_way "$where" "the mount point" /nonexistent
+  nfs_unit "$unit" "$4"
   if [ -n "$source" ] && [ "$source" != "$what" ]; then
     act "$where holds $source, not $what" "unmounted $source from $where" nfs_unmount "$where" "$unit"
+    if checking; then return 0; fi
     source=""
+    nfs_way "$where" "the mount point" /nonexistent
   fi
-  if [ -n "$source" ] && [ -n "$marker" ]; then
+  if [ -n "$source" ]; then
     state=$(nfs_marker_state "$where" "$marker")
     [ "$state" != silent ] || nfs_silent "$where" "$what" "$NFS_WAIT"
     if [ "$state" = other ]; then
       act "$where does not show this site's export (its marker is missing or another site's)" "unmounted $where (wrong or stale export)" nfs_unmount "$where" "$unit"
+      if checking; then return 0; fi
       source=""
+      nfs_way "$where" "the mount point" /nonexistent
     fi
   fi
-  [ -z "$source" ] || return 0
-  nfs_local_files "$where"
-  act "$what is not mounted at $where" "mounted $what at $where" nfs_start "$where" "$what" "$unit"
-  checking || [ -z "$marker" ] || nfs_proven "$where" "$what" "$marker"
+  if [ -z "$source" ]; then
+    nfs_local_files "$where"
+    act "$what is not mounted at $where" "mounted $what at $where" nfs_start "$where" "$what" "$unit"
+    checking || nfs_proven "$where" "$what" "$marker"
+  fi
+  nfs_enabled "$unit"
+}
+
+# nfs_models_mount WHERE WHAT UNIT UNIT_CONTENT PARENT: the model store's read-only export
+# WHAT mounted over its own place WHERE inside the root's mount at PARENT (mounted first). It
+# hides only what it shows, so the folders there are no "local files"; the way down from
+# PARENT is the server's skeleton, which the owner must not be able to rename either (owner:
+# unmanaged, the owner of the mounted root folder).
+nfs_models_mount() {
+  local where=$1 what=$2 unit=$3 parent=$5 source
+  source=$(nfs_source "$where")
+  if [ -z "$source" ] && [ -z "$(nfs_source "$parent")" ]; then
+    # Checking only: converging, the root's mount came first or the run stopped there.
+    checking || refuse "$parent, which holds $where, is not mounted; run again."
+    drift "$what is not mounted at $where"
+    [ -f "$NFS_UNITS/$unit" ] || drift "$NFS_UNITS/$unit differs from what modelshare writes there"
+    return 0
+  fi
+  [ -n "$source" ] || nfs_way "$where" "the model store's mount point" "$parent"
+  nfs_unit "$unit" "$4"
+  if [ -n "$source" ] && { [ "$source" != "$what" ] || ! nfs_read_only "$where"; }; then
+    act "$where holds $source, not $what read-only" "unmounted $source from $where" nfs_unmount "$where" "$unit"
+    if checking; then return 0; fi
+    source=""
+    nfs_way "$where" "the model store's mount point" "$parent"
+  fi
+  if [ -z "$source" ]; then
+    [ -d "$where" ] || refuse "$where does not show through the mount of $parent (the model store is missing on the server?); converge the storage node, then run again."
+    act "$what is not mounted at $where" "mounted $what at $where (read-only)" nfs_start "$where" "$what" "$unit"
+    checking || nfs_models_proven "$where" "$what"
+  fi
+  nfs_enabled "$unit"
+}
+
+# nfs_models_proven WHERE WHAT: the new mount is WHAT, read-only, and answers.
+nfs_models_proven() {
+  if [ "$(nfs_source "$1")" != "$2" ] || ! nfs_read_only "$1"; then refuse "$1 does not show $2 read-only after mounting it; see journalctl -u for its unit, then run again."; fi
+  timeout "$NFS_WAIT" ls -- "$1" >/dev/null 2>&1 || nfs_silent "$1" "$2" "$NFS_WAIT"
+}
+
+nfs_source() { findmnt -n -M "$1" -o SOURCE 2>/dev/null | tail -n 1 || true; }
+
+nfs_read_only() {
+  case ",$(findmnt -n -M "$1" -o OPTIONS 2>/dev/null | tail -n 1 || true)," in *,ro,*) return 0 ;; esac
+  return 1
+}
+
+# nfs_unit UNIT CONTENT: the unit file holds CONTENT. A unit enabled with other content is
+# disabled first: it is enabled again only once its new mount has converged (nfs_enabled).
+# shellcheck disable=SC2154 # file_changed: set by install_file
+nfs_unit() {
+  local unit=$1 path=$NFS_UNITS/$1
+  if systemctl is-enabled --quiet -- "$unit" 2>/dev/null && ! { [ -f "$path" ] && [ ! -L "$path" ] && [ "$(cat -- "$path")" = "$2" ]; }; then
+    act "$unit is enabled at boot but is not what modelshare writes" "disabled $unit until its new mount is proven" systemctl disable --quiet -- "$unit"
+  fi
+  install_file "$path" 0644 "$2"
+  [ "$file_changed" = no ] || systemctl daemon-reload
+}
+
+# nfs_enabled UNIT: enabled at boot. The callers reach it only once the mount converged in
+# this run (mounted and proven): a boot never mounts what no converge has seen work.
+nfs_enabled() {
+  systemctl is-enabled --quiet -- "$1" 2>/dev/null || act "$1 is not enabled at boot" "enabled $1" systemctl enable --quiet -- "$1"
+}
+
+# nfs_stale_units KEEP...: every mount unit modelshare wrote (its first line says so) that is
+# not among KEEP: a mount point that moved, the models mount of a modelsReadOnly turned off;
+# with no KEEP (destroy), all of them. Each is unmounted (inner mounts first), disabled and
+# removed; the files stay on the server.
+nfs_stale_units() {
+  local keep=" $* " f unit where list=""
+  for f in "$NFS_UNITS"/*.mount; do
+    if [ ! -f "$f" ] || [ -L "$f" ]; then continue; fi
+    case $(head -n 1 -- "$f") in "$NFS_UNIT_TAG" | "$NFS_OLD_TAG") ;; *) continue ;; esac
+    unit=${f##*/}
+    case $keep in *" $unit "*) continue ;; esac
+    where=$(sed -n 's/^Where=//p' -- "$f" | head -n 1)
+    list+="${#where} $unit $where"$'\n'
+  done
+  while read -r _ unit where; do
+    [ -n "$unit" ] || continue
+    note "$unit mounts $where, which the site no longer configures"
+    nfs_unmounted "$where" "$unit"
+  done < <(printf '%s' "$list" | sort -rn)
 }
 
 # nfs_proven WHERE WHAT CONTENT: a new mount shows this site's marker. A server that has just
@@ -104,9 +200,13 @@ nfs_unmount() {
   fi
 }
 
-# nfs_unmounted WHERE UNIT: destroy: unmounted, its unit gone; the files stay on the server.
+# nfs_unmounted WHERE UNIT: a mount no longer configured (or destroyed): unmounted, its unit
+# disabled and gone; the files stay on the server.
 nfs_unmounted() {
   local where=$1 unit=$2
-  if findmnt -n -M "$where" >/dev/null; then act "$where is still mounted" "unmounted $where" nfs_unmount "$where" "$unit"; fi
-  remove_unit "$unit"
+  if [ -n "$where" ] && findmnt -n -M "$where" >/dev/null; then act "$where is still mounted" "unmounted $where" nfs_unmount "$where" "$unit"; fi
+  [ -e "$NFS_UNITS/$unit" ] || [ -L "$NFS_UNITS/$unit" ] || return 0
+  checking || systemctl disable --quiet -- "$unit" 2>/dev/null || true
+  remove_file "$NFS_UNITS/$unit"
+  checking || systemctl daemon-reload
 }

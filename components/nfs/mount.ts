@@ -8,6 +8,7 @@ import { markerText, mountsOf, mountUnitName, renderMountUnit } from "./exports"
 import type { Nfs } from "./schema";
 
 const MOUNT = shellLib(__dirname, "mount");
+const WAY = shellLib(__dirname, "way");
 
 export interface NfsMountArgs {
   node: NodeTarget;
@@ -30,21 +31,30 @@ export class NfsMount extends pulumi.ComponentResource {
   }
 }
 
-/** All as root (system files and mounts), reading the marker as the storage owner. */
+/**
+ * All as root (system files and mounts), reading the marker as the storage owner. First the
+ * units of mounts no longer configured go; each unit is enabled at boot only after its mount
+ * converged in this run.
+ */
 export function renderNfsMount(nfs: Nfs, s: Storage, server: string): string {
   const mounts = mountsOf(nfs, s, server);
+  const [root, ...inner] = mounts;
+  const units = mounts.map((m) => mountUnitName(m.where));
   return renderProgram({
-    title: `NFS mount of ${mounts[0].what} at ${nfs.mountPoint}`,
-    libs: [SYSTEM, MOUNT],
+    title: `NFS mount of ${root.what} at ${nfs.mountPoint}`,
+    libs: [SYSTEM, WAY, MOUNT],
     root: s.root,
     owner: ownerArgs(s),
     converge: {
       privileged: [
         call("ensure_packages", "nfs-common"),
-        ...mounts.map((m, i) => call("nfs_mount", m.where, m.what, mountUnitName(m.where), renderMountUnit(m), i === 0 ? markerText(server, s) : "")),
+        call("nfs_stale_units", ...units),
+        call("nfs_mount", root.where, root.what, units[0], renderMountUnit(root), markerText(server, s)),
+        ...inner.map((m, i) => call("nfs_models_mount", m.where, m.what, units[i + 1], renderMountUnit(m), root.where)),
       ],
     },
-    // Inner mounts first; the files on the server are never touched.
-    remove: { privileged: [...mounts].reverse().map((m) => call("nfs_unmounted", m.where, mountUnitName(m.where))) },
+    // Every mount unit modelshare wrote on this node, inner mounts first; then this config's
+    // own (a unit written without the tag). The files on the server are never touched.
+    remove: { privileged: ["nfs_stale_units", ...[...mounts].reverse().map((m) => call("nfs_unmounted", m.where, mountUnitName(m.where)))] },
   });
 }

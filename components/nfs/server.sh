@@ -6,21 +6,28 @@ GANESHA_CONF=/etc/ganesha/ganesha.conf
 GANESHA_OURS=/etc/ganesha/modelshare.conf
 GANESHA_INCLUDE="%include \"$GANESHA_OURS\""
 
-# nfs_folder PATH: an exported folder is a real folder, no link on the way (the server would
-# export wherever a planted link points).
-nfs_folder() {
-  require_no_link "$1"
+# nfs_export_path PATH: an exported folder is a real folder that the storage owner cannot
+# swap for a link: the kernel resolves the path again at every `exportfs -r` and every boot
+# (ganesha at every start), long after this check, so the check is that nobody but root can
+# rename anything on the way (nfs_way): the skeleton the storage layout makes.
+# shellcheck disable=SC2154 # storage_root: set by the program
+nfs_export_path() {
+  nfs_way "$1" "the exported folder" "$storage_root"
   [ -d "$1" ] || refuse "$1, an exported folder, does not exist; the storage layout makes it: converge it first."
 }
 
-# nfs_kernel_exports CONTENT ROOT: the kernel server exports CONTENT from modelshare's file.
+# nfs_kernel_exports CONTENT PATH...: the kernel server exports CONTENT (the PATHs) from
+# modelshare's file.
 # exportfs has no dry run, so a changed file is tried live: if `exportfs -ra` reports an error,
 # the previous file comes back (and is applied again) and the run fails with exportfs's words.
 nfs_kernel_exports() {
-  local content=$1 root=$2 old="" err
+  local content=$1 old="" err path
+  shift
   if [ -f "$NFS_EXPORTS" ] && [ ! -L "$NFS_EXPORTS" ] && [ "$(cat -- "$NFS_EXPORTS")" = "$content" ]; then
-    # Compared as text (awk), not as a pattern: a root may hold . or +.
-    exportfs -s 2>/dev/null | awk -v root="$root" '$1 == root { found = 1 } END { exit !found }' || act "$root is not exported (the export table lost it)" "exported $root again" exportfs -ra
+    for path in "$@"; do
+      # Compared as text (awk), not as a pattern: a path may hold . or +.
+      exportfs -s 2>/dev/null | awk -v path="$path" '$1 == path { found = 1 } END { exit !found }' || act "$path is not exported (the export table lost it)" "exported $path again" exportfs -ra
+    done
     return 0
   fi
   if checking; then
@@ -105,17 +112,39 @@ nfs_ganesha_unexport() {
   checking || ! systemctl is-active --quiet nfs-ganesha || systemctl restart nfs-ganesha || true
 }
 
-# nfs_marker PATH CONTENT (as the owner, inside the tree): the file workers read to prove
-# they see this site's export. Written beside itself and renamed into place, world-readable.
+# The marker: the file workers read to prove they see this site's export, at the export's
+# root. In the storage layout's skeleton the root folder is root's and the owner cannot write
+# it: root writes the marker (nfs_root_marker). Where the owner can write the root folder
+# (owner: unmanaged, a skeleton not yet migrated), root never acts there: the owner does
+# (nfs_owner_marker). Exactly one of the two writes.
+
+# nfs_root_marker PATH CONTENT (as root): the marker, when the owner cannot write its folder.
+nfs_root_marker() {
+  local ids
+  read -r -a ids < <(nfs_owner_ids "$storage_root")
+  [ -d "${1%/*}" ] || return 0
+  if [ "${#ids[@]}" -eq 0 ] || [ "${ids[0]}" = 0 ] || ! nfs_writes "${1%/*}" "${ids[@]}"; then nfs_marker "$1" "$2"; fi
+}
+
+# nfs_owner_marker PATH CONTENT (as the owner): the marker, when the owner can write its folder.
+nfs_owner_marker() {
+  [ ! -w "${1%/*}" ] || nfs_marker "$1" "$2"
+}
+
+# nfs_marker PATH CONTENT: written beside itself and renamed into place, world-readable, the
+# writer's own (a marker the owner wrote before the skeleton became root's is replaced).
 nfs_marker() {
   local path=$1 content=$2
   [ ! -L "$path" ] || act "$path is a symbolic link" "removed the link $path" rm -f -- "$path"
-  if [ -f "$path" ] && [ "$(cat -- "$path")" = "$content" ] && [ "$(stat -c %a -- "$path")" = 644 ]; then return 0; fi
+  if [ -f "$path" ] && [ "$(cat -- "$path")" = "$content" ] && [ "$(stat -c '%a %u' -- "$path")" = "644 $EUID" ]; then return 0; fi
   act "$path does not hold this site's marker" "wrote the export marker $path" nfs_write_marker "$path" "$content"
 }
 
+# The temporary name is removed first and made anew (noclobber: O_EXCL): a link the owner put
+# there while it could still write the folder is never followed.
 nfs_write_marker() {
-  printf '%s\n' "$2" >"$1.modelshare-new"
+  rm -f -- "$1.modelshare-new"
+  (set -C && printf '%s\n' "$2" >"$1.modelshare-new")
   chmod 0644 "$1.modelshare-new"
   mv -fT -- "$1.modelshare-new" "$1"
 }

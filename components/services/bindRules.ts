@@ -1,5 +1,5 @@
 import { isIPv4 } from "node:net";
-import { networkProblem } from "../node/netRules";
+import { coversEveryone, isEveryone, networkProblem } from "../node/netRules";
 
 /**
  * Where a service's ports listen (`bind`) and who may connect (`allowFrom`). Docker publishes on
@@ -27,17 +27,8 @@ export function allowFromProblem(v: string): string | undefined {
   const problem = networkProblem(v);
   if (problem) return problem;
   if (!isIPv4(v.split("/")[0])) return `"${v}" is IPv6; bind is an IPv4 address, so list IPv4 addresses and networks`;
-  if (Number(v.split("/")[1] ?? 32) === 0) return `"${v}" is every address there is; list the networks that should reach the service`;
+  if (isEveryone(v)) return `"${v}" is every address there is; list the networks that should reach the service`;
   return undefined;
-}
-
-const bits = (a: string) => octets(a).reduce((n, x) => n * 256 + x, 0);
-
-/** The allow list covers every IPv4 address (e.g. 0.0.0.0/1 with 128.0.0.0/1). */
-export function coversEveryone(list: readonly string[]): boolean {
-  const nets = list.map((e) => { const [a, p] = e.split("/"); const size = 2 ** (32 - Number(p ?? 32)); return { start: bits(a), size }; });
-  const outer = nets.filter((n, i) => !nets.some((m, j) => j !== i && m.start <= n.start && n.start + n.size <= m.start + m.size && (m.size > n.size || j < i)));
-  return outer.reduce((sum, n) => sum + n.size, 0) >= 2 ** 32;
 }
 
 interface SiteNodeHost {

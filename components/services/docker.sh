@@ -111,14 +111,17 @@ fw_remove() {
 # links only (the README says the skeleton is the runner's there).
 # shellcheck disable=SC2154 # owner_*: set by the program
 docker_bind_source() {
-  local path=$1 at=$1 uid gid mode
+  local path=$1 at=$1 child uid gid mode
   require_no_link "$path"
   [ -n "$owner_uid" ] && [ "$EUID" -eq 0 ] || return 0
   while [ "$at" != / ]; do
+    child=$at
     at=$(dirname -- "$at")
     [ -e "$at" ] || continue
     read -r uid gid mode < <(stat -c '%u %g %a' -- "$at")
     mode=$((8#$mode))
+    # A sticky folder (/tmp) lets others write, but not rename what is not theirs.
+    if ((mode & 8#1000)) && [ -e "$child" ] && [ "$(stat -c %u -- "$child")" != "$owner_uid" ]; then continue; fi
     if { [ "$uid" = "$owner_uid" ] && ((mode & 8#200)); } || { [ "$gid" = "$owner_gid" ] && ((mode & 8#20)); } || ((mode & 8#2)); then
       refuse "$at, above the bind source $path, can be renamed by the storage owner (it is $uid:$gid, mode $(printf '%o' "$mode")): docker resolves bind sources again at every start, so a link put there later would be mounted. The storage skeleton is from before root held the folders above the leaves: converge the storage node (it migrates the skeleton), then run again."
     fi

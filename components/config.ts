@@ -2,6 +2,7 @@ import { z } from "zod";
 import { canonicalHost, hostKeyProblem, hostProblem, isLocalHost } from "./node/hostRules";
 import { checkNfsSection, nfsSchema } from "./nfs/schema";
 import { checkInstallers, comfyuiSchema, ollamaSchema } from "./installers/schema";
+import { checkPorts } from "./node/portRules";
 import { checkServices } from "./services/rules";
 import { servicesSchema } from "./services/schema";
 import { checkSmbSection, smbSchema } from "./smb/schema";
@@ -29,8 +30,8 @@ export const nodeSchema = z.strictObject({
   name: z.string().regex(/^[a-z0-9]([a-z0-9-]{0,30}[a-z0-9])?$/i,
     "must be 1-32 letters, digits or -, not starting or ending with -")
     .describe("Node name, unique in the site (case-insensitive); names its resources."),
-  host: hostName.describe("Hostname or IP address to reach the node over SSH; `localhost` (or 127.x, ::1) runs the node's commands locally, without SSH."),
-  port: z.number().int().min(1).max(65535).default(22).describe("SSH port."),
+  host: hostName.describe("Hostname or IP address to reach the node over SSH; `localhost` (or 127.x, ::1) runs the node's commands locally, without SSH. Never 0.0.0.0, ::, broadcast, multicast, link-local, a zone id or a shorthand such as 0x7f.1."),
+  port: z.number().int().min(1).max(65535).default(22).describe("SSH port; not one Samba (137-139, 445), the NFS server (111, 2049) or a host Ollama (11434) holds on this node."),
   user: z.string().regex(/^[a-z_][a-z0-9_-]{0,31}$/, "must be a Linux user name").default("root")
     .describe("SSH user; needs root rights for system changes (or be root)."),
   sshKey: z.string().regex(/^[A-Za-z][A-Za-z0-9_]*$/, "must be the name of a config key")
@@ -90,7 +91,7 @@ export function parseSite(raw: unknown, env: { homedir: string }): Site {
     throw new SiteConfigError(result.error.issues.map((i) => `${keyPath(i.path) || "(site)"}: ${i.message}`));
   }
   const site = result.data;
-  const problems = siteProblems(site);
+  const problems = siteProblems(site, env.homedir);
   if (problems.length > 0) throw new SiteConfigError(problems);
   if (!site.storage.root.startsWith("~/")) return checked(site);
   const root = `${env.homedir.replace(/\/+$/, "")}${site.storage.root.slice(1)}`;
@@ -106,7 +107,7 @@ function checked(site: Site): Site {
   return site;
 }
 
-function siteProblems(site: Site): string[] {
+function siteProblems(site: Site, homedir: string): string[] {
   const problems: string[] = [];
   const add = (key: string, message: string) => problems.push(`${key}: ${message}`);
   checkNodes(site, add);
@@ -114,7 +115,10 @@ function siteProblems(site: Site): string[] {
   checkSmb(site, add);
   checkNfs(site, add);
   checkServices(site, add);
-  checkInstallers(site, add);
+  checkPorts(site, add);
+  // Checkouts are compared with the storage tree as the node sees it: a ~/ root expanded.
+  const root = site.storage.root.startsWith("~/") ? `${homedir.replace(/\/+$/, "")}${site.storage.root.slice(1)}` : site.storage.root;
+  checkInstallers({ ...site, storage: { ...site.storage, root } }, add);
   return problems;
 }
 

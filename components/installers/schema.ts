@@ -1,5 +1,6 @@
 import { z } from "zod";
 import { pathProblem } from "../pathRules";
+import { codeLocationProblem, serviceUnitProblem } from "./unitRules";
 
 const absolute = (what: string) => z.string().superRefine((v, ctx) => {
   const problem = pathProblem(v, true);
@@ -21,10 +22,13 @@ export const comfyuiSchema = z.strictObject({
   installs: z.array(z.strictObject({
     node: z.string().describe("The node with the checkout (the storage node, or a worker that mounts the storage over NFS)."),
     path: absolute("The ComfyUI checkout (the folder holding main.py)."),
-    service: z.string().regex(/^[A-Za-z0-9@._:-]+\.service$/, "must be a systemd service name such as comfyui.service").optional()
-      .describe("Its systemd service, if it runs as one: a drop-in adds --output-directory to its ExecStart."),
+    service: z.string().superRefine((v, ctx) => {
+      const problem = serviceUnitProblem(v);
+      if (problem) ctx.addIssue({ code: "custom", message: problem });
+    }).optional()
+      .describe("Its systemd service, if it runs as one: a drop-in adds --output-directory to its ExecStart. Never a system unit (ssh, docker, smbd, nfs-*, systemd-*, ollama…)."),
     python: absolute("A Python with PyYAML or ruamel.yaml (default: the checkout's venv/bin/python or .venv/bin/python, else python3).").optional(),
-  })).default([]).describe("Existing ComfyUI checkouts to point at the shared folders through their extra_model_paths.yaml."),
+  })).default([]).describe("Existing ComfyUI checkouts to point at the shared folders through their extra_model_paths.yaml: [{ node, path, service, python }]. A checkout and its python live outside the storage tree (storage.root on the storage node, nfs.mountPoint on a worker); service is never a system unit."),
 }).default({ installs: [] });
 
 export type ComfyUI = z.output<typeof comfyuiSchema>;
@@ -36,7 +40,7 @@ interface NodeRoles {
 }
 
 /** Each listed node exists once and sees the storage; the ollama user needs the owner's group. */
-export function checkInstallers(site: { nodes: readonly NodeRoles[]; nfs: { enabled: boolean }; storage: { owner: unknown; outputs: readonly string[]; user: string }; ollama: Ollama; comfyui: ComfyUI }, add: Add): void {
+export function checkInstallers(site: { nodes: readonly NodeRoles[]; nfs: { enabled: boolean; mountPoint: string }; storage: { root: string; owner: unknown; outputs: readonly string[]; user: string }; ollama: Ollama; comfyui: ComfyUI }, add: Add): void {
   const seen = new Set<string>();
   site.ollama.nodes.forEach((name, i) => {
     const key = `ollama.nodes[${i}]`;
@@ -57,6 +61,13 @@ export function checkInstallers(site: { nodes: readonly NodeRoles[]; nfs: { enab
     installs.add(id);
     const sees = node.roles.includes("storage") || (node.roles.includes("worker") && site.nfs.enabled);
     if (!sees) add(`${key}.node`, `${node.name} does not see the storage (it is neither the storage node nor a worker that mounts it over NFS); list it as a worker and enable nfs, or drop it`);
+    // The storage tree as this node sees it: the root on the storage node, the mount elsewhere.
+    const tree = node.roles.includes("storage") ? { path: site.storage.root, key: "storage.root" }
+      : site.nfs.enabled ? { path: site.nfs.mountPoint, key: "nfs.mountPoint" } : undefined;
+    const checkoutProblem = codeLocationProblem(inst.path, tree);
+    if (checkoutProblem) add(`${key}.path`, `"${inst.path}" ${checkoutProblem}`);
+    const pythonProblem = inst.python === undefined ? undefined : codeLocationProblem(inst.python, tree, true);
+    if (pythonProblem) add(`${key}.python`, `"${inst.python}" ${pythonProblem}`);
     if (!site.storage.outputs.includes("ComfyUI")) add(`${key}`, `ComfyUI saves into ${site.storage.user}/output/ComfyUI, which storage.outputs does not list; add "ComfyUI" to storage.outputs`);
   });
   if (site.ollama.nodes.length > 0 && site.storage.owner === "unmanaged") {

@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { isEveryone, networkProblem } from "../node/netRules";
+import { checkAllowList } from "../node/netRules";
 import { ownFolderProblem } from "../pathRules";
 import type { Storage } from "../storage/schema";
 
@@ -18,9 +18,9 @@ export const nfsSchema = z.strictObject({
   server: z.enum(["kernel", "ganesha"], { error: "must be kernel or ganesha" }).default("kernel")
     .describe("NFS server: kernel (nfs-kernel-server) or ganesha (nfs-ganesha, in user space, for hosts without kernel nfsd)."),
   clients: z.array(z.string()).default([])
-    .describe("Addresses and networks that may mount, besides the worker nodes' hosts (always included)."),
-  allowAnyClient: z.boolean().default(false).describe("Opt in to 0.0.0.0/0, ::/0 or * in clients (any address that reaches the node)."),
-  mountPoint: z.string().default("/mnt/modelshare").describe("Where workers mount the storage root."),
+    .describe("Addresses and networks that may mount, besides the worker nodes' hosts (always included); parsed like smb.hostsAllow."),
+  allowAnyClient: z.boolean().default(false).describe("Opt in to everyone in clients: a prefix of 0 in any spelling, *, or networks that together cover every IPv4 or IPv6 address."),
+  mountPoint: z.string().default("/mnt/modelshare").describe("Where workers mount the storage root: not a system path (/run, /var/run, /usr…) nor under /tmp, /var/tmp or /dev/shm."),
   rootSquash: z.boolean().default(true)
     .describe("Map root on a client to nobody (root_squash). false (no_root_squash) is the explicit opt-in that lets every client's root act as root on the storage."),
   modelsReadOnly: z.boolean().default(false)
@@ -44,7 +44,7 @@ const PLAIN_PATH = /^[A-Za-z0-9._/@+,=-]+$/;
 
 /** The nfs section's own rules. The mount point is checked even when off (its default is used). */
 export function checkNfsSection(nfs: Nfs, storage: Storage, add: Add): void {
-  const mountProblem = ownFolderProblem(nfs.mountPoint, "/mnt/modelshare");
+  const mountProblem = ownFolderProblem(nfs.mountPoint, "/mnt/modelshare", { mount: true });
   if (mountProblem) add("nfs.mountPoint", mountProblem);
   if (!nfs.enabled) return;
   if (!mountProblem && !PLAIN_PATH.test(nfs.mountPoint)) add("nfs.mountPoint", "may hold only letters, digits and . _ / @ + , = - (no spaces): mount units and exports take it as it is");
@@ -55,15 +55,7 @@ export function checkNfsSection(nfs: Nfs, storage: Storage, add: Add): void {
   if (!root.startsWith("~/") && !PLAIN_PATH.test(root)) {
     add("storage.root", "is exported over NFS, so it may hold only letters, digits and . _ / @ + , = - (no spaces)");
   }
-  nfs.clients.forEach((c, i) => {
-    const key = `nfs.clients[${i}]`;
-    if (isEveryone(c)) {
-      if (!nfs.allowAnyClient) add(key, `"${c}" lets every address mount the storage; list your networks, or set nfs.allowAnyClient: true if you mean it`);
-      return;
-    }
-    const problem = networkProblem(c);
-    if (problem) add(key, problem);
-  });
+  checkAllowList("nfs.clients", nfs.clients, { key: "nfs.allowAnyClient", value: nfs.allowAnyClient }, "mount the storage", add);
   nfs.mountOptions.forEach((o, i) => {
     const [name, value, extra] = o.split("=");
     const ok = extra === undefined && (value === undefined ? MOUNT_FLAGS.includes(name) : MOUNT_NUMBERS.includes(name) && /^[1-9]\d{0,6}$/.test(value));

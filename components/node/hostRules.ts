@@ -7,12 +7,48 @@ import { isIPv4, isIPv6 } from "node:net";
 
 const LABEL = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/i;
 
+// A part of an IPv4 address as inet_aton (and so ssh, ping, getaddrinfo) reads it: decimal,
+// octal (leading 0) or hex (0x). A name made only of these is an address in disguise.
+const NUMERIC = /^(0x[0-9a-f]*|\d+)$/i;
+
 export function hostProblem(h: string): string | undefined {
   if (/^\[.*\]$/.test(h)) return `"${h}": write an IPv6 address without the brackets (${h.slice(1, -1)})`;
+  if (h.includes("%")) return `"${h}" holds an IPv6 zone id; give the node an address that needs none (its global or fd00:: address)`;
   const port = /^(.+):(\d{1,5})$/.exec(h);
   if (port && !isIPv6(h)) return `"${h}" holds a port: set host: ${port[1]} and port: ${port[2]}`;
-  const ok = isIPv4(h) || isIPv6(h) || (h.length <= 253 && !/^[0-9.]+$/.test(h) && h.split(".").every((l) => LABEL.test(l)));
+  if (isIPv4(h) || isIPv6(h)) return addressProblem(h);
+  const labels = h.split(".");
+  if (labels.every((l) => NUMERIC.test(l)) || /^\d+$/.test(labels[labels.length - 1])) {
+    return /^\d+\.\d+\.\d+\.\d+$/.test(h)
+      ? `"${h}" is not a hostname or IP address: an IPv4 address is four numbers 0-255, written without leading zeros`
+      : `"${h}" is not a hostname, and ssh would read it as a shorthand IPv4 address; write the address as four numbers 0-255 (e.g. 192.168.0.20)`;
+  }
+  const ok = h.length <= 253 && labels.every((l) => LABEL.test(l));
   return ok ? undefined : `"${h}" is not a hostname or IP address`;
+}
+
+/**
+ * An address that cannot be a node: the unspecified address (0.0.0.0, ::: ssh reaches this
+ * machine through it, a node in disguise), broadcast, multicast, the reserved 240/4, and IPv6
+ * link-local (reachable only with a zone id). IPv4-mapped IPv6 addresses are judged as IPv4.
+ */
+function addressProblem(h: string): string | undefined {
+  const canonical = canonicalHost(h);
+  if (canonical === "localhost") return undefined;
+  const fix = "give the node's own address on the network (or localhost for this machine)";
+  if (isIPv4(canonical)) {
+    const [a] = canonical.split(".").map(Number);
+    if (a === 0) return `"${h}" is not a node's address (0.x means "this host": ssh would reach this machine); ${fix}`;
+    if (canonical === "255.255.255.255") return `"${h}" is the broadcast address; ${fix}`;
+    if (a >= 224 && a < 240) return `"${h}" is a multicast address; ${fix}`;
+    if (a >= 240) return `"${h}" is in the reserved range 240.0.0.0/4; ${fix}`;
+    return undefined;
+  }
+  const g = ipv6Groups(h);
+  if (g.every((x) => x === 0)) return `"${h}" is the unspecified address (::: ssh would reach this machine); ${fix}`;
+  if (g[0] >> 8 === 0xff) return `"${h}" is a multicast address; ${fix}`;
+  if ((g[0] & 0xffc0) === 0xfe80) return `"${h}" is link-local (fe80::/10), reachable only with a zone id; give the node's global or fd00:: address`;
+  return undefined;
 }
 
 /** The eight 16-bit groups of an IPv6 address (a valid one: checked by isIPv6 first). */

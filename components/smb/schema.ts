@@ -1,6 +1,7 @@
 import { posix } from "node:path";
 import { z } from "zod";
-import { isEveryone, networkProblem } from "../node/netRules";
+import { systemAccountProblem } from "../node/accountRules";
+import { checkAllowList } from "../node/netRules";
 import { layoutDirs } from "../storage/paths";
 import type { Storage } from "../storage/schema";
 
@@ -19,7 +20,10 @@ const shareName = (what: string) =>
 
 const userSchema = z.strictObject({
   name: z.string().regex(/^[a-z_][a-z0-9_-]{0,31}$/, "must be a Linux user name: 1-32 lowercase letters, digits, _ or -, starting with a letter or _")
-    .refine((n) => !["root", "nobody"].includes(n), { message: "is a system account; SMB users get an account of their own" })
+    .superRefine((n, ctx) => {
+      const problem = systemAccountProblem(n);
+      if (problem) ctx.addIssue({ code: "custom", message: problem });
+    })
     .describe("Login name; a system account (no login shell) is made for it if the node has none."),
   passwordKey: z.string({ error: "is missing: name the secret config key that holds this user's password (pulumi config set --secret smbPasswordArtist)" })
     .regex(/^[A-Za-z][A-Za-z0-9_]*$/, "must be the name of a config key")
@@ -37,8 +41,8 @@ export const smbSchema = z.strictObject({
     .describe("Folder the share shows, relative to storage.root; empty (the default) is the root itself, holding storage-user/ and storage-models/."),
   users: z.array(userSchema).default([]).describe("Who may connect: [{ name, passwordKey, readOnly }]; required when enabled."),
   hostsAllow: z.array(z.string()).default([])
-    .describe("Addresses and networks that may connect (192.168.0.0/24, 192.168.0.20); every other address is refused. Required when enabled."),
-  allowAnyHost: z.boolean().default(false).describe("Opt in to 0.0.0.0/0 or ::/0 in hostsAllow (any address that reaches the node)."),
+    .describe("Addresses and networks that may connect (192.168.0.0/24, 192.168.0.20); every other address is refused. Required when enabled. Parsed: no leading zeros, no zone ids, no host bits."),
+  allowAnyHost: z.boolean().default(false).describe("Opt in to everyone in hostsAllow: a prefix of 0 in any spelling (0.0.0.0/0, ::0/0), *, or networks that together cover every IPv4 or IPv6 address (0.0.0.0/1 with 128.0.0.0/1)."),
   encryption: z.enum(ENCRYPTION, { error: `must be one of ${ENCRYPTION.join(", ")}` }).default("desired")
     .describe("Samba's `server smb encrypt` for the share: off, if_required, desired (encrypt when the client can), required (refuse clients that cannot)."),
   minProtocol: z.enum(MIN_PROTOCOLS, { error: `must be one of ${MIN_PROTOCOLS.join(", ")}` }).default("SMB2_10")
@@ -80,16 +84,24 @@ export function checkSmbSection(smb: Smb, storage: Storage, add: Add): void {
   if (smb.hostsAllow.length === 0) {
     add("smb.hostsAllow", "is required: list the addresses or networks your users connect from (e.g. [192.168.0.0/24])");
   }
-  smb.hostsAllow.forEach((h, i) => {
-    const key = `smb.hostsAllow[${i}]`;
-    if (isEveryone(h)) {
-      if (!smb.allowAnyHost) add(key, `"${h}" lets every address connect; list your networks, or set smb.allowAnyHost: true if you mean it`);
-      return;
-    }
-    const problem = networkProblem(h);
-    if (problem) add(key, problem);
-  });
+  checkAllowList("smb.hostsAllow", smb.hostsAllow, { key: "smb.allowAnyHost", value: smb.allowAnyHost }, "connect", add);
+  checkSmbConfText(smb, storage, add);
   if (smb.modelsShare && smb.modelsShare.toLowerCase() === smb.share.toLowerCase()) {
     add("smb.modelsShare", `"${smb.modelsShare}" is already the name of smb.share (share names compare case-insensitively); choose another`);
   }
+}
+
+/**
+ * The paths that go into modelshare's smb.conf as they are: `@name@` is the placeholder text
+ * the node fills in (the owner's account, conf.ts), `%` Samba's own substitutions (kept out by
+ * the path rules already), and Samba drops a value's trailing spaces (another folder).
+ */
+function checkSmbConfText(smb: Smb, storage: Storage, add: Add): void {
+  const paths: Array<[string, string]> = [["storage.root", storage.root], ["smb.path", smb.path]];
+  if (smb.modelsShare) paths.push(["storage.models", storage.models]);
+  for (const [key, value] of paths) {
+    if (value.includes("@")) add(key, `"${value}" holds @, which modelshare's smb.conf uses for the names it fills in on the node (@owner_user@); rename the folder without @`);
+    else if (value.includes("%")) add(key, `"${value}" holds %, which Samba reads as a substitution (%U, %m…) in smb.conf; rename the folder without %`);
+  }
+  if (/\s$/.test(storage.root)) add("storage.root", `"${storage.root}" ends in a space, which Samba drops from smb.conf's path (it would share another folder); rename the folder`);
 }

@@ -1,19 +1,28 @@
+import { randomBytes } from "node:crypto";
 import { isLocal, type SiteNode } from "../components/config";
 import { DIAL } from "../components/node/command";
 import { planSite, programsOf, type Planned } from "../components/plan";
 import { commandFor } from "../components/shell/script";
 import type { StackSite } from "../components/stackConfig";
 import { dial, exec, execLocal, type Exec } from "./ssh";
+import { printable, safeJson, unescapeLine } from "./text";
 
 /**
  * `npm run check`: every component's check variant (`bash -s check`, which changes nothing) on
  * its node, all nodes in parallel, one SSH connection per node (one command per component on
  * it), with the program's own connection rules: pinned host key, dial limits, local for
  * localhost. What comes back is drift, refusals and the storage report.
+ *
+ * Every run gets a fresh random frame on its command line (`bash -s check <frame>`); only the
+ * lines that start with it are read, and every name in them is escaped by the program: a name
+ * planted in the tree can neither add a line nor send a terminal anything but text.
  */
 export interface ReportLine {
   kind: "space" | "category" | "output" | "project";
+  /** The folder's real name (a byte that is not UTF-8 reads as U+FFFD; escapedPath is exact). */
   path: string;
+  /** The name as the program printed it: one line, control characters and odd bytes escaped. */
+  escapedPath: string;
   /** space: bytes free; otherwise bytes of the files inside. */
   bytes: number;
   /** space: storage.minFreeGB in bytes; otherwise the number of files. */
@@ -22,6 +31,7 @@ export interface ReportLine {
 
 export interface ComponentCheck {
   component: string;
+  /** What converge would change, as the program said it (names in it escaped). */
   drift: string[];
   /** What converge would refuse (a planted link, a file where a folder belongs…). */
   refusal?: string;
@@ -50,10 +60,10 @@ async function checkNode(node: SiteNode, planned: Planned[], site: StackSite): P
   const started = Date.now();
   const result: NodeCheck = { node: node.name, host: node.host, components: [], sessions: 0, ms: 0 };
   const done = () => ({ ...result, ms: Date.now() - started });
-  let run: (program: string) => Promise<Exec>;
+  let run: (program: string, frame: string) => Promise<Exec>;
   let close = () => {};
   if (isLocal(node)) {
-    run = (program) => execLocal(commandFor("check"), { stdin: program });
+    run = (program, frame) => execLocal(commandFor("check", frame), { stdin: program });
   } else {
     try {
       const { client, dials } = await dial({
@@ -61,7 +71,7 @@ async function checkNode(node: SiteNode, planned: Planned[], site: StackSite): P
         perDialTimeout: DIAL.perDialTimeout, dialErrorLimit: DIAL.dialErrorLimit,
       });
       result.sessions = dials;
-      run = (program) => exec(client, commandFor("check"), { stdin: program });
+      run = (program, frame) => exec(client, commandFor("check", frame), { stdin: program });
       close = () => client.end();
     } catch (e) {
       result.error = (e as Error).message;
@@ -70,8 +80,8 @@ async function checkNode(node: SiteNode, planned: Planned[], site: StackSite): P
   }
   try {
     for (const { name, stdin } of planned.flatMap((p) => programsOf(p, site))) {
-      const r = await run(stdin);
-      const parsed = parse(name.replace(/-converge$/, ""), r);
+      const frame = newFrame();
+      const parsed = parse(name.replace(/-converge$/, ""), await run(stdin, frame), frame);
       if (typeof parsed === "string") {
         result.error = parsed;
         break;
@@ -84,19 +94,33 @@ async function checkNode(node: SiteNode, planned: Planned[], site: StackSite): P
   return done();
 }
 
-/** A component's check, or a sentence saying why it could not be checked. */
-export function parse(component: string, r: Exec): ComponentCheck | string {
-  const lines = r.stdout.split("\n");
-  const drift = lines.filter((l) => l.startsWith("drift: ")).map((l) => l.slice(7));
+/** A run's frame: 128 random bits, which nothing in the tree can know beforehand. */
+export const newFrame = (): string => randomBytes(16).toString("hex");
+
+/**
+ * A component's check, or a sentence saying why it could not be checked. Only the lines that
+ * start with `frame` count; the closing `drift=N` must be the last line and agree with the
+ * drift lines, or the run is not taken as a check at all.
+ */
+export function parse(component: string, r: Exec, frame: string): ComponentCheck | string {
+  const framed = (text: string) => text.split("\n").filter((l) => l.startsWith(`${frame} `)).map((l) => l.slice(frame.length + 1));
+  const lines = framed(r.stdout);
+  const drift = lines.filter((l) => l.startsWith("drift: ")).map((l) => printable(l.slice(7)));
   const report: ReportLine[] = [];
   for (const l of lines) {
     const m = /^report: (space|category|output|project) (\d+) (\d+) (.+)$/.exec(l);
-    if (m) report.push({ kind: m[1] as ReportLine["kind"], bytes: Number(m[2]), count: Number(m[3]), path: m[4] });
+    if (m) report.push({ kind: m[1] as ReportLine["kind"], bytes: Number(m[2]), count: Number(m[3]), path: unescapeLine(m[4]), escapedPath: printable(m[4]) });
   }
-  if (r.code === 0 && /(^|\n)drift=\d+\n?$/.test(r.stdout)) return { component, drift, report };
-  const refusal = r.stderr.split("\n").find((l) => l.startsWith("modelshare: "));
-  if (r.code === 1 && refusal) return { component, drift, report, refusal: refusal.slice(12) };
-  return `${component}: the check did not run to its end (exit ${r.code})${r.stderr.trim() ? `: ${r.stderr.trim().split("\n").slice(-3).join(" ")}` : ""}`;
+  const last = r.stdout.replace(/\n$/, "").split("\n").at(-1) ?? "";
+  const closing = last.startsWith(`${frame} `) ? /^drift=(\d+)$/.exec(last.slice(frame.length + 1)) : null;
+  if (r.code === 0 && closing) {
+    if (Number(closing[1]) === drift.length) return { component, drift, report };
+    return `${component}: the check's output does not add up (drift=${closing[1]}, but ${drift.length} drift lines)`;
+  }
+  const refusal = framed(r.stderr).find((l) => l.startsWith("modelshare: "));
+  if (r.code === 1 && refusal) return { component, drift, report, refusal: printable(refusal.slice(12)) };
+  const said = r.stderr.trim() ? `: ${r.stderr.trim().split("\n").slice(-3).join(" ")}` : "";
+  return printable(`${component}: the check did not run to its end (exit ${r.code})${said}`);
 }
 
 /** 0: nothing drifted; 1: drift (or something converge would refuse); 2: a node could not be checked. */
@@ -110,7 +134,11 @@ const human = (bytes: number) =>
   bytes >= 1e9 ? gb(bytes) : bytes >= 1e6 ? `${(bytes / 1e6).toFixed(1)} MB` : bytes >= 1e3 ? `${(bytes / 1e3).toFixed(1)} kB` : `${bytes} B`;
 const tail = (path: string) => path.slice(path.lastIndexOf("/") + 1);
 
-/** The human report: per node what drifted, then the storage report. */
+/**
+ * The human report: per node what drifted, then the storage report. Names show escaped as the
+ * program printed them, and every line passes printable: nothing in it reaches the terminal as
+ * a control character, whatever a node sent.
+ */
 export function formatText(nodes: NodeCheck[]): string {
   const out: string[] = [];
   for (const n of nodes) {
@@ -122,21 +150,24 @@ export function formatText(nodes: NodeCheck[]): string {
     const report = n.components.flatMap((c) => c.report);
     const space = report.find((r) => r.kind === "space");
     if (space) {
-      out.push(`storage on ${n.node}: ${gb(space.bytes)} free at ${space.path} (storage.minFreeGB: ${gb(space.count)})${space.bytes < space.count ? "  BELOW THE MINIMUM" : ""}`);
+      out.push(`storage on ${n.node}: ${gb(space.bytes)} free at ${space.escapedPath} (storage.minFreeGB: ${gb(space.count)})${space.bytes < space.count ? "  BELOW THE MINIMUM" : ""}`);
     }
     for (const kind of ["category", "output", "project"] as const) {
       const rows = report.filter((r) => r.kind === kind);
       if (rows.length === 0) continue;
       out.push(`  ${kind === "category" ? "model category" : kind}s:`);
-      for (const r of rows) out.push(`    ${tail(r.path).padEnd(24)} ${human(r.bytes).padStart(10)} ${String(r.count).padStart(7)} files`);
+      for (const r of rows) out.push(`    ${tail(r.escapedPath).padEnd(24)} ${human(r.bytes).padStart(10)} ${String(r.count).padStart(7)} files`);
     }
   }
-  return `${out.join("\n")}\n`;
+  return `${out.map(printable).join("\n")}\n`;
 }
 
 const isLocalName = (n: NodeCheck) => isLocal({ host: n.host });
 
-/** For monitoring (cron, a Prometheus textfile exporter): the whole result and the exit code. */
+/**
+ * For monitoring (cron, a Prometheus textfile exporter): the whole result and the exit code.
+ * Report paths are the real names (JSON escapes them; safeJson also what a terminal acts on).
+ */
 export function formatJson(nodes: NodeCheck[]): string {
-  return `${JSON.stringify({ exitCode: exitCode(nodes), nodes }, null, 2)}\n`;
+  return `${safeJson({ exitCode: exitCode(nodes), nodes })}\n`;
 }

@@ -3,6 +3,7 @@ import { LocalWorkspace, type Stack } from "@pulumi/pulumi/automation";
 import { SiteConfigError } from "../components/config";
 import { siteFromConfig, TOKEN_KEY } from "../components/stackConfig";
 import { checkSite, exitCode, formatJson, formatText } from "./check";
+import { printableLines } from "./text";
 
 /**
  * `npm run check -- <stack> [--json]` and `npm run repair -- <stack>`. Both read the stack's
@@ -74,7 +75,8 @@ async function main(argv: string[]): Promise<number> {
 main(process.argv.slice(2)).then(
   (code) => process.exit(code),
   (e: Error) => {
-    process.stderr.write(e instanceof SiteConfigError ? `${e.message}\n` : `modelshare: ${e.message}\n`);
+    // A message may quote what a node or the Pulumi CLI said: shown, never acted on by the terminal.
+    process.stderr.write(printableLines(e instanceof SiteConfigError ? `${e.message}\n` : `modelshare: ${e.message}\n`));
     process.exit(2);
   },
 );

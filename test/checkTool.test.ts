@@ -78,10 +78,23 @@ describe("check results", () => {
     expect(formatText([ok, down])).toContain("b (10.0.0.2): could not be checked: could not connect to root@10.0.0.2:22: timed out");
     expect(exitCode([ok])).toBe(0);
   });
+  const F = "0123456789abcdef0123456789abcdef";
   it("a program that stopped without modelshare's sentence means the node was not checked", () => {
-    expect(parse("x-layout", { code: 127, stdout: "", stderr: "bash: not found" })).toBe("x-layout: the check did not run to its end (exit 127): bash: not found");
-    expect(parse("x-layout", { code: 0, stdout: "drift: a\n", stderr: "" })).toMatch(/did not run to its end/); // no closing drift=N
-    expect(parse("x-layout", { code: 1, stdout: "drift: a\n", stderr: "modelshare: no.\n" })).toEqual({ component: "x-layout", drift: ["a"], report: [], refusal: "no." });
+    expect(parse("x-layout", { code: 127, stdout: "", stderr: "bash: not found" }, F)).toBe("x-layout: the check did not run to its end (exit 127): bash: not found");
+    expect(parse("x-layout", { code: 0, stdout: `${F} drift: a\n`, stderr: "" }, F)).toMatch(/did not run to its end/); // no closing drift=N
+    expect(parse("x-layout", { code: 1, stdout: `${F} drift: a\n`, stderr: `${F} modelshare: no.\n` }, F)).toEqual({ component: "x-layout", drift: ["a"], report: [], refusal: "no." });
+  });
+  it("takes only the lines that carry the run's frame, and only a closing drift=N that adds up", () => {
+    const other = "f".repeat(32);
+    const stdout = [`drift: fake`, `${other} drift: fake`, `report: category 999 999 /x`, `${F} drift: real`, `${F} report: project 4 1 /p/a\\nb\\x1b\\\\`, `drift=0`, `${F} drift=1`, ""].join("\n");
+    expect(parse("x", { code: 0, stdout, stderr: "" }, F)).toEqual({
+      component: "x", drift: ["real"], report: [{ kind: "project", bytes: 4, count: 1, path: "/p/a\nb\x1b\\", escapedPath: "/p/a\\nb\\x1b\\\\" }],
+    });
+    expect(parse("x", { code: 0, stdout: `${F} drift=1\n`, stderr: "" }, F)).toMatch(/does not add up \(drift=1, but 0 drift lines\)/);
+    expect(parse("x", { code: 0, stdout: `${F} drift=0\ndrift: late\n`, stderr: "" }, F)).toMatch(/did not run to its end/);
+    expect(parse("x", { code: 1, stdout: "", stderr: `modelshare: fake\n${F} modelshare: real.\n` }, F)).toMatchObject({ refusal: "real." });
+    const unframed = parse("x", { code: 1, stdout: "", stderr: "modelshare: fake \x1b]0;t\x07\n" }, F);
+    expect(unframed).toBe("x: the check did not run to its end (exit 1): modelshare: fake \\x1b]0;t\\x07");
   });
 });
 

@@ -13,10 +13,72 @@ umask 022
 changed=0
 drifted=0
 run_mode=converge
-note() { printf '%s\n' "$*"; }
-did() { changed=$((changed + 1)); printf 'changed: %s\n' "$*"; }
-drift() { drifted=$((drifted + 1)); printf 'drift: %s\n' "$*"; }
-refuse() { printf 'modelshare: %s\n' "$*" >&2; exit 1; }
+# Reports carry data, not text to trust. A name from the tree may hold a newline or a terminal's
+# escape bytes, so every message goes through escape_line: one line, nothing a terminal acts
+# on. A reader (`npm run check`) passes a random token after the verb (`bash -s check TOKEN`):
+# then every line the program prints starts with it, and a refusal too, and the reader takes
+# only those. Without one (a person, the Pulumi log) lines are as ever: `changed: …`, `drift: …`.
+frame=""
+refuse_frame=""
+note() { escape_line "$*"; emit note "$escaped"; }
+did() { changed=$((changed + 1)); escape_line "$*"; emit changed "$escaped"; }
+drift() { drifted=$((drifted + 1)); escape_line "$*"; emit drift "$escaped"; }
+# report KIND BYTES COUNT PATH: one row of the storage report (check only).
+report() { escape_line "$1 $2 $3 $4"; emit report "$escaped"; }
+# complain MESSAGE: a line of modelshare's to stderr (refuse: the last one).
+complain() { escape_line "$*"; printf '%smodelshare: %s\n' "${refuse_frame:+$refuse_frame }" "$escaped" >&2; }
+refuse() { complain "$@"; exit 1; }
+# emit KIND LINE: LINE (escaped already) framed for a reader, or as a person reads it.
+emit() {
+  if [ -n "$frame" ]; then printf '%s %s: %s\n' "$frame" "$1" "$2"
+  elif [ "$1" = note ]; then printf '%s\n' "$2"
+  else printf '%s: %s\n' "$1" "$2"; fi
+}
+
+# escape_line TEXT [BACKSLASH]: sets `escaped` to TEXT as one line a terminal shows as it is:
+# backslash, LF, tab and CR as \\ \n \t \r; every other control byte, invalid UTF-8 byte, C1
+# control, line separator and bidi control as \xHH, byte by byte (so the name can be decoded
+# back). Printable UTF-8 stays. Pure bash in the C locale (bytes), no process per message; a
+# printable ASCII text takes one pattern test. BACKSLASH replaces `\\` (a line that is escaped
+# already passes with `\`).
+escape_line() {
+  local LC_ALL=C s=$1 bs="\\\\" run c n
+  [ "$#" -lt 2 ] || bs=$2
+  escaped=
+  [[ $s == *[!\ -\[\]-~]* ]] || { escaped=$s; return 0; }
+  # Byte patterns of what stays: well-formed UTF-8 past the C1 controls, no overlong forms, no
+  # surrogates, up to U+10FFFF; and of what is escaped although well-formed (U+200E/F, U+2028
+  # to U+202E, U+2066 to U+2069: they break or reorder what a terminal shows).
+  local u2=$'[\xc2][\xa0-\xbf]*' u2b=$'[\xc3-\xdf][\x80-\xbf]*' \
+    u3=$'[\xe0][\xa0-\xbf][\x80-\xbf]*' u3b=$'[\xe1-\xec\xee\xef][\x80-\xbf][\x80-\xbf]*' u3c=$'[\xed][\x80-\x9f][\x80-\xbf]*' \
+    u4=$'[\xf0][\x90-\xbf][\x80-\xbf][\x80-\xbf]*' u4b=$'[\xf1-\xf3][\x80-\xbf][\x80-\xbf][\x80-\xbf]*' u4c=$'[\xf4][\x80-\x8f][\x80-\xbf][\x80-\xbf]*' \
+    bidi=$'[\xe2][\x80][\x8e\x8f\xa8-\xae]*' bidi2=$'[\xe2][\x81][\xa6-\xa9]*'
+  while [ -n "$s" ]; do
+    run=${s%%[!\ -\[\]-~]*}
+    escaped+=$run s=${s:${#run}}
+    # shellcheck disable=SC2254 # the byte patterns are globs
+    case $s in
+      '') break ;;
+      \\*) escaped+=$bs n=1 ;;
+      $'\n'*) escaped+='\n' n=1 ;;
+      $'\t'*) escaped+='\t' n=1 ;;
+      $'\r'*) escaped+='\r' n=1 ;;
+      $bidi | $bidi2) printf -v c '\\x%02x' "'$s"; escaped+=$c n=1 ;;
+      $u2 | $u2b) escaped+=${s:0:2} n=2 ;;
+      $u3 | $u3b | $u3c) escaped+=${s:0:3} n=3 ;;
+      $u4 | $u4b | $u4c) escaped+=${s:0:4} n=4 ;;
+      *) printf -v c '\\x%02x' "'$s"; escaped+=$c n=1 ;;
+    esac
+    s=${s:n}
+  done
+}
+
+# new_frame: a random frame token (128 bits from /dev/urandom, in hex) in `new_frame`.
+new_frame() {
+  new_frame=$(od -An -N16 -tx1 /dev/urandom)
+  new_frame=${new_frame//[!0-9a-f]/}
+  [ "${#new_frame}" = 32 ] || refuse "could not read 16 random bytes from /dev/urandom."
+}
 checking() { [ "$run_mode" = check ]; }
 
 # act FOUND MADE COMMAND...: the one place that decides between changing and reporting.
@@ -86,20 +148,34 @@ as_owner() {
 # functions, as UID:GID with no capabilities and no way to gain privileges; GROUPS is clear (no
 # supplementary groups: the storage owner) or init (the user's own groups, from /etc/group: a
 # service user such as ollama, whose access comes through its groups). Its changes count as
-# ours; its refusal is ours.
+# ours (only the lines that carry the frame it was given count); its refusal is ours.
 # shellcheck disable=SC2154 # program_title, storage_root, owner_*: set by the program
 run_as() {
-  local uid=$1 gid=$2 groups=$3 line pid fd
+  # Bytes, whatever the locale: bash 5.2's ${line#…} reads stray memory on invalid UTF-8 there.
+  local LC_ALL=C uid=$1 gid=$2 groups=$3 line pid fd kind child
   shift 3
+  new_frame
+  child=$new_frame
   # An empty environment: nothing of root's (HOME, BASH_ENV, SSH_CLIENT, which makes bash read
   # ~/.bashrc as if sshd had started it) reaches the steps.
   exec {fd}< <(cd / && exec setpriv --reuid="$uid" --regid="$gid" "--$groups-groups" --no-new-privs -- \
-    env -i HOME=/ LC_ALL=C.UTF-8 PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin bash -c "$(declare -f; declare -p program_title storage_root owner_uid owner_gid run_mode)"$'\nset -euo pipefail; umask 022; changed=0 drifted=0; "$@"' \
-    "modelshare: $program_title (as $uid:$gid)" "$@" </dev/null)
+    env -i HOME=/ LC_ALL=C.UTF-8 PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin bash -c "$(declare -f; declare -p program_title storage_root owner_uid owner_gid run_mode refuse_frame)"$'\nset -euo pipefail; umask 022; changed=0 drifted=0 frame=$1; shift; "$@"' \
+    "modelshare: $program_title (as $uid:$gid)" "$child" "$@" </dev/null)
   pid=$!
   while IFS= read -r -u "$fd" line; do
-    case $line in "changed: "*) changed=$((changed + 1)) ;; "drift: "*) drifted=$((drifted + 1)) ;; esac
-    printf '%s\n' "$line"
+    # Only a line carrying the child's frame is one of its reports; anything else (a tool's own
+    # output, which may quote a planted name) is shown as a note, escaped, and never counted.
+    kind=""
+    case $line in "$child "*) line=${line#"$child "} kind=${line%%: *} ;; esac
+    case $kind in
+      changed) changed=$((changed + 1)) ;;
+      drift) drifted=$((drifted + 1)) ;;
+      note | report) ;;
+      *) escape_line "$line"; emit note "(output as $uid:$gid) $escaped"; continue ;;
+    esac
+    # Escaped by the child already (its `\\` stay as they are); anything else is escaped now.
+    escape_line "${line#*: }" "\\"
+    emit "$kind" "$escaped"
   done
   exec {fd}<&-
   wait "$pid" || exit "$?"
@@ -115,22 +191,27 @@ check_owner() {
 # first, then the owner's, under the lock; the closing changed=N line shows a second run
 # changed nothing. check: the converge steps, changing nothing (no lock either: it writes
 # nothing), then the report steps; the closing drift=N line counts what converge would change.
+# FRAME (32 hex digits, chosen by the reader) then heads every line printed, refusals included.
 # shellcheck disable=SC2154 # owner_steps: set by the program
 modelshare_main() {
+  if [ "$#" -gt 1 ]; then
+    [[ $# = 2 && $2 =~ ^[0-9a-f]{32}$ ]] || refuse "usage: bash -s converge|check|remove [FRAME: 32 hex digits] < program"
+    frame=$2 refuse_frame=$2
+  fi
   case "${1-}" in
     converge | remove)
       take_lock
       "${1}_privileged"
       [ "$owner_steps" = no ] || as_owner "${1}_owner"
-      printf 'changed=%d\n' "$changed"
+      printf '%schanged=%d\n' "${frame:+$frame }" "$changed"
       ;;
     check)
       run_mode=check
       converge_privileged
       report_privileged
       [ "$owner_steps" = no ] || as_owner check_owner
-      printf 'drift=%d\n' "$drifted"
+      printf '%sdrift=%d\n' "${frame:+$frame }" "$drifted"
       ;;
-    *) refuse "usage: bash -s converge|check|remove < program (got: ${1-nothing})" ;;
+    *) refuse "usage: bash -s converge|check|remove [FRAME] < program (got: ${1-nothing})" ;;
   esac
 }

@@ -107,6 +107,12 @@ export type Verb = "converge" | "check" | "remove";
 /**
  * How a program reaches a node: the command is `bash -s <verb>` and the program travels on
  * stdin. Whatever the SSH user's login shell is (sh, bash, csh, fish), it only ever parses
- * those three words; a csh once mangled `bash -c '<multi-line script>'` and ran stray lines.
+ * those three words (and a check's frame, 32 hex digits); a csh once mangled `bash -c '<multi-line script>'` and ran stray lines.
  */
-export const commandFor = (verb: Verb): string => `bash -s ${verb}`;
+export const commandFor = (verb: Verb, frame?: string): string => {
+  // A reader's frame (random, 32 hex digits): every line the program prints then starts with
+  // it, so a name from the tree cannot pass for a line of the program's (prelude.sh).
+  if (frame === undefined) return `bash -s ${verb}`;
+  if (!/^[0-9a-f]{32}$/.test(frame)) throw new Error(`modelshare: a frame is 32 hex digits, not ${JSON.stringify(frame)}`);
+  return `bash -s ${verb} ${frame}`;
+};

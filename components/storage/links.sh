@@ -81,8 +81,8 @@ merge_into() {
     fi
   done
   if [ "${#conflicts[@]}" -gt 0 ]; then
-    printf 'modelshare: in %s and %s, these names hold different content:\n' "$src" "$dest" >&2
-    printf '  %s\n' "${conflicts[@]}" >&2
+    complain "in $src and $dest, these names hold different content:"
+    for rel in "${conflicts[@]}"; do escape_line "$rel"; printf '  %s\n' "$escaped" >&2; done
     refuse "nothing was moved; rename or remove one of each pair, then run again."
   fi
   [ "$(stat -c %d -- "$src")" = "$(stat -c %d -- "$dest")" ] || across=yes

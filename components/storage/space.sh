@@ -7,7 +7,7 @@ check_free_space() {
   while [ ! -e "$probe" ]; do probe=$(dirname -- "$probe"); done
   avail=$(df -P -B1 -- "$probe" | awk 'NR == 2 { print $4 }')
   [ -n "$avail" ] || refuse "could not read the free space of the filesystem holding $probe from df."
-  checking && printf 'report: space %s %s %s\n' "$avail" "$min" "$path"
+  checking && report space "$avail" "$min" "$path"
   if [ "$avail" -lt "$min" ]; then
     message=$(awk -v a="$avail" -v m="$min" -v p="$path" -v k="$key" 'BEGIN { printf "only %.1f GB are free on the filesystem holding %s, but %s asks for at least %.1f GB", a / 1e9, p, k, m / 1e9 }')
     checking || refuse "$message; free some space or lower $key."

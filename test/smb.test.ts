@@ -42,7 +42,7 @@ describe("modelshare:smb", () => {
     expect(parse(seeds()).smb).toEqual({
       enabled: true, share: "ki_Daten", path: "", allowAnyHost: false, encryption: "desired", minProtocol: "SMB2_10",
       macos: true, recycle: { enabled: true, days: 30 }, audit: true, hostsAllow: ["192.168.0.0/24"],
-      users: [{ name: "artist", passwordKey: "smbPasswordArtist", readOnly: false }, { name: "viewer", passwordKey: "smbPasswordViewer", readOnly: true }],
+      users: [{ name: "artist", passwordKey: "smbPasswordArtist", readOnly: false, adopt: false }, { name: "viewer", passwordKey: "smbPasswordViewer", readOnly: true, adopt: false }],
     });
   });
 
@@ -184,10 +184,12 @@ describe("what modelshare writes for Samba", () => {
     const site = parse(seeds({ modelsShare: "ki_Models" }));
     const share = renderSmbShare(site.smb, site.storage);
     const passwords = renderSmbPasswords(site.smb, site.storage);
-    expect(share).toContain("\n  ensure_packages 'samba' 'samba-vfs-modules'\n  smb_owner\n  smb_accounts 'artist' 'viewer'\n  smb_folders '/vol/service/cw' '/vol/service/cw/storage-models/models'\n");
+    expect(share).toContain("\n  ensure_packages 'samba' 'samba-vfs-modules'\n  smb_owner\n  smb_accounts 'artist' 'viewer'\n  smb_folders '/vol/service/cw' '/vol/service/cw/storage-models/models'\n"
+      + "  smb_names 'smb.share' 'ki_Daten' 'smb.modelsShare' 'ki_Models'\n  smb_one_filesystem '/vol/service/cw' \\\n  '/vol/service/cw/storage-models' \\\n");
+    expect(share).toContain("\n  '/vol/service/cw/storage-user/output/Forge'\n  smb_bin '/vol/service/cw' '00775'\n  smb_conf '# Written by modelshare");
     expect(share).toContain("\nowner_steps=no\n");
     expect(share).toContain("\nremove_privileged() {\n  smb_no_recycle\n  smb_unconf\n");
-    expect(passwords).toContain("\n  smb_passwords 'artist' 'viewer'\n");
+    expect(passwords).toContain("\n  smb_passwords \\\n  'artist' 'create' 'smb.users[0].adopt' \\\n  'viewer' 'create' 'smb.users[1].adopt'\n");
     expect(passwords).toContain('\nmodelshare_main "$@" 3<&0 </dev/null\n');
     expect(shellcheck([share, passwords])).toBe("");
   });

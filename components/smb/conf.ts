@@ -1,5 +1,5 @@
 import { posix } from "node:path";
-import { linkFolders, modelStoreDir } from "../storage/paths";
+import { categoryDir, layoutDirs, linkFolders, modelStoreDir } from "../storage/paths";
 import type { Storage } from "../storage/schema";
 import type { Smb } from "./schema";
 
@@ -23,6 +23,23 @@ export function needsWideLinks(smb: Smb, s: Storage): boolean {
   return !inside(modelStoreDir(s), path) && linkFolders(s).some((f) => inside(f.folder, path));
 }
 
+/**
+ * The folders whose files an SMB user can delete through the share: every folder of the layout
+ * inside it, and the category folders its links lead to outside it (wide links). Samba's recycle
+ * module renames a deleted file into the share's .recycle and, when that rename fails (another
+ * filesystem or mount: EXDEV), deletes the file for good; so with the bin on, the program
+ * refuses any of these that is not on the share's filesystem and mount (smb_one_filesystem).
+ */
+export function reachedFolders(smb: Smb, s: Storage): string[] {
+  const path = sharePath(smb, s);
+  const within = layoutDirs(s).map((d) => d.path).filter((d) => d !== path && inside(d, path));
+  const outside = needsWideLinks(smb, s) ? s.categories.map((c) => categoryDir(s, c)) : [];
+  return [...within, ...outside];
+}
+
+/** The mode of the share's folders: the model store's inside it, the user area's elsewhere. */
+export const shareMode = (smb: Smb, s: Storage) => (inside(sharePath(smb, s), modelStoreDir(s)) ? s.modes.models : s.modes.user);
+
 /** "0775" -> "0775", "2775" -> "2775"; the files' mode is the folders' without x and setgid. */
 const fileMode = (dirMode: string) => `0${(parseInt(dirMode, 8) & 0o666).toString(8)}`;
 const dirMode = (mode: string) => mode.padStart(4, "0");
@@ -30,7 +47,7 @@ const dirMode = (mode: string) => mode.padStart(4, "0");
 export function renderSmbConf(smb: Smb, s: Storage): string {
   const path = sharePath(smb, s);
   const wide = needsWideLinks(smb, s);
-  const mode = inside(path, modelStoreDir(s)) ? s.modes.models : s.modes.user;
+  const mode = shareMode(smb, s);
   const users = smb.users.map((u) => u.name);
   const readers = smb.users.filter((u) => u.readOnly).map((u) => u.name);
   const vfs = [

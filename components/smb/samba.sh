@@ -59,6 +59,103 @@ smb_folders() {
   done
 }
 
+# smb_names KEY NAME [KEY NAME]...: no section of the admin's own configuration (smb.conf and
+# what it includes, without modelshare's include) is named NAME. Samba compares section names
+# case-insensitively and merges two sections by one name into one share, so the admin's
+# [Models] and modelshare's [models] would each get the other's settings.
+smb_names() {
+  local candidate sections section
+  [ -f "$SMB_CONF" ] || return 0
+  candidate=$(mktemp)
+  grep -vxF -e "$SMB_INCLUDE" -e "$SMB_COMMENT" -- "$SMB_CONF" >"$candidate" || true
+  # A configuration testparm rejects is named with testparm's words by smb_conf, next.
+  sections=$({ testparm -s --suppress-prompt -- "$candidate" 2>/dev/null || true; } | sed -n 's/^\[\(.*\)\]$/\1/p')
+  rm -f -- "$candidate"
+  while [ "$#" -ge 2 ]; do
+    while IFS= read -r section; do
+      [ "${section,,}" != "${2,,}" ] ||
+        refuse "the share name $2 ($1) is already a section of this node's Samba configuration, [$section], and Samba compares share names case-insensitively: the two would merge into one share. Choose another $1, or rename or remove [$section] in $SMB_CONF (or the file it includes), then run again."
+    done <<<"$sections"
+    shift 2
+  done
+}
+
+# smb_one_filesystem SHARE FOLDER...: Samba's recycle module moves a file deleted over SMB into
+# SHARE/.recycle with a rename, and when the rename fails it deletes the file for good
+# (vfs_recycle.c: "Move error ..., purging"). A rename fails across filesystems, btrfs
+# subvolumes and mounts (even two mounts of one filesystem): EXDEV. So SHARE, each FOLDER (the
+# layout's folders the share reaches, in it or through its links) and the bin must be on one
+# mount of one filesystem: no mount point inside SHARE or inside a FOLDER outside it, each FOLDER
+# on SHARE's device and mount. Checked at every converge and check; a disk mounted in between
+# is named by the next `check`.
+smb_one_filesystem() {
+  local share=$1 dev mount folder target
+  local -a apart=()
+  shift
+  dev=$(stat -c %d -- "$share")
+  mount=$(findmnt -rn -o TARGET -T "$share" | head -n 1)
+  for folder in "$@"; do
+    [ -d "$folder" ] || continue
+    if [ "$(stat -c %d -- "$folder")" != "$dev" ]; then
+      apart+=("$folder")
+    elif [ "${folder#"$share"/}" = "$folder" ] && [ "$(findmnt -rn -o TARGET -T "$folder" | head -n 1)" != "$mount" ]; then
+      apart+=("$folder") # outside the share (a link's target): on another mount of the filesystem
+    fi
+  done
+  # findmnt -r writes unsafe bytes of a mount point as \xHH, which printf %b turns back.
+  while IFS= read -r target; do
+    target=$(printf '%b' "$target")
+    case $target in */.zfs/snapshot/*) continue ;; esac # ZFS's read-only snapshots, mounted on access
+    for folder in "$share" "$@"; do
+      case $target in "$folder"/*) apart+=("$target (a mount point)"); break ;; esac
+    done
+  done < <(findmnt -rn -o TARGET)
+  [ "${#apart[@]}" -eq 0 ] && return 0
+  refuse "the SMB share of $share keeps deleted files in its recycle bin $share/.recycle, but these folders it serves are on another filesystem or mount: $(printf '%s, ' "${apart[@]}" | sed 's/, $//'). Samba cannot move a file deleted there into the bin and deletes it for good. Put them on the filesystem of $share, or share that filesystem on its own (smb.path), or set smb.recycle.enabled: false if files deleted over SMB may be gone for good; then run again."
+}
+
+# smb_bin SHARE MODE: the recycle bin SHARE/.recycle is a real folder of the storage owner's with
+# MODE before smbd needs it: smbd, forced to the owner, cannot make it in a folder of root's (the
+# skeleton), and Samba deletes a file for good when it cannot make its bin ("Could not create
+# directory, purging"). In a folder of root's, root makes it and hands it over from inside (the
+# owner cannot rename names there); in a folder of the owner's (a share of a leaf, an unmanaged
+# owner) the owner makes it: root never acts inside a folder the owner can write.
+# shellcheck disable=SC2154 # owner_uid, owner_gid: set by smb_owner
+smb_bin() {
+  local share=$1 mode=$2 bin=$1/.recycle cur
+  enter_dir "$share"
+  if [ "$(stat -c %u .)" != 0 ]; then
+    cd /
+    if [ "$EUID" -eq 0 ]; then run_as "$owner_uid" "$owner_gid" clear ensure_dir "$bin" "$mode"; else ensure_dir "$bin" "$mode"; fi
+    return 0
+  fi
+  if [ -L .recycle ] || { [ -e .recycle ] && [ ! -d .recycle ]; }; then
+    refuse "$bin, the share's recycle bin, is not a folder; move it away, then run again."
+  fi
+  if [ ! -e .recycle ]; then
+    cd /
+    act "the recycle bin $bin is missing" "created the recycle bin $bin (owner $owner_uid:$owner_gid, mode $mode)" smb_make_bin "$bin" "$mode"
+    return 0
+  fi
+  enter_dir "$bin"
+  cur=$(stat -c '%u:%g' .)
+  [ "$cur" = "$owner_uid:$owner_gid" ] ||
+    act "the recycle bin $bin belongs to $cur, not $owner_uid:$owner_gid" "owner of $bin: $cur -> $owner_uid:$owner_gid" chown -h -- "$owner_uid:$owner_gid" .
+  cur=$(stat -c '%a' .)
+  [ "$((8#$cur))" -eq "$((8#$mode))" ] ||
+    act "the mode of the recycle bin $bin is $cur, not $mode" "mode of $bin: $cur -> $mode" chmod -- "$mode" .
+  cd /
+}
+
+# smb_make_bin PATH MODE: made private, then given to the owner and its mode from inside.
+smb_make_bin() {
+  mkdir -m 0700 -- "$1" 2>/dev/null || changed_meanwhile "$1"
+  enter_dir "$1"
+  chown -h -- "$owner_uid:$owner_gid" .
+  chmod -- "$2" .
+  cd /
+}
+
 # smb_conf CONTENT: modelshare's share definitions, the owner's names filled in, validated
 # with testparm together with the admin's smb.conf before they go live; then the include line.
 # shellcheck disable=SC2154 # file_changed: set by install_file

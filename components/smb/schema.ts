@@ -29,6 +29,8 @@ const userSchema = z.strictObject({
     .regex(/^[A-Za-z][A-Za-z0-9_]*$/, "must be the name of a config key")
     .describe("Name of the secret config key holding the password (`pulumi config set --secret <name>`)."),
   readOnly: z.boolean().default(false).describe("Only read and download (Samba's read list)."),
+  adopt: z.boolean().default(false)
+    .describe("Let modelshare take over a Samba account that existed before it (its password is replaced; destroy leaves the account). Without it such an account stops the run."),
 });
 
 export const ENCRYPTION = ["off", "if_required", "desired", "required"] as const;
@@ -39,7 +41,7 @@ export const smbSchema = z.strictObject({
   share: shareName("Share name: users open `\\\\host\\share` in Explorer, `smb://host/share` in Finder.").default("ki_Daten"),
   path: z.string().default("")
     .describe("Folder the share shows, relative to storage.root; empty (the default) is the root itself, holding storage-user/ and storage-models/."),
-  users: z.array(userSchema).default([]).describe("Who may connect: [{ name, passwordKey, readOnly }]; required when enabled."),
+  users: z.array(userSchema).default([]).describe("Who may connect: [{ name, passwordKey, readOnly, adopt }]; required when enabled."),
   hostsAllow: z.array(z.string()).default([])
     .describe("Addresses and networks that may connect (192.168.0.0/24, 192.168.0.20); every other address is refused. Required when enabled. Parsed: no leading zeros, no zone ids, no host bits."),
   allowAnyHost: z.boolean().default(false).describe("Opt in to everyone in hostsAllow: a prefix of 0 in any spelling (0.0.0.0/0, ::0/0), *, or networks that together cover every IPv4 or IPv6 address (0.0.0.0/1 with 128.0.0.0/1)."),
@@ -49,7 +51,7 @@ export const smbSchema = z.strictObject({
     .describe("Samba's `server min protocol`: a server-wide setting (it applies to the node's other shares too); SMB1 is never allowed."),
   macos: z.boolean().default(true).describe("Finder-friendly options (vfs fruit, catia, streams_xattr): macOS metadata kept in extended attributes, not ._ files."),
   recycle: z.strictObject({
-    enabled: z.boolean().default(true).describe("Files deleted over SMB go to .recycle in the share instead of vanishing."),
+    enabled: z.boolean().default(true).describe("Files deleted over SMB go to .recycle in the share instead of vanishing; every folder the share reaches must then be on the share's filesystem (the run refuses otherwise)."),
     days: z.number().int().min(1).max(3650).default(30).describe("Days a deleted file stays in .recycle before a daily timer (running as the storage owner) removes it."),
   }).default({ enabled: true, days: 30 }).describe("The share's recycle bin."),
   audit: z.boolean().default(true).describe("Log creates, renames, deletes and new folders to syslog (tag smbd_audit) with user, client address and path."),

@@ -1,12 +1,12 @@
 import { posix } from "node:path";
 import * as pulumi from "@pulumi/pulumi";
 import { runProgram, type NodeTarget } from "../node/command";
-import { call } from "../shell/quote";
-import { renderProgram, shellLib, SYSTEM } from "../shell/script";
-import { ownerArgs } from "../storage/layout";
+import { call, callRows } from "../shell/quote";
+import { DIRS, renderProgram, shellLib, SYSTEM } from "../shell/script";
+import { chmodMode, ownerArgs } from "../storage/layout";
 import { linkFolders, modelStoreDir } from "../storage/paths";
 import type { Storage } from "../storage/schema";
-import { renderRecycleUnits, renderSmbConf, sharePath } from "./conf";
+import { reachedFolders, renderRecycleUnits, renderSmbConf, shareMode, sharePath } from "./conf";
 import type { Smb } from "./schema";
 
 const SAMBA = shellLib(__dirname, "samba");
@@ -63,12 +63,20 @@ export class SmbShare extends pulumi.ComponentResource {
 export const passwordInput = (passwords: pulumi.Input<string>[]): pulumi.Output<string> =>
   pulumi.secret(pulumi.all(passwords).apply((p) => p.map((x) => `${x}\n`).join("")));
 
-/** Packages, the owner's account and the users' accounts, Samba's configuration, smbd. */
+/**
+ * Packages, the owner's account and the users' accounts, share names the admin's configuration
+ * does not hold, the recycle bin (one filesystem, the bin made before smbd needs it), Samba's
+ * configuration, smbd.
+ */
 export function renderSmbShare(smb: Smb, s: Storage): string {
   const units = renderRecycleUnits(smb, s);
+  const path = sharePath(smb, s);
+  const bin = smb.recycle.enabled
+    ? [callRows("smb_one_filesystem", reachedFolders(smb, s).map((f) => [f]), [path]), call("smb_bin", path, chmodMode(shareMode(smb, s)))]
+    : [];
   return renderProgram({
-    title: `SMB share ${smb.share} of ${sharePath(smb, s)}`,
-    libs: [SYSTEM, SAMBA],
+    title: `SMB share ${smb.share} of ${path}`,
+    libs: [SYSTEM, DIRS, SAMBA],
     root: s.root,
     owner: ownerArgs(s),
     converge: {
@@ -76,7 +84,9 @@ export function renderSmbShare(smb: Smb, s: Storage): string {
         call("ensure_packages", "samba", "samba-vfs-modules"),
         "smb_owner",
         call("smb_accounts", ...smb.users.map((u) => u.name)),
-        call("smb_folders", sharePath(smb, s), ...(smb.modelsShare ? [modelStoreDir(s)] : [])),
+        call("smb_folders", path, ...(smb.modelsShare ? [modelStoreDir(s)] : [])),
+        call("smb_names", "smb.share", smb.share, ...(smb.modelsShare ? ["smb.modelsShare", smb.modelsShare] : [])),
+        ...bin,
         call("smb_conf", renderSmbConf(smb, s)),
         smb.recycle.enabled ? call("smb_recycle", units.service, units.timer) : "smb_no_recycle",
         "smb_live",
@@ -93,7 +103,8 @@ export function renderSmbPasswords(smb: Smb, s: Storage): string {
     libs: [PASSWORDS],
     root: s.root,
     owner: ownerArgs(s),
-    converge: { privileged: [call("smb_passwords", ...smb.users.map((u) => u.name))] },
+    // Each user: name, whether an account that existed before modelshare may be taken over, its key.
+    converge: { privileged: [callRows("smb_passwords", smb.users.map((u, i) => [u.name, u.adopt ? "adopt" : "create", `smb.users[${i}].adopt`]))] },
     remove: { privileged: ["smb_forget_all"] },
     input: true,
   });

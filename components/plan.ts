@@ -28,9 +28,9 @@ export type Planned =
   | { kind: "nfs-mount"; name: string; node: SiteNode; storage: Storage; nfs: Nfs; server: string }
   | { kind: "docker"; name: string; node: SiteNode; storage: Storage; containers: ContainerSpec[]; mountUnits: string[]; dockerUser: string }
   | { kind: "service"; name: string; node: SiteNode; storage: Storage; spec: ContainerSpec }
-  | { kind: "env"; name: string; node: SiteNode; storage: Storage; base: string }
+  | { kind: "env"; name: string; node: SiteNode; storage: Storage; base: string; sharedCustomNodes: boolean }
   | { kind: "ollama"; name: string; node: SiteNode; storage: Storage; base: string }
-  | { kind: "comfyui"; name: string; node: SiteNode; storage: Storage; base: string; install: ComfyUIInstall };
+  | { kind: "comfyui"; name: string; node: SiteNode; storage: Storage; base: string; install: ComfyUIInstall; sharedCustomNodes: boolean };
 
 export function planSite(config: Site): Planned[] {
   const node = config.nodes.find((n) => n.roles.includes("storage"));
@@ -55,14 +55,14 @@ export function planSite(config: Site): Planned[] {
     ...planServices(config, node, nfs && nfsNode ? nfsNode.host : undefined),
     // Every node that sees the storage gets /etc/modelshare/env: the storage node its root, a
     // worker its mount.
-    { kind: "env" as const, name: `${node.name}-env`, node, storage, base: storage.root },
-    ...workers.map((w) => ({ kind: "env" as const, name: `${w.name}-env`, node: w, storage, base: config.nfs.mountPoint })),
+    { kind: "env" as const, name: `${node.name}-env`, node, storage, base: storage.root, sharedCustomNodes: config.comfyui.sharedCustomNodes },
+    ...workers.map((w) => ({ kind: "env" as const, name: `${w.name}-env`, node: w, storage, base: config.nfs.mountPoint, sharedCustomNodes: config.comfyui.sharedCustomNodes })),
     ...config.nodes.filter((n) => config.ollama.nodes.some((o) => o.toLowerCase() === n.name.toLowerCase())).map((n) => ({
       kind: "ollama" as const, name: `${n.name}-ollama`, node: n, storage, base: n.name === node.name ? storage.root : config.nfs.mountPoint,
     })),
     ...config.comfyui.installs.map((install) => {
       const n = config.nodes.find((x) => x.name.toLowerCase() === install.node.toLowerCase()) as SiteNode;
-      return { kind: "comfyui" as const, name: comfyuiName(n.name, install.path), node: n, storage, base: n.name === node.name ? storage.root : config.nfs.mountPoint, install };
+      return { kind: "comfyui" as const, name: comfyuiName(n.name, install.path), node: n, storage, base: n.name === node.name ? storage.root : config.nfs.mountPoint, install, sharedCustomNodes: config.comfyui.sharedCustomNodes };
     }),
   ];
 }
@@ -107,11 +107,11 @@ export function programsOf(p: Planned, secrets: ProgramSecrets): Array<{ name: s
     case "nfs-mount":
       return [{ name: `${p.name}-converge`, stdin: renderNfsMount(p.nfs, p.storage, p.server) }];
     case "comfyui":
-      return [{ name: `${p.name}-converge`, stdin: renderComfyUIInstaller(p.storage, p.base, p.install) }];
+      return [{ name: `${p.name}-converge`, stdin: renderComfyUIInstaller(p.storage, p.base, p.install, p.sharedCustomNodes) }];
     case "ollama":
       return [{ name: `${p.name}-converge`, stdin: renderOllamaInstaller(p.storage, p.base) }];
     case "env":
-      return [{ name: `${p.name}-converge`, stdin: renderNodeEnv(p.storage, p.base) }];
+      return [{ name: `${p.name}-converge`, stdin: renderNodeEnv(p.storage, p.base, p.sharedCustomNodes) }];
     case "docker":
       return [{ name: `${p.name}-converge`, stdin: renderDockerHost(p.dockerUser, p.containers, p.storage, p.mountUnits) }];
     case "service":

@@ -66,10 +66,10 @@ export class Site extends pulumi.ComponentResource {
         // After the folder exists where this node sees it: the layout, or the NFS mount.
         new OllamaInstaller(p.name, { node, storage: p.storage, base: p.base, token }, { parent: this, dependsOn: mounts[p.node.name] ?? (layout ? [layout] : []) });
       } else if (p.kind === "comfyui") {
-        new ComfyUIInstaller(p.name, { node, storage: p.storage, base: p.base, install: p.install, token }, { parent: this, dependsOn: mounts[p.node.name] ?? (layout ? [layout] : []) });
+        new ComfyUIInstaller(p.name, { node, storage: p.storage, base: p.base, install: p.install, sharedCustomNodes: p.sharedCustomNodes, token }, { parent: this, dependsOn: mounts[p.node.name] ?? (layout ? [layout] : []) });
       } else if (p.kind === "env") {
         // After what it names exists: the layout on the storage node, the mount on a worker.
-        new NodeEnv(p.name, { node, storage: p.storage, base: p.base, token }, { parent: this, dependsOn: mounts[p.node.name] ?? (layout ? [layout] : []) });
+        new NodeEnv(p.name, { node, storage: p.storage, base: p.base, sharedCustomNodes: p.sharedCustomNodes, token }, { parent: this, dependsOn: mounts[p.node.name] ?? (layout ? [layout] : []) });
       } else if (p.kind === "docker") {
         // Docker waits for the node's storage: the NFS mount on a worker, the layout and links
         // on the storage node. Every container on the node waits for docker, and so for both.

@@ -38,13 +38,21 @@ describe("the node environment file", () => {
       "MODELSHARE_MODELS_CHECKPOINTS=/mnt/modelshare/storage-models/models/checkpoints",
       "MODELSHARE_MODELS_LORAS=/mnt/modelshare/storage-models/models/loras",
       "OLLAMA_MODELS=/mnt/modelshare/storage-models/ollama",
-      "MODELSHARE_COMFYUI_CUSTOM_NODES=/mnt/modelshare/storage-models/comfyui/custom_nodes",
       "MODELSHARE_OUTPUTS=/mnt/modelshare/storage-user/output",
       "MODELSHARE_INPUTS=/mnt/modelshare/storage-user/input",
       "MODELSHARE_WORKFLOWS=/mnt/modelshare/storage-user/workflows",
       "MODELSHARE_PROJECTS=/mnt/modelshare/projects",
       "MODELSHARE_MEDIA_CACHE=/mnt/modelshare/media_cache",
     ].join("\n"));
+  });
+
+  it("names the shared custom_nodes folder (code) only with comfyui.sharedCustomNodes", () => {
+    const raw = seeds();
+    expect(renderEnvFile(parse(raw).storage, "/mnt/modelshare")).not.toContain("CUSTOM_NODES");
+    raw.comfyui = { sharedCustomNodes: true };
+    const plan = planSite(parse(raw)).filter((p) => p.kind === "env");
+    expect(plan.map((p) => p.kind === "env" && p.sharedCustomNodes)).toEqual([true, true]);
+    expect(renderEnvFile(parse(raw).storage, "/mnt/modelshare", true)).toContain("\nMODELSHARE_COMFYUI_CUSTOM_NODES=/mnt/modelshare/storage-models/comfyui/custom_nodes\n");
   });
 
   it("goes to the storage node (its root) and every NFS worker (its mount), not to a worker without the storage", () => {
@@ -112,13 +120,16 @@ describe("Ollama pointed at the shared folder", () => {
     const plan = planSite(site).filter((p) => p.kind === "ollama");
     expect(plan.map((p) => p.kind === "ollama" && [p.name, p.base])).toEqual([["storage-ollama", "/vol/service/cw"], ["gpu1-ollama", "/mnt/modelshare"]]);
     const program = renderOllamaInstaller(site.storage, "/mnt/modelshare");
+    // Every check, the dry comparison included, before the drop-in is written or Ollama stopped.
     expect(program).toContain([
       "  ollama_service",
       "  ollama_group '1000'",
       "  ollama_access '/mnt/modelshare/storage-models/ollama' '1000'",
+      "  ollama_precheck '/mnt/modelshare/storage-models/ollama'",
+      "  ollama_drop_in '# modelshare: Ollama keeps its models in the shared folder",
     ].join("\n"));
     expect(program).toContain("  ollama_migrate '/mnt/modelshare/storage-models/ollama'\n  ollama_live\n");
-    expect(program).toContain('run_as "$(id -u ollama)" "$(id -g ollama)" init ollama_merge "$old" "$dir"');
+    expect(program).toContain('run_as "$(id -u ollama)" "$(id -g ollama)" init ollama_merge "$ollama_old" "$1"');
     expect(program).not.toMatch(/chmod -R|chmod .*-R/);
     expect(shellcheck([program])).toBe("");
   });
@@ -170,7 +181,6 @@ describe("ComfyUIInstaller, run for real on a fake checkout", () => {
       a111: { base_path: "/opt/sd-webui/", checkpoints: "models/Stable-diffusion" },
       modelshare: {
         base_path: `${root}/storage-models/models`, checkpoints: "checkpoints", loras: "loras", text_encoders: "text_encoders",
-        custom_nodes: `${root}/storage-models/comfyui/custom_nodes`,
       },
     });
     expect(readFileSync(join(path, "extra_model_paths.yaml.modelshare-backup"), "utf8")).toBe(ADMIN_YAML);
@@ -179,8 +189,42 @@ describe("ComfyUIInstaller, run for real on a fake checkout", () => {
     expect(readdirSync(join(path, "models/checkpoints"))).toEqual(["put_checkpoints_here"]);
     expect(readdirSync(join(path, "models/clip"))).toEqual([]);
     expect(lstatSync(join(path, "models")).isSymbolicLink()).toBe(false);
+    // A checkout of root's: root handed the models over, the storage owner moved them; the
+    // checkout's folders and placeholders stay root's.
+    expect(first.stdout).toContain(`changed: handed the models in ${path}/models/checkpoints to 1000:1000, who moves them`);
+    for (const f of ["checkpoints/sd15.safetensors", "text_encoders/t5.safetensors"]) expect(lstatSync(join(root, "storage-models/models", f)).uid).toBe(1000);
+    for (const f of ["models/checkpoints", "models/checkpoints/put_checkpoints_here", "models/clip"]) expect(lstatSync(join(path, f)).uid).toBe(0);
+    expect(existsSync(join(path, "models/checkpoints/.modelshare-handover"))).toBe(false);
     const second = runProgram(program(site));
     expect(second.changed, second.stdout).toBe(0);
+  });
+
+  it("custom_nodes (code) is named only with comfyui.sharedCustomNodes, and only while root alone can write it and every folder above it", () => {
+    const { root, path, site } = checkout();
+    const shared = () => renderComfyUIInstaller(site.storage, site.storage.root, site.comfyui.installs[0], true);
+    const nodes = join(root, "storage-models/comfyui/custom_nodes");
+    // The skeleton: the root and the folders above the leaves root's, 0755; custom_nodes too.
+    for (const d of [root, join(root, "storage-models"), join(root, "storage-models/comfyui"), nodes]) spawnSync("bash", ["-c", `chown 0:0 '${d}' && chmod 0755 '${d}'`]);
+    expect(runProgram(program(site)).code).toBe(0);
+    expect(JSON.parse(yaml(join(path, "extra_model_paths.yaml")).stdout).modelshare.custom_nodes).toBeUndefined();
+    const on = runProgram(shared());
+    expect(on.code, on.stderr).toBe(0);
+    expect(JSON.parse(yaml(join(path, "extra_model_paths.yaml")).stdout).modelshare.custom_nodes).toBe(nodes);
+    // The owner (every SMB user) could write it: refused before anything changes.
+    spawnSync("bash", ["-c", `chown 1000:1000 '${nodes}'`]);
+    writeFileSync(join(path, "extra_model_paths.yaml"), ADMIN_YAML);
+    const r = runProgram(shared());
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain(`modelshare: ${nodes} is `);
+    expect(r.stderr).toContain(` 755, so others than root can change what is in ${nodes}, code every ComfyUI that names it would import`);
+    expect(readFileSync(join(path, "extra_model_paths.yaml"), "utf8")).toBe(ADMIN_YAML);
+  });
+
+  it("the switch needs a managed owner (only then is custom_nodes root's)", () => {
+    const raw = seeds();
+    raw.storage.owner = "unmanaged";
+    raw.comfyui = { sharedCustomNodes: true };
+    expectProblem(problemsOf(() => raw, () => undefined), "comfyui.sharedCustomNodes", /needs storage\.owner as \{uid, gid\}/);
   });
 
   it("with PyYAML alone (no ruamel.yaml) the section is written too, and the run says the comments are gone and where the copy is", () => {

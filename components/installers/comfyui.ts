@@ -19,15 +19,20 @@ export interface ComfyUIInstallerArgs {
   /** The storage root as this node sees it (the root, or the NFS mount point). */
   base: string;
   install: ComfyUIInstall;
+  /** comfyui.sharedCustomNodes: the section names the shared custom_nodes folder. */
+  sharedCustomNodes?: boolean;
   token?: string;
 }
 
-/** The section modelshare keeps in extra_model_paths.yaml: every category, and custom_nodes. */
-export function comfyuiSection(s: Storage, base: string): Record<string, string> {
+/**
+ * The section modelshare keeps in extra_model_paths.yaml: every category; custom_nodes (code
+ * every ComfyUI imports at start) only with comfyui.sharedCustomNodes, when the folder is root's.
+ */
+export function comfyuiSection(s: Storage, base: string, sharedCustomNodes = false): Record<string, string> {
   return {
     base_path: posix.join(base, s.models),
     ...Object.fromEntries(s.categories.map((c) => [c, c])),
-    custom_nodes: posix.join(base, s.comfyuiCustomNodes),
+    ...(sharedCustomNodes ? { custom_nodes: posix.join(base, s.comfyuiCustomNodes) } : {}),
   };
 }
 
@@ -50,14 +55,18 @@ export class ComfyUIInstaller extends pulumi.ComponentResource {
 
   constructor(name: string, args: ComfyUIInstallerArgs, opts?: pulumi.ComponentResourceOptions) {
     super("modelshare:installers:ComfyUIInstaller", name, {}, opts);
-    runProgram(`${name}-converge`, args.node, { text: renderComfyUIInstaller(args.storage, args.base, args.install), removes: true, token: args.token }, { parent: this });
+    runProgram(`${name}-converge`, args.node, { text: renderComfyUIInstaller(args.storage, args.base, args.install, args.sharedCustomNodes), removes: true, token: args.token }, { parent: this });
     this.extraModelPaths = pulumi.output(posix.join(args.install.path, "extra_model_paths.yaml"));
     this.registerOutputs({ extraModelPaths: this.extraModelPaths });
   }
 }
 
-/** Root checks the checkout and writes the service's drop-in; the checkout's owner does the rest. */
-export function renderComfyUIInstaller(s: Storage, base: string, i: ComfyUIInstall): string {
+/**
+ * Root checks the checkout, its service and (when shared) the custom_nodes folder before
+ * anything changes, and writes the service's drop-in; the checkout's owner writes its yaml;
+ * models move as the checkout's owner, or, for a checkout of root's, as the storage owner.
+ */
+export function renderComfyUIInstaller(s: Storage, base: string, i: ComfyUIInstall, sharedCustomNodes = false): string {
   const output = posix.join(base, s.user, "output", "ComfyUI");
   return renderProgram({
     title: `ComfyUI at ${i.path} pointed at ${base}`,
@@ -66,16 +75,18 @@ export function renderComfyUIInstaller(s: Storage, base: string, i: ComfyUIInsta
     owner: ownerArgs(s),
     converge: {
       privileged: [
-        call("comfyui_checkout", i.path),
-        call("comfyui_as", "comfyui_paths", i.path, JSON.stringify(comfyuiSection(s, base)), ...pythons(i)),
-        call("comfyui_as", "comfyui_migrate", posix.join(base, s.models), ...migrations(s, i.path)),
+        call("comfyui_checkout", i.path, base),
+        ...(i.service ? [call("comfyui_unit", i.service, output, base)] : []),
+        ...(sharedCustomNodes ? [call("comfyui_code_dir", posix.join(base, s.comfyuiCustomNodes), base)] : []),
+        call("comfyui_as", "comfyui_paths", i.path, JSON.stringify(comfyuiSection(s, base, sharedCustomNodes)), base, ...pythons(i)),
+        call("comfyui_migrate", posix.join(base, s.models), ...migrations(s, i.path)),
         ...(i.service ? [call("comfyui_output", i.service, output)] : []),
       ],
     },
     remove: {
       privileged: [
-        call("comfyui_checkout", i.path),
-        call("comfyui_as", "comfyui_no_paths", i.path, ...pythons(i)),
+        call("comfyui_checkout", i.path, base),
+        call("comfyui_as", "comfyui_no_paths", i.path, base, ...pythons(i)),
         ...(i.service ? [call("comfyui_no_output", i.service)] : []),
       ],
     },

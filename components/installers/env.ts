@@ -16,14 +16,15 @@ export const ENV_FILE = "/etc/modelshare/env";
  * a worker), as NAME=value lines a shell can source and docker compose can take as an env_file:
  * a value with anything but plain path characters is single-quoted (literal in both).
  */
-export function envVars(s: Storage, base: string): Array<[string, string]> {
+export function envVars(s: Storage, base: string, sharedCustomNodes = false): Array<[string, string]> {
   const at = (rel: string) => posix.join(base, rel);
   return [
     ["MODELSHARE_ROOT", base],
     ["MODELSHARE_MODELS", at(s.models)],
     ...s.categories.map((c): [string, string] => [`MODELSHARE_MODELS_${c.toUpperCase()}`, at(posix.join(s.models, c))]),
     ["OLLAMA_MODELS", at(s.ollamaModels)],
-    ["MODELSHARE_COMFYUI_CUSTOM_NODES", at(s.comfyuiCustomNodes)],
+    // Code, not data: named only when comfyui.sharedCustomNodes says the folder is shared.
+    ...(sharedCustomNodes ? [["MODELSHARE_COMFYUI_CUSTOM_NODES", at(s.comfyuiCustomNodes)] as [string, string]] : []),
     ["MODELSHARE_OUTPUTS", at(posix.join(s.user, "output"))],
     ["MODELSHARE_INPUTS", at(posix.join(s.user, "input"))],
     ["MODELSHARE_WORKFLOWS", at(posix.join(s.user, "workflows"))],
@@ -34,8 +35,8 @@ export function envVars(s: Storage, base: string): Array<[string, string]> {
 
 const PLAIN = /^[A-Za-z0-9_./@+,=:-]*$/;
 
-export function renderEnvFile(s: Storage, base: string): string {
-  const lines = envVars(s, base).map(([k, v]) => `${k}=${PLAIN.test(v) ? v : `'${v}'`}`);
+export function renderEnvFile(s: Storage, base: string, sharedCustomNodes = false): string {
+  const lines = envVars(s, base, sharedCustomNodes).map(([k, v]) => `${k}=${PLAIN.test(v) ? v : `'${v}'`}`);
   return ["# modelshare: the shared storage as this node sees it. Written by modelshare; edits are replaced.", ...lines].join("\n");
 }
 
@@ -44,6 +45,8 @@ export interface NodeEnvArgs {
   storage: Storage;
   /** The storage root as this node sees it. */
   base: string;
+  /** comfyui.sharedCustomNodes: the file names the shared custom_nodes folder. */
+  sharedCustomNodes?: boolean;
   token?: string;
 }
 
@@ -56,19 +59,19 @@ export class NodeEnv extends pulumi.ComponentResource {
 
   constructor(name: string, args: NodeEnvArgs, opts?: pulumi.ComponentResourceOptions) {
     super("modelshare:installers:NodeEnv", name, {}, opts);
-    runProgram(`${name}-converge`, args.node, { text: renderNodeEnv(args.storage, args.base), removes: true, token: args.token }, { parent: this });
+    runProgram(`${name}-converge`, args.node, { text: renderNodeEnv(args.storage, args.base, args.sharedCustomNodes), removes: true, token: args.token }, { parent: this });
     this.path = pulumi.output(ENV_FILE);
     this.registerOutputs({ path: this.path });
   }
 }
 
-export function renderNodeEnv(s: Storage, base: string): string {
+export function renderNodeEnv(s: Storage, base: string, sharedCustomNodes = false): string {
   return renderProgram({
     title: `${ENV_FILE} for ${base}`,
     root: s.root,
     owner: ownerArgs(s),
     libs: [SYSTEM, ENV],
-    converge: { privileged: [call("node_env", ENV_FILE, renderEnvFile(s, base))] },
+    converge: { privileged: [call("node_env", ENV_FILE, renderEnvFile(s, base, sharedCustomNodes))] },
     remove: { privileged: [call("node_env_removed", ENV_FILE)] },
   });
 }

@@ -3,6 +3,7 @@
 
 OLLAMA_DROP_IN=/etc/systemd/system/ollama.service.d/modelshare.conf
 ollama_restart=no
+ollama_stopped=no
 
 # ollama_service: Ollama is installed as the ollama systemd service, with its ollama user (the
 # official install script makes both); modelshare does not install Ollama.
@@ -10,6 +11,10 @@ ollama_service() {
   systemctl cat ollama.service >/dev/null 2>&1 ||
     refuse "Ollama is not installed as the ollama systemd service on $(hostname); install it with Ollama's own install script (modelshare points an installed Ollama at the shared folder, it does not install it), then run again."
   id -u ollama >/dev/null 2>&1 || refuse "the ollama service is there but the ollama user is not; reinstall Ollama, then run again."
+  # It reads and writes a folder every SMB user and container can write: never as root.
+  case $(systemctl show -p User --value ollama.service 2>/dev/null) in
+    "" | root | 0) refuse "ollama.service runs as root, and it would keep its models in a folder every SMB user and container can write, where a planted link leads root's writes anywhere; run it as the ollama user (User=ollama, as Ollama's install script writes it), then run again." ;;
+  esac
 }
 
 # ollama_group GID: the ollama user is in the storage owner's group (made, as modelshare, if the
@@ -62,23 +67,59 @@ ollama_drop_in() {
   fi
 }
 
-# ollama_migrate DIR: models in the ollama user's own folder (~ollama/.ollama/models, the
-# default) move into DIR, as the ollama user, by the merge rules of the links folders: a name
-# on both sides with other content stops the run listing them, nothing moved. The old folder
-# stays, empty.
-ollama_migrate() {
-  local dir=$1 home old
+# ollama_old DIR: sets ollama_old to the ollama user's own models folder (~ollama/.ollama/models,
+# the default) when it holds models to move into DIR, else to "".
+ollama_old=''
+ollama_old() {
+  local home
   home=$(getent passwd ollama | cut -d: -f6)
-  old=$home/.ollama/models
-  if [ ! -d "$old" ] || [ -L "$old" ] || [ "$old" -ef "$dir" ]; then return 0; fi
-  [ -n "$(find -P "$old" -mindepth 1 -maxdepth 1 -print -quit)" ] || return 0
+  ollama_old=$home/.ollama/models
+  if [ ! -d "$ollama_old" ] || [ -L "$ollama_old" ] || [ "$ollama_old" -ef "$1" ] ||
+    [ -z "$(find -P "$ollama_old" -mindepth 1 -maxdepth 1 -print -quit)" ]; then
+    ollama_old=''
+  fi
+}
+
+# ollama_precheck DIR: before anything is written or stopped, the ollama user compares its old
+# folder with DIR (merge_conflicts): a name on both sides with other content (anyone who can
+# write DIR, every SMB user, can plant one) stops the run here, with Ollama untouched.
+ollama_precheck() {
+  ollama_old "$1"
+  if [ -z "$ollama_old" ] || checking; then return 0; fi
+  run_as "$(id -u ollama)" "$(id -g ollama)" init merge_conflicts "$ollama_old" "$1"
+}
+
+# ollama_migrate DIR: models in the ollama user's own folder move into DIR, as the ollama user,
+# by the merge rules of the links folders: a name on both sides with other content stops the
+# run listing them, nothing moved. The old folder stays, empty. Ollama is stopped for the move;
+# from then on, whatever way the run ends, a trap starts it again (ollama_live, on success).
+ollama_migrate() {
+  ollama_old "$1"
+  [ -n "$ollama_old" ] || return 0
   if checking; then
-    drift "$old still holds models; converge moves them into $dir"
+    drift "$ollama_old still holds models; converge moves them into $1"
     return 0
   fi
-  systemctl stop ollama.service
-  run_as "$(id -u ollama)" "$(id -g ollama)" init ollama_merge "$old" "$dir"
+  if systemctl is-active --quiet ollama.service; then
+    trap ollama_restore EXIT
+    trap 'exit 1' HUP INT TERM
+    ollama_stopped=yes
+    systemctl stop ollama.service
+  fi
+  run_as "$(id -u ollama)" "$(id -g ollama)" init ollama_merge "$ollama_old" "$1"
   ollama_restart=yes
+}
+
+# ollama_restore (the EXIT trap while Ollama is stopped): the run stopped before ollama_live;
+# Ollama runs again, as it was, and the run still fails.
+ollama_restore() {
+  [ "$ollama_stopped" = yes ] || return 0
+  ollama_stopped=no
+  if systemctl start ollama.service; then
+    complain "started ollama.service again: it was stopped to move its models, and the run stopped before the move finished."
+  else
+    complain "ollama.service was stopped to move its models, and could not be started again: start it yourself (systemctl start ollama.service)."
+  fi
 }
 
 # ollama_merge OLD DIR (as the ollama user)
@@ -94,6 +135,8 @@ ollama_live() {
     act "ollama runs with its old settings" "restarted ollama" systemctl restart ollama.service
   fi
   ensure_service ollama.service
+  ollama_stopped=no
+  trap - EXIT HUP INT TERM
 }
 
 # ollama_unpointed: destroy: the drop-in goes and Ollama restarts on its default folder.

@@ -42,7 +42,11 @@ export class OllamaInstaller extends pulumi.ComponentResource {
   }
 }
 
-/** As root: the unit, the account, the checks; the models move as the ollama user. */
+/**
+ * As root: the unit, the account, the checks; the models move as the ollama user. Every check
+ * (access, the dry comparison of the old folder with the shared one) comes before the drop-in
+ * is written or Ollama stopped; once stopped, every way out starts it again.
+ */
 export function renderOllamaInstaller(s: Storage, base: string): string {
   const dir = ollamaDir(s, base);
   const owner = ownerArgs(s);
@@ -56,6 +60,7 @@ export function renderOllamaInstaller(s: Storage, base: string): string {
         "ollama_service",
         call("ollama_group", owner.gid),
         call("ollama_access", dir, owner.gid),
+        call("ollama_precheck", dir),
         call("ollama_drop_in", renderOllamaDropIn(dir)),
         call("ollama_migrate", dir),
         "ollama_live",

@@ -29,7 +29,9 @@ export const comfyuiSchema = z.strictObject({
       .describe("Its systemd service, if it runs as one: a drop-in adds --output-directory to its ExecStart. Never a system unit (ssh, docker, smbd, nfs-*, systemd-*, ollama…)."),
     python: absolute("A Python with PyYAML or ruamel.yaml (default: the checkout's venv/bin/python or .venv/bin/python, else python3).").optional(),
   })).default([]).describe("Existing ComfyUI checkouts to point at the shared folders through their extra_model_paths.yaml: [{ node, path, service, python }]. A checkout and its python live outside the storage tree (storage.root on the storage node, nfs.mountPoint on a worker); service is never a system unit."),
-}).default({ installs: [] });
+  sharedCustomNodes: z.boolean().default(false)
+    .describe("Name storage.comfyuiCustomNodes as custom_nodes in each checkout's extra_model_paths.yaml (and MODELSHARE_COMFYUI_CUSTOM_NODES in the environment file): code every ComfyUI imports at start. Needs storage.owner as {uid, gid}: the folder is then root's, 0755, and only the admin puts code there."),
+}).default({ installs: [], sharedCustomNodes: false });
 
 export type ComfyUI = z.output<typeof comfyuiSchema>;
 
@@ -70,6 +72,9 @@ export function checkInstallers(site: { nodes: readonly NodeRoles[]; nfs: { enab
     if (pythonProblem) add(`${key}.python`, `"${inst.python}" ${pythonProblem}`);
     if (!site.storage.outputs.includes("ComfyUI")) add(`${key}`, `ComfyUI saves into ${site.storage.user}/output/ComfyUI, which storage.outputs does not list; add "ComfyUI" to storage.outputs`);
   });
+  if (site.comfyui.sharedCustomNodes && site.storage.owner === "unmanaged") {
+    add("comfyui.sharedCustomNodes", "needs storage.owner as {uid, gid}: only then is the custom_nodes folder root's, so that no SMB user or container can put code there; set the owner, or leave custom nodes unshared (false)");
+  }
   if (site.ollama.nodes.length > 0 && site.storage.owner === "unmanaged") {
     add("ollama.nodes", "need storage.owner as {uid, gid}: the ollama user reaches the shared folder through the owner's group");
   }

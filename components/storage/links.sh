@@ -54,44 +54,26 @@ hand_over() {
   cd /
 }
 
-# merge_into SRC DEST [KEEP]: move everything in folder SRC into the real folder DEST, then remove
-# the emptied SRC (with KEEP, a glob of top-level names, those stay, and so does SRC). Before moving anything it compares every name found on both sides, and refuses,
-# listing them, if any holds other content. Then one entry at a time, from inside its
-# destination folder (entered and checked by enter_dir, so a folder swapped for a link stops
-# the run): folders by merge_dir, everything else by merge_entry.
+# merge_into SRC DEST [KEEP...]: move everything in folder SRC into the real folder DEST, then
+# remove the emptied SRC (with KEEP, globs of top-level names, those stay, and so does SRC; "."
+# keeps SRC alone). merge_conflicts compares first and refuses, moving nothing. Then one entry
+# at a time, from inside its destination folder (entered and checked by enter_dir, so a folder
+# swapped for a link stops the run): folders by merge_dir, everything else by merge_entry.
+# Whoever runs it (the owner, the ollama user, a checkout's owner) may share DEST with another
+# uid that can rename names in it at any moment: nothing here creates a name and then acts on
+# it through that name again (see merge_private).
 merge_into() {
-  local src=$1 dest=$2 keep=${3-} rel s d parent here="" across=no
-  local -a entries=() conflicts=()
-  if [ -n "$keep" ]; then
-    mapfile -d '' entries < <(find -P "$src" -mindepth 1 ! -path "$src/$keep" -printf '%P\0')
-  else
-    mapfile -d '' entries < <(find -P "$src" -mindepth 1 -printf '%P\0')
-  fi
-  for rel in "${entries[@]}"; do
-    s="$src/$rel" d="$dest/$rel"
-    if [ ! -L "$s" ] && [ ! -d "$s" ] && [ ! -f "$s" ]; then
-      conflicts+=("$rel (neither a file, a folder nor a link)")
-      continue
-    fi
-    [ -e "$d" ] || [ -L "$d" ] || continue
-    if [ -d "$s" ] && [ ! -L "$s" ]; then
-      { [ -d "$d" ] && [ ! -L "$d" ]; } || conflicts+=("$rel")
-    else
-      same_entry "$s" "$d" || conflicts+=("$rel")
-    fi
-  done
-  if [ "${#conflicts[@]}" -gt 0 ]; then
-    complain "in $src and $dest, these names hold different content:"
-    for rel in "${conflicts[@]}"; do escape_line "$rel"; printf '  %s\n' "$escaped" >&2; done
-    refuse "nothing was moved; rename or remove one of each pair, then run again."
-  fi
+  local src=$1 dest=$2 rel s d parent here="" across=no
+  shift 2
+  merge_conflicts "$src" "$dest" "$@"
   [ "$(stat -c %d -- "$src")" = "$(stat -c %d -- "$dest")" ] || across=yes
-  for rel in "${entries[@]}"; do
+  for rel in "${merge_entries[@]}"; do
     s="$src/$rel" d="$dest/$rel"
     case $rel in */*) parent="$dest/${rel%/*}" ;; *) parent=$dest ;; esac
     if [ "$here" != "$parent" ]; then
       enter_dir "$parent"
       here=$parent
+      merge_tidy "$here"
     fi
     if [ -d "$s" ] && [ ! -L "$s" ]; then
       merge_dir "$s" "${rel##*/}" "$d"
@@ -101,30 +83,107 @@ merge_into() {
   done
   cd /
   find "$src" -mindepth 1 -depth -type d -empty -delete
-  [ -z "$keep" ] || return 0 # the folder stays, with what it keeps
+  [ "$#" -eq 0 ] || return 0 # the folder stays, with what it keeps
   rmdir -- "$src" || refuse "$src still holds entries that appeared while modelshare was moving it; run again."
 }
 
-# merge_dir SRC NAME DEST (in DEST's parent): DEST is a real folder. A new one is made under a
-# temporary name with SRC's mode (plus the owner's rwx, which merging needs) and renamed into
-# place, so it never stands under its name with another mode, whenever the run is killed.
+# merge_conflicts SRC DEST [KEEP...]: the dry comparison, which changes nothing: lists SRC's
+# entries (but the top-level KEEP globs) into merge_entries, and refuses, listing them, if any
+# name found on both sides holds other content. A caller that must stop a service to merge runs
+# it before stopping anything.
+merge_entries=()
+merge_conflicts() {
+  local src=$1 dest=$2 keep rel s d
+  local -a conflicts=() prune=()
+  shift 2
+  for keep in "$@"; do prune+=(-path "./$keep" -prune -o); done
+  mapfile -d '' merge_entries < <(cd -P -- "$src" && find -P . -mindepth 1 "${prune[@]}" -printf '%P\0')
+  for rel in "${merge_entries[@]}"; do
+    s="$src/$rel" d="$dest/$rel"
+    if [ ! -L "$s" ] && [ ! -d "$s" ] && [ ! -f "$s" ]; then
+      conflicts+=("$rel (neither a file, a folder nor a link)")
+      continue
+    fi
+    [ -e "$d" ] || [ -L "$d" ] || continue
+    if [ -d "$s" ] && [ ! -L "$s" ]; then
+      { [ -d "$d" ] && [ ! -L "$d" ]; } || conflicts+=("$rel")
+    elif [ -f "$s" ] && [ ! -L "$s" ] && [ ! -r "$s" ]; then
+      conflicts+=("$rel (uid $EUID cannot read it to compare)")
+    else
+      same_entry "$s" "$d" || conflicts+=("$rel")
+    fi
+  done
+  if [ "${#conflicts[@]}" -gt 0 ]; then
+    complain "in $src and $dest, these names hold different content:"
+    for rel in "${conflicts[@]}"; do escape_line "$rel"; printf '  %s\n' "$escaped" >&2; done
+    refuse "nothing was moved; rename or remove one of each pair, then run again."
+  fi
+}
+
+# merge_private NAME HERE: make NAME in HERE (the folder we stand in) as a folder only this uid
+# may enter (mkdir never follows a link, never reuses a name), then stand in it and prove it is
+# the one made: the kernel puts us at HERE/NAME, ours, closed to others, empty. Whatever is
+# then done inside happens there, even if someone renames NAME or plants a link in its place.
+merge_private() {
+  local mode
+  mkdir -m 0700 -- "$1" 2>/dev/null || refuse "$2/$1 is in the way and is not left by an interrupted modelshare run; move it away, then run again."
+  cd -P -- "$1" 2>/dev/null || changed_meanwhile "$2/$1"
+  require_here "$2/$1"
+  mode=$(stat -c '%u %a' .)
+  if [ "${mode% *}" != "$EUID" ] || [ $((8#${mode#* } & 8#077)) -ne 0 ] || [ -n "$(ls -A)" ]; then
+    cd /
+    changed_meanwhile "$2/$1"
+  fi
+}
+
+# merge_leave HERE: from the private folder back into HERE, proven again (someone may have
+# moved the private folder elsewhere: then `..` is not HERE and the run stops).
+merge_leave() {
+  cd -P .. 2>/dev/null || changed_meanwhile "$1"
+  require_here "$1"
+}
+
+# merge_tidy HERE (in HERE): what an interrupted run of ours left: a private copy folder (its
+# half-copied file goes), or an older version's .modelshare-partial file or link (unlinked:
+# never followed). A folder of someone else's under that name stops the run.
+merge_tidy() {
+  local tmp=.modelshare-partial
+  if [ ! -e "$tmp" ] && [ ! -L "$tmp" ]; then return 0; fi
+  if [ -L "$tmp" ] || [ ! -d "$tmp" ]; then
+    rm -f -- "$tmp"
+    return 0
+  fi
+  [ "$(stat -c %u -- "$tmp")" = "$EUID" ] || refuse "$1/$tmp is in the way and is not left by an interrupted modelshare run; move it away, then run again."
+  cd -P -- "$tmp" 2>/dev/null || changed_meanwhile "$1/$tmp"
+  require_here "$1/$tmp"
+  [ "$(stat -c %u .)" = "$EUID" ] || { cd /; changed_meanwhile "$1/$tmp"; }
+  rm -f -- partial
+  merge_leave "$1"
+  rmdir -- "$tmp" 2>/dev/null || refuse "$1/$tmp is in the way and is not left by an interrupted modelshare run; move it away, then run again."
+}
+
+# merge_dir SRC NAME DEST (in DEST's parent): DEST is a real folder. A new one is made private
+# under a temporary name, given SRC's mode (plus the owner's rwx, which merging needs) from
+# inside, and renamed into place, so it never stands under its name with another mode, whenever
+# the run is killed, and the chmod can only ever reach the folder made.
 merge_dir() {
-  local s=$1 name=$2 d=$3 tmp=.modelshare-folder mode
+  local s=$1 name=$2 d=$3 here=${3%/*} tmp=.modelshare-folder mode
   if [ -d "$name" ] && [ ! -L "$name" ]; then return 0; fi
   if [ -e "$name" ] || [ -L "$name" ]; then
     refuse "$d appeared, and not as a folder, while modelshare was merging $s into it; nothing of it was moved. Move one of them away, then run again."
   fi
   if [ -d "$tmp" ] && [ ! -L "$tmp" ]; then
-    rmdir -- "$tmp" 2>/dev/null || refuse "$PWD/$tmp is in the way and is not an empty folder left by an interrupted modelshare run; move it away, then run again."
+    rmdir -- "$tmp" 2>/dev/null || refuse "$here/$tmp is in the way and is not an empty folder left by an interrupted modelshare run; move it away, then run again."
   elif [ -e "$tmp" ] || [ -L "$tmp" ]; then
-    refuse "$PWD/$tmp is in the way and is not a folder left by an interrupted modelshare run; move it away, then run again."
+    refuse "$here/$tmp is in the way and is not a folder left by an interrupted modelshare run; move it away, then run again."
   fi
   mode=$(stat -c %a -- "$s")
-  mkdir -m 0700 -- "$tmp"
-  chmod -- "$(printf '0%04o' $((8#$mode | 8#700)))" "$tmp"
+  merge_private "$tmp" "$here"
+  chmod -- "$(printf '0%04o' $((8#$mode | 8#700)))" .
+  merge_leave "$here"
   mv -n -T -- "$tmp" "$name"
-  if [ -e "$tmp" ]; then # the name appeared in the meantime
-    rmdir -- "$tmp"
+  if [ -e "$tmp" ] || [ -L "$tmp" ]; then # the name appeared in the meantime
+    rmdir -- "$tmp" 2>/dev/null || refuse "$here/$tmp is in the way and is not an empty folder left by an interrupted modelshare run; move it away, then run again."
     merge_dir "$@"
     return 0
   fi
@@ -134,21 +193,28 @@ merge_dir() {
 # merge_entry SRC NAME DEST ACROSS (in DEST's folder): move a file or link without ever
 # overwriting (mv -n renames with RENAME_NOREPLACE). A name that exists already is compared
 # again right before the source copy goes (drop_duplicate). ACROSS=yes (another filesystem,
-# where mv would copy under the final name): copy to .modelshare-partial, compare, rename into
-# place, then remove the source, so each file is whole under its name or still in the source.
+# where mv would copy under the final name): copy into a private folder (merge_private: cp
+# creates its file there, where no one else can plant a link), compare, rename it into place
+# from there (`..` is where we stand, never a name looked up again), then remove the source,
+# so each file is whole under its name or still in the source.
 merge_entry() {
-  local s=$1 name=$2 d=$3 across=$4 tmp=.modelshare-partial
+  local s=$1 name=$2 d=$3 across=$4 here=${3%/*} tmp=.modelshare-partial moved=yes
   if [ -e "$name" ] || [ -L "$name" ]; then
     drop_duplicate "$s" "$name" "$d"
     return 0
   fi
   if [ "$across" = yes ]; then
-    if [ -e "$tmp" ] || [ -L "$tmp" ]; then rm -f -- "$tmp"; fi # what an interrupted copy left
-    cp -P --preserve=mode,timestamps -- "$s" "$tmp" || refuse "could not copy $s to $PWD; it is still where it was."
-    same_entry "$s" "$tmp" || refuse "the copy of $s in $PWD differs from it; it is still where it was."
-    mv -n -T -- "$tmp" "$name"
-    if [ -e "$tmp" ] || [ -L "$tmp" ]; then
-      rm -f -- "$tmp"
+    merge_private "$tmp" "$here"
+    cp -P --preserve=mode,timestamps -- "$s" partial || refuse "could not copy $s to $here; it is still where it was."
+    same_entry "$s" partial || refuse "the copy of $s in $here differs from it; it is still where it was."
+    mv -n -T -- partial "../$name"
+    if [ -e partial ] || [ -L partial ]; then
+      moved=no
+      rm -f -- partial
+    fi
+    merge_leave "$here"
+    rmdir -- "$tmp" 2>/dev/null || true # gone or swapped: nothing of ours is in it
+    if [ "$moved" = no ]; then
       drop_duplicate "$s" "$name" "$d"
       return 0
     fi

@@ -39,7 +39,7 @@ describe("npm run check, on a real local node", () => {
     expect(exitCode(nodes)).toBe(1);
     expect(formatText(nodes)).toContain([
       "here (this machine): 2 finding(s)",
-      `  here-layout: the mode of ${root}/projects is 700, not 00775`,
+      `  here-layout: the mode of ${root}/projects is 700, not 00755`,
       `  here-links-storage-user/models-upload: link ${root}/storage-user/models-upload/loras -> ../../storage-models/models/loras is missing`,
     ].join("\n"));
     const json = JSON.parse(formatJson(nodes));

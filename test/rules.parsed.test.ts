@@ -160,6 +160,7 @@ describe("hosts are addresses a node can have", () => {
     ["a name whose last label is a number", host("gpu.123"), "nodes[1].host", /shorthand IPv4 address/],
     ["an IPv6 zone id", host("fe80::1%eth0"), "nodes[1].host", /zone id/],
     ["an IPv6 link-local address", host("fe80::21"), "nodes[1].host", /link-local/],
+    ["an IPv4-compatible IPv6 address", host("::192.168.0.21"), "nodes[1].host", /IPv4-compatible/],
   ];
   it.each(rejected)("refuses %s, naming the key", (_what, mutate, key, says) => expectProblem(problems(mutate), key, says));
 
@@ -187,6 +188,7 @@ describe("system paths", () => {
     ["a storage root holding Samba's placeholder text", (s) => { s.storage.root = "/vol/@owner_user@/cw"; }, "storage.root", /holds @/],
     ["a storage root ending in a space (Samba drops it)", (s) => { s.storage.root = "/vol/cw "; }, "storage.root", /ends in a space/],
     ["a model store with @ served by the models share", (s) => { s.smb.modelsShare = "models"; s.storage.models = "a@b/models"; }, "storage.models", /holds @/],
+    ["a container path under /var/run", (s) => { s.services.comfyui.paths = { models: "/var/run/models" }; }, "services.comfyui.paths.models", /system folder \/var\/run/],
   ];
   it.each(rejected)("refuses %s, naming the key", (_what, mutate, key, says) => expectProblem(problems(mutate), key, says));
 
@@ -237,6 +239,8 @@ describe("ComfyUI installs: their unit and their code", () => {
     ["a checkout at /", install({ path: "/" }), "comfyui.installs[0].path", /root folder/],
     ["a checkout under /proc", install({ path: "/proc/self/cwd" }), "comfyui.installs[0].path", /system path \/proc/],
     ["a checkout under /var/run", install({ path: "/var/run/comfy" }), "comfyui.installs[0].path", /system path \/var\/run/],
+    ["two checkouts on one node naming one unit", (s) => { s.comfyui.installs.push({ node: "GPU1", path: "/opt/ComfyUI-2", service: "comfyui.service" }); }, "comfyui.installs[1].service", /already comfyui\.installs\[0\]\.service/],
+    ["a checkout inside another on the same node", (s) => { s.comfyui.installs.push({ node: "gpu1", path: "/opt/ComfyUI/inner" }); }, "comfyui.installs[1].path", /one inside the other/],
   ];
   it.each(rejected)("refuses %s, naming the key", (_what, mutate, key, says) => expectProblem(problems(mutate), key, says));
 
@@ -245,6 +249,7 @@ describe("ComfyUI installs: their unit and their code", () => {
     expect(problems(unit("comfyui@gpu0.service"))).toEqual([]);
     expect(problems(unit("docker-comfyui.service"))).toEqual([]);
     expect(problems(install({ path: "/usr/local/ComfyUI", python: "/usr/bin/python3" }))).toEqual([]);
+    expect(problems((s) => { s.comfyui.installs.push({ node: "gpu1", path: "/opt/ComfyUI-2", service: "comfyui-2.service" }, { node: "storage", path: "/opt/ComfyUI", service: "comfyui.service" }); })).toEqual([]);
     // The storage root's path on a worker is not the storage there: only the mount is.
     expect(problems(install({ path: "/vol/service/cw/ComfyUI" }))).toEqual([]);
   });

@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { pathProblem } from "../pathRules";
+import { isWithin, pathProblem } from "../pathRules";
 import { codeLocationProblem, serviceUnitProblem } from "./unitRules";
 
 const absolute = (what: string) => z.string().superRefine((v, ctx) => {
@@ -61,6 +61,12 @@ export function checkInstallers(site: { nodes: readonly NodeRoles[]; nfs: { enab
     const id = `${node.name}:${inst.path}`;
     if (installs.has(id)) return add(`${key}.path`, `${inst.path} on ${node.name} is listed twice`);
     installs.add(id);
+    // One unit, one drop-in; one folder, one checkout: two installs would rewrite each other's.
+    site.comfyui.installs.slice(0, i).forEach((other, j) => {
+      if (other.node.toLowerCase() !== inst.node.toLowerCase()) return;
+      if (inst.service && other.service === inst.service) add(`${key}.service`, `${inst.service} on ${node.name} is already comfyui.installs[${j}].service; each checkout has a unit of its own`);
+      if (isWithin(inst.path, other.path) || isWithin(other.path, inst.path)) add(`${key}.path`, `${inst.path} and comfyui.installs[${j}].path (${other.path}) on ${node.name} are one inside the other; list separate checkouts`);
+    });
     const sees = node.roles.includes("storage") || (node.roles.includes("worker") && site.nfs.enabled);
     if (!sees) add(`${key}.node`, `${node.name} does not see the storage (it is neither the storage node nor a worker that mounts it over NFS); list it as a worker and enable nfs, or drop it`);
     // The storage tree as this node sees it: the root on the storage node, the mount elsewhere.

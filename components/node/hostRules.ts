@@ -47,6 +47,7 @@ function addressProblem(h: string): string | undefined {
   const g = ipv6Groups(h);
   if (g.every((x) => x === 0)) return `"${h}" is the unspecified address (::: ssh would reach this machine); ${fix}`;
   if (g[0] >> 8 === 0xff) return `"${h}" is a multicast address; ${fix}`;
+  if (g.slice(0, 6).every((x) => x === 0)) return `"${h}" is an IPv4-compatible IPv6 address (deprecated, unroutable); write the IPv4 address itself`;
   if ((g[0] & 0xffc0) === 0xfe80) return `"${h}" is link-local (fe80::/10), reachable only with a zone id; give the node's global or fd00:: address`;
   return undefined;
 }

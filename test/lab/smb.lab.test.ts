@@ -148,9 +148,12 @@ describe("the SMB share on the lab's storage node", () => {
     expect(theirs().code).toBe(0);
   });
 
-  it("a share folder the owner uid swapped for a link stops the converge naming it; smb.conf stays as it was", async () => {
+  it("the owner uid cannot swap a shared folder (the skeleton is root's); one swapped anyway (an unmanaged site) stops the converge naming it", async () => {
     const before = await onNode("node1", "sha256sum /etc/samba/modelshare.conf");
-    await onNode("node1", `setpriv --reuid=1000 --regid=1000 --clear-groups -- bash -c 'mv ${ROOT}/storage-user ${ROOT}/storage-user.real && ln -s /etc ${ROOT}/storage-user'`);
+    const owner = (command: string) => onNode("node1", `setpriv --reuid=1000 --regid=1000 --clear-groups -- bash -c ${quote(command)}`);
+    await expect(owner(`mv ${ROOT}/storage-user ${ROOT}/storage-user.real`)).rejects.toThrow(/Permission denied/);
+    await expect(owner(`touch ${ROOT}/planted`)).rejects.toThrow(/Permission denied/);
+    await onNode("node1", `mv ${ROOT}/storage-user ${ROOT}/storage-user.real && ln -s /etc ${ROOT}/storage-user`);
     // The layout's converge would stop first; the share's own guard must hold by itself.
     const shareOnly = (await declared({ path: "storage-user" })).filter((r) => r.name.startsWith("node1-smb"));
     const failed = await run(shareOnly).then(() => undefined, (e: Error) => e.message);
@@ -167,6 +170,27 @@ describe("the SMB share on the lab's storage node", () => {
     expect(put.code, put.out).toBe(0);
     expect(await onNode("node1", `test -f ${STORE}/loras/lora.bin && echo landed; grep -rc 'wide links will be disabled' /var/log/samba/ | grep -v ':0$' || true`)).toBe("landed\n");
     expect(smbSteps(await converge({ path: "storage-user" }))).toEqual({ "node1-smb-converge": 0, "node1-smb-passwords": 0 });
+  });
+
+  it("the store on a second filesystem: converge refuses before Samba could purge there; a share of the store alone keeps a deleted model in its own bin", async () => {
+    // A second disk: an ext4 image, loop-mounted over the model store (the VM has a real kernel).
+    await onNode("node1", `truncate -s 64M /var/tmp/store.img && mkfs.ext4 -q -F /var/tmp/store.img && mount -o loop /var/tmp/store.img ${STORE} && chmod 0755 ${STORE}`);
+    try {
+      const failed = await converge().then(() => undefined, (e: Error) => e.message);
+      expect(failed).toMatch(new RegExp(`node1-smb-converge \\(on 10\\.77\\.0\\.11\\): exited 1: [\\s\\S]*modelshare: the SMB share of ${ROOT} keeps deleted files in its recycle bin ${ROOT}/\\.recycle, but these folders it serves are on another filesystem or mount: [^\\n]*${STORE}/checkpoints[^\\n]*${STORE} \\(a mount point\\)[^\\n]*smb\\.recycle\\.enabled: false`));
+      // The fix the message names: a share of that filesystem alone, whose bin is on it.
+      const steps = await converge({ path: "storage-models/models" });
+      expect(steps.find((s) => s.name === "node1-smb-converge")!.stdout).toContain(`changed: created the recycle bin ${STORE}/.recycle (owner 1000:1000, mode 00775)`);
+      writeFileSync(join(work, "second.safetensors"), "on the second disk");
+      expect(smbclient(ARTIST, passwords.artist, "cd checkpoints; put second.safetensors").code).toBe(0);
+      const del = smbclient(ARTIST, passwords.artist, "cd checkpoints; del second.safetensors");
+      expect(del.code, del.out).toBe(0);
+      expect(await onNode("node1", `test ! -e ${STORE}/checkpoints/second.safetensors && stat -c '%u:%g %a' ${STORE}/.recycle && cat ${STORE}/.recycle/checkpoints/second.safetensors`))
+        .toBe("1000:1000 775\non the second disk");
+    } finally {
+      await onNode("node1", `umount -l ${STORE} && rm -f /var/tmp/store.img`);
+    }
+    expect(smbSteps(await converge())["node1-smb-converge"]).toBeGreaterThan(0);
   });
 
   it("destroy removes the shares and the passwords, keeps the admin's share and every file", async () => {

@@ -94,7 +94,7 @@ describe("the resource graph under mocks", () => {
     expect(commands.map((r) => r.type)).toEqual(["command:local:Command", "command:local:Command", "command:local:Command"]);
     expect(commands[0].inputs.connection).toBeUndefined();
     expect(commands[0].inputs.create).toBe("bash -s converge");
-    expect(String(commands[0].inputs.stdin)).toContain(`\n  '/home/ada/modelshare-dev/storage-models/models/checkpoints' '00775' \\\n`);
+    expect(String(commands[0].inputs.stdin)).toContain(`\n  '/home/ada/modelshare-dev/storage-models/models/checkpoints' 'owner' '00775' \\\n`);
     expect(String(commands[0].inputs.stdin)).toContain("\nowner_uid=''\n");
   });
 

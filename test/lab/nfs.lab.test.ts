@@ -114,6 +114,41 @@ describe("NFS: node1 exports, node2 and node3 mount", () => {
     expect(exitCode(await checkSite(stackSite()))).toBe(0);
   });
 
+  it("nfs.modelsReadOnly: the store mounted read-only over its place shows an upload and refuses writes; idempotent, check clean, back after a reboot; a worker's destroy and turning it off remove its unit and mount", async () => {
+    const ro = withNfs({ modelsReadOnly: true });
+    const INNER = `${MP}/storage-models/models`;
+    const UNIT = "mnt-modelshare-storage\\x2dmodels-models.mount";
+    const first = Object.fromEntries((await converge(ro)).map((s) => [s.name, s]));
+    expect(await onNode("node1", "tail -n 1 /etc/exports.d/modelshare.exports")).toMatch(/^\/srv\/cw\/storage-models\/models 10\.77\.0\.12\(ro,/);
+    for (const w of ["node2", "node3"]) {
+      expect(first[`${w}-nfs-mount-converge`].stdout).toContain(`changed: mounted ${EXPORT}/storage-models/models at ${INNER} (read-only)`);
+      expect(await onNode(w, `findmnt -n -M ${INNER} -o SOURCE,FSTYPE; findmnt -n -M ${INNER} -o OPTIONS | cut -d, -f1; systemctl is-enabled '${UNIT}'`)).toBe(`${EXPORT}/storage-models/models nfs4\nro\nenabled\n`);
+    }
+    // An upload on the storage node (through the upload link, as the owner) shows on both
+    // workers; there, neither the owner (a container's uid) nor root can write the store.
+    await onNode("node1", OWNER(`head -c 100000 /dev/urandom > ${ROOT}/storage-user/models-upload/loras/ro.safetensors`));
+    const sum = await onNode("node1", `sha256sum < ${STORE}/loras/ro.safetensors`);
+    for (const w of ["node2", "node3"]) {
+      expect(await onNode(w, `sha256sum < ${INNER}/loras/ro.safetensors`)).toBe(sum);
+      expect(await onNode(w, OWNER(`{ echo x > ${INNER}/loras/ro.safetensors; } 2>&1; touch ${INNER}/loras/new 2>&1; true`))).toMatch(/Read-only file system[\s\S]*Read-only file system/);
+      expect(await onNode(w, `touch ${INNER}/loras/by-root 2>&1 || true`)).toMatch(/Read-only file system/);
+    }
+    expect(await onNode("node1", `sha256sum < ${STORE}/loras/ro.safetensors; ls ${STORE}/loras | grep -c -e new -e by-root || true`)).toBe(`${sum}0\n`);
+    expect(nfsSteps(await converge(ro))).toEqual(QUIET);
+    expect(exitCode(await checkSite(stackSite(ro)))).toBe(0);
+    lab("reboot", "node2");
+    expect(await onNode("node2", `findmnt -n -M ${MP} -o SOURCE; findmnt -n -M ${INNER} -o SOURCE; findmnt -n -M ${INNER} -o OPTIONS | cut -d, -f1`)).toBe(`${EXPORT}\n${EXPORT}/storage-models/models\nro\n`);
+    expect(exitCode(await checkSite(stackSite(ro)))).toBe(0);
+    // One worker's destroy, with the option on: no unit of modelshare's is left there.
+    await run((await declared(ro)).filter((r) => r.name.startsWith("node3-nfs-mount")), { destroy: true });
+    expect(await onNode("node3", `findmnt -n -M ${MP} || echo unmounted; ls /etc/systemd/system /etc/systemd/system/remote-fs.target.wants | grep -c modelshare || true`)).toBe("unmounted\n0\n");
+    // Turned off: check names the mount no longer configured; converge unmounts it and removes its unit; the root stays.
+    expect(formatText(await checkSite(stackSite()))).toContain(`node2-nfs-mount: ${INNER} is still mounted`);
+    await converge();
+    expect(await onNode("node2", `findmnt -n -M ${INNER} || echo unmounted; test -e '/etc/systemd/system/${UNIT}' || echo gone; findmnt -n -M ${MP} -o SOURCE`)).toBe(`unmounted\ngone\n${EXPORT}\n`);
+    expect(nfsSteps(await converge())).toEqual(QUIET);
+  });
+
   it("with the server stopped, a worker's converge fails within a bounded time naming the server; started again, all is well", async () => {
     await onNode("node1", "systemctl stop nfs-server");
     const workerOnly = (await declared()).filter((r) => r.name.startsWith("node2-nfs-mount"));

@@ -181,7 +181,7 @@ merge_dir() {
   merge_private "$tmp" "$here"
   chmod -- "$(printf '0%04o' $((8#$mode | 8#700)))" .
   merge_leave "$here"
-  mv -n -T -- "$tmp" "$name"
+  mv -n -T -- "$tmp" "$name" 2>/dev/null || changed_meanwhile "$here/$tmp"
   if [ -e "$tmp" ] || [ -L "$tmp" ]; then # the name appeared in the meantime
     rmdir -- "$tmp" 2>/dev/null || refuse "$here/$tmp is in the way and is not an empty folder left by an interrupted modelshare run; move it away, then run again."
     merge_dir "$@"
@@ -207,7 +207,7 @@ merge_entry() {
     merge_private "$tmp" "$here"
     cp -P --preserve=mode,timestamps -- "$s" partial || refuse "could not copy $s to $here; it is still where it was."
     same_entry "$s" partial || refuse "the copy of $s in $here differs from it; it is still where it was."
-    mv -n -T -- partial "../$name"
+    mv -n -T -- partial "../$name" 2>/dev/null || changed_meanwhile "$here/$tmp/partial"
     if [ -e partial ] || [ -L partial ]; then
       moved=no
       rm -f -- partial

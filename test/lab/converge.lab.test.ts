@@ -111,15 +111,23 @@ describe("the lab site, converged onto real nodes", () => {
     expect(changes(await converge())).toEqual(NOTHING);
   });
 
-  it("a link planted by the owner uid stops the converge naming it, and root changes nothing it points at", async () => {
-    const asOwner = (cmd: string) => `setpriv --reuid=1000 --regid=1000 --clear-groups -- bash -c '${cmd}'`;
+  it("the owner uid cannot swap a store folder for a link; on an old site (every folder the owner's) the planted link stops the converge, and the migration locks the skeleton", async () => {
+    const asOwner = (cmd: string) => `setpriv --reuid=1000 --regid=1000 --clear-groups -- env -i PATH=/usr/bin:/bin bash -c '${cmd}'`;
+    const plant = `mv ${STORE}/vae ${STORE}/vae.real && ln -s /etc/profile.d ${STORE}/vae && rm ${UPLOAD}/vae && mkdir ${UPLOAD}/vae && echo evil > ${UPLOAD}/vae/zz.sh`;
+    // Converged: the skeleton is root's, so the owner's rename is refused by the kernel.
+    expect(await onNode("node1", `if ${asOwner(plant)} 2>/dev/null; then echo planted; else echo refused; fi; stat -c '%u %a' ${STORE} ${UPLOAD}`))
+      .toBe("refused\n0 755\n0 755\n");
+    // The tree as an earlier modelshare left it: the owner could still plant there.
+    await onNode("node1", `chown -R -h 1000:1000 ${ROOT} && find ${ROOT} -type d -exec chmod 0775 {} +`);
     const before = await onNode("node1", "stat -c '%u:%g %a' /etc/profile.d; ls -A /etc/profile.d | sha256sum");
-    await onNode("node1", asOwner(`mv ${STORE}/vae ${STORE}/vae.real && ln -s /etc/profile.d ${STORE}/vae && rm ${UPLOAD}/vae && mkdir ${UPLOAD}/vae && echo evil > ${UPLOAD}/vae/zz.sh`));
+    await onNode("node1", asOwner(plant));
     await expect(converge()).rejects.toThrow(new RegExp(`node1-layout-converge \\(on 10\\.77\\.0\\.11\\): exited 1: modelshare: ${STORE}/vae is a symbolic link \\(to /etc/profile\\.d\\)`));
     expect(await onNode("node1", "stat -c '%u:%g %a' /etc/profile.d; ls -A /etc/profile.d | sha256sum")).toBe(before);
+    // The admin puts the folder back (the store folder is root's now: the owner no longer can).
     await onNode("node1", `rm ${STORE}/vae && mv ${STORE}/vae.real ${STORE}/vae`);
     const steps = await converge();
-    expect(await onNode("node1", `cat ${STORE}/vae/zz.sh && readlink ${UPLOAD}/vae`)).toBe("evil\n../../storage-models/models/vae\n");
+    expect(await onNode("node1", `cat ${STORE}/vae/zz.sh && readlink ${UPLOAD}/vae && stat -c '%u %a' ${ROOT} ${STORE} ${UPLOAD} && stat -c '%u' ${STORE}/vae`))
+      .toBe("evil\n../../storage-models/models/vae\n0 755\n0 755\n0 755\n1000\n");
     expect(steps.every((x) => x.code === 0)).toBe(true);
     expect(changes(await converge())).toEqual(NOTHING);
   });

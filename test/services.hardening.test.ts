@@ -201,7 +201,8 @@ describe("bind sources: the skeleton above each is root's", () => {
     }
     if (!migrated) for (const d of ["storage-models", "storage-models/models", "storage-user", "storage-user/output"]) chownSync(join(base, d), OWNER.uid, OWNER.gid);
     const program = renderDockerHost("root", [spec], site.storage, [])
-      .replace(/\n {2}ensure_packages 'docker\.io'\n {2}ensure_service 'docker'\n {2}docker_user 'root'\n {2}docker_firewall '[^]*?' '-A [^\n]*\n/, "\n");
+      .replace(/\n {2}ensure_packages 'docker\.io'\n {2}ensure_service 'docker'\n {2}docker_user 'root'\n/, "\n")
+      .replace("\n  docker_firewall '", "\n  : '"); // the firewall step as a no-op with the same words
     return { base, spec, program };
   }
 

@@ -250,9 +250,15 @@ describe("a Samba account that existed before modelshare", () => {
     node = new SambaNode(USERS);
     node.sh("printf '%s\\n%s\\n' admins-pw admins-pw | smbpasswd -s -a artist >/dev/null");
     const before = entry(node, "artist");
+    const says = /modelshare: the Samba account artist existed before modelshare \(pdbedit -L lists it\).*set smb\.users\[0\]\.adopt: true/;
+    // The share first: the account never reaches modelshare's share with someone else's password.
+    skeleton(x);
+    const share = node.run(renderSmbShare(x.smb, x.storage));
+    expect([share.code, share.stderr]).toEqual([1, expect.stringMatching(says)]);
+    expect(node.sh("test -e /etc/samba/modelshare.conf && echo written || echo none")).toBe("none\n");
     const r = passwords(x);
     expect(r.code).toBe(1);
-    expect(r.stderr).toMatch(/modelshare: the Samba account artist existed before modelshare \(pdbedit -L lists it\).*set smb\.users\[0\]\.adopt: true/);
+    expect(r.stderr).toMatch(says);
     expect(`${r.stdout}${r.stderr}`).not.toMatch(/PW-SECRET|admins-pw|viewer-pw/);
     expect(entry(node, "artist")).toBe(before);
   });

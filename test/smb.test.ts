@@ -184,7 +184,7 @@ describe("what modelshare writes for Samba", () => {
     const site = parse(seeds({ modelsShare: "ki_Models" }));
     const share = renderSmbShare(site.smb, site.storage);
     const passwords = renderSmbPasswords(site.smb, site.storage);
-    expect(share).toContain("\n  ensure_packages 'samba' 'samba-vfs-modules'\n  smb_owner\n  smb_accounts 'artist' 'viewer'\n  smb_folders '/vol/service/cw' '/vol/service/cw/storage-models/models'\n"
+    expect(share).toContain("\n  ensure_packages 'samba' 'samba-vfs-modules'\n  smb_owner\n  smb_accounts 'artist' 'viewer'\n  smb_adoptions \\\n  'artist' 'create' 'smb.users[0].adopt' \\\n  'viewer' 'create' 'smb.users[1].adopt'\n  smb_folders '/vol/service/cw' '/vol/service/cw/storage-models/models'\n"
       + "  smb_names 'smb.share' 'ki_Daten' 'smb.modelsShare' 'ki_Models'\n  smb_one_filesystem '/vol/service/cw' \\\n  '/vol/service/cw/storage-models' \\\n");
     expect(share).toContain("\n  '/vol/service/cw/storage-user/output/Forge'\n  smb_bin '/vol/service/cw' '00775'\n  smb_conf '# Written by modelshare");
     expect(share).toContain("\nowner_steps=no\n");

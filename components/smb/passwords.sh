@@ -46,9 +46,22 @@ smb_origin() {
   if [ "$origin" = adopted ]; then printf 'adopted'; else printf 'created'; fi
 }
 
+# smb_adoptions NAME MODE KEY [NAME MODE KEY]...: a Samba account passdb holds and modelshare has
+# no record of was made by someone else: it stops the run unless KEY adopts it (MODE adopt).
+# The share program asks first, so such an account never reaches modelshare's share with the
+# password someone else gave it; the passwords program asks again before it sets one.
+smb_adoptions() {
+  while [ "$#" -ge 3 ]; do
+    if [ ! -f "$SMB_STATE/$1" ] && [ "$2" != adopt ] && pdbedit -L -u "$1" >/dev/null 2>&1; then
+      refuse "the Samba account $1 existed before modelshare (pdbedit -L lists it), and modelshare would replace its password; set $3: true to let modelshare manage it (destroy then leaves the account), or give the SMB user another name, then run again."
+    fi
+    shift 3
+  done
+}
+
 # smb_password NAME PASSWORD MODE KEY: set (and enabled) unless it is what modelshare set last.
-# A Samba account modelshare has no record of, which passdb already holds, was made by someone
-# else: its password is replaced only when KEY adopts it.
+# A Samba account modelshare has no record of, which passdb already holds, is adopted (when KEY
+# allows it: smb_adoptions).
 smb_password() {
   local name=$1 pw=$2 mode=$3 key=$4 salt="" print="" entry="" now="" origin
   now=$(pdbedit -L -w -u "$name" 2>/dev/null) || now=""
@@ -56,8 +69,7 @@ smb_password() {
     { read -r salt && read -r print && IFS= read -r entry; } <"$SMB_STATE/$name" || true
     origin=$(smb_origin "$name")
   elif [ -n "$now" ]; then
-    [ "$mode" = adopt ] ||
-      refuse "the Samba account $name existed before modelshare (pdbedit -L lists it), and modelshare would replace its password; set $key: true to let modelshare manage it (destroy then leaves the account), or give the SMB user another name, then run again."
+    smb_adoptions "$name" "$mode" "$key"
     origin=adopted
   else
     origin=created

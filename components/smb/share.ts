@@ -76,7 +76,7 @@ export function renderSmbShare(smb: Smb, s: Storage): string {
     : [];
   return renderProgram({
     title: `SMB share ${smb.share} of ${path}`,
-    libs: [SYSTEM, DIRS, SAMBA],
+    libs: [SYSTEM, DIRS, SAMBA, PASSWORDS],
     root: s.root,
     owner: ownerArgs(s),
     converge: {
@@ -84,6 +84,7 @@ export function renderSmbShare(smb: Smb, s: Storage): string {
         call("ensure_packages", "samba", "samba-vfs-modules"),
         "smb_owner",
         call("smb_accounts", ...smb.users.map((u) => u.name)),
+        callRows("smb_adoptions", adoptRows(smb)),
         call("smb_folders", path, ...(smb.modelsShare ? [modelStoreDir(s)] : [])),
         call("smb_names", "smb.share", smb.share, ...(smb.modelsShare ? ["smb.modelsShare", smb.modelsShare] : [])),
         ...bin,
@@ -96,6 +97,9 @@ export function renderSmbShare(smb: Smb, s: Storage): string {
   });
 }
 
+/** Each user: name, whether a Samba account that existed before modelshare may be taken over, the key that says so. */
+const adoptRows = (smb: Smb) => smb.users.map((u, i) => [u.name, u.adopt ? "adopt" : "create", `smb.users[${i}].adopt`]);
+
 /** Each user's password from the input, set only when it is not the one set last. */
 export function renderSmbPasswords(smb: Smb, s: Storage): string {
   return renderProgram({
@@ -103,8 +107,7 @@ export function renderSmbPasswords(smb: Smb, s: Storage): string {
     libs: [PASSWORDS],
     root: s.root,
     owner: ownerArgs(s),
-    // Each user: name, whether an account that existed before modelshare may be taken over, its key.
-    converge: { privileged: [callRows("smb_passwords", smb.users.map((u, i) => [u.name, u.adopt ? "adopt" : "create", `smb.users[${i}].adopt`]))] },
+    converge: { privileged: [callRows("smb_passwords", adoptRows(smb))] },
     remove: { privileged: ["smb_forget_all"] },
     input: true,
   });

@@ -220,6 +220,14 @@ describe("ComfyUIInstaller, run for real on a fake checkout", () => {
     expect(readFileSync(join(path, "extra_model_paths.yaml"), "utf8")).toBe(ADMIN_YAML);
   });
 
+  it("every check (checkout, unit, custom_nodes) comes before anything changes; the models move as the program decides, not through comfyui_as", () => {
+    const { site } = checkout();
+    const text = renderComfyUIInstaller(site.storage, "/mnt/modelshare", { ...site.comfyui.installs[0], service: "comfyui.service" }, true);
+    const steps = text.slice(text.indexOf("converge_privileged() {"), text.indexOf("converge_owner() {")).split("\n").map((l) => l.trim().split(" ")[0]).filter((w) => w.startsWith("comfyui_"));
+    expect(steps).toEqual(["comfyui_checkout", "comfyui_unit", "comfyui_code_dir", "comfyui_as", "comfyui_migrate", "comfyui_output"]);
+    expect(shellcheck([text])).toBe("");
+  });
+
   it("the switch needs a managed owner (only then is custom_nodes root's)", () => {
     const raw = seeds();
     raw.storage.owner = "unmanaged";

@@ -69,13 +69,14 @@ export function exec(client: Client, command: string, io: { env?: Record<string,
     // `environment` travels as SSH env requests, which sshd drops unless AcceptEnv allows them.
     client.exec(command, { env: io.env }, (err, stream) => {
       if (err) return reject(err);
-      let stdout = "";
-      let stderr = "";
+      // Decoded once at the end: a character split between two chunks stays whole.
+      const stdout: Buffer[] = [];
+      const stderr: Buffer[] = [];
       let code = -1;
-      stream.on("data", (d: Buffer) => (stdout += d));
-      stream.stderr.on("data", (d: Buffer) => (stderr += d));
+      stream.on("data", (d: Buffer) => stdout.push(d));
+      stream.stderr.on("data", (d: Buffer) => stderr.push(d));
       stream.on("exit", (c: number | null) => (code = c ?? -1));
-      stream.on("close", () => resolve({ code, stdout, stderr }));
+      stream.on("close", () => resolve({ code, stdout: Buffer.concat(stdout).toString("utf8"), stderr: Buffer.concat(stderr).toString("utf8") }));
       stream.end(io.stdin ?? "");
     });
     client.once("error", reject);
@@ -88,12 +89,12 @@ export function execLocal(command: string, io: { interpreter?: string[]; env?: R
   const [cmd, ...args] = io.interpreter ?? ["/bin/sh", "-c"];
   return new Promise((resolve, reject) => {
     const child = spawn(cmd, [...args, command], { env: { ...process.env, ...(io.env ?? {}) } });
-    let stdout = "";
-    let stderr = "";
-    child.stdout.on("data", (d) => (stdout += d));
-    child.stderr.on("data", (d) => (stderr += d));
+    const stdout: Buffer[] = [];
+    const stderr: Buffer[] = [];
+    child.stdout.on("data", (d: Buffer) => stdout.push(d));
+    child.stderr.on("data", (d: Buffer) => stderr.push(d));
     child.on("error", reject);
-    child.on("close", (code) => resolve({ code: code ?? -1, stdout, stderr }));
+    child.on("close", (code) => resolve({ code: code ?? -1, stdout: Buffer.concat(stdout).toString("utf8"), stderr: Buffer.concat(stderr).toString("utf8") }));
     // A command that exits without reading its stdin is not an error (its exit code says how it went).
     child.stdin.on("error", () => {});
     child.stdin.end(io.stdin ?? "");

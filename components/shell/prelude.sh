@@ -212,6 +212,6 @@ modelshare_main() {
       [ "$owner_steps" = no ] || as_owner check_owner
       printf '%sdrift=%d\n' "${frame:+$frame }" "$drifted"
       ;;
-    *) refuse "usage: bash -s converge|check|remove [FRAME] < program (got: ${1-nothing})" ;;
+    *) refuse "usage: bash -s converge|check|remove < program (got: ${1-nothing})" ;;
   esac
 }

@@ -115,6 +115,7 @@ merge_conflicts() {
   done
   if [ "${#conflicts[@]}" -gt 0 ]; then
     complain "in $src and $dest, these names hold different content:"
+    # shellcheck disable=SC2154 # escaped: set by escape_line (prelude.sh)
     for rel in "${conflicts[@]}"; do escape_line "$rel"; printf '  %s\n' "$escaped" >&2; done
     refuse "nothing was moved; rename or remove one of each pair, then run again."
   fi

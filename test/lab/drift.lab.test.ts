@@ -54,7 +54,7 @@ describe("drift on the lab site", () => {
     const findings = nodes[0].components.flatMap((c) => c.drift.map((d) => `${c.component}: ${d}`));
     expect(findings).toEqual([
       expect.stringMatching(/^node1-layout: only 0\.\d GB are free on the filesystem holding \/srv\/cw, but storage\.minFreeGB asks for at least 1\.0 GB$/),
-      "node1-layout: the mode of /srv/cw/projects is 700, not 00775",
+      "node1-layout: the mode of /srv/cw/projects is 700, not 00755",
       "node1-links-storage-user/models-upload: link /srv/cw/storage-user/models-upload/vae -> ../../storage-models/models/vae is missing",
     ]);
     expect(await onNode("node1", `find ${ROOT} -printf '%p %m %u:%g %s\\n' | sort | sha256sum`)).toBe(before); // check wrote nothing
@@ -65,6 +65,22 @@ describe("drift on the lab site", () => {
     expect(repaired.map((s) => s.code)).toEqual([0, 0, 0, 0]);
     const after = await checkSite(stackSite());
     expect(exitCode(after), formatText(after)).toBe(0);
+  });
+
+  it("names the owner planted (an old site's projects folder): no fake line counted, escaped in text, real in JSON", async () => {
+    // Before the skeleton the projects folder was the owner's; what the owner made there stays.
+    await onNode("node1", `chown 1000:1000 ${ROOT}/projects && cd ${ROOT}/projects && setpriv --reuid=1000 --regid=1000 --clear-groups -- ` +
+      `mkdir -- $'p\\ndrift: fake' $'t\\033]0;owned\\007' $'bad\\xff'`);
+    const nodes = await checkSite(stackSite());
+    const layout = nodes[0].components.find((c) => c.component === "node1-layout")!;
+    expect(layout.drift).toEqual([`${ROOT}/projects belongs to 1000:1000, not 0:0`]);
+    const rows = layout.report.filter((r) => r.kind === "project");
+    expect(rows.map((r) => r.escapedPath).sort()).toEqual([`${ROOT}/projects/bad\\xff`, `${ROOT}/projects/p\\ndrift: fake`, `${ROOT}/projects/t\\x1b]0;owned\\x07`]);
+    expect(rows.map((r) => r.path).sort()).toEqual([`${ROOT}/projects/bad\ufffd`, `${ROOT}/projects/p\ndrift: fake`, `${ROOT}/projects/t\x1b]0;owned\x07`]);
+    expect(formatText(nodes)).not.toMatch(/[\u0000-\u0009\u000b-\u001f\u007f-\u009f]/u);
+    expect(changed(await converge())).toBe(1); // the migration hands the folder back to root
+    await onNode("node1", `rm -rf ${ROOT}/projects/*`);
+    expect(exitCode(await checkSite(stackSite()))).toBe(0);
   });
 
   it("a node that is down: check exits 2 naming it, within the dial budget", async () => {

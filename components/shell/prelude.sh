@@ -120,13 +120,15 @@ take_lock() {
   printf '%s\n' "$$" >"$dir/holder"
 }
 
-# as_owner FUNCTION: runs FUNCTION, a step list of this program, as the storage owner: in a
-# child bash holding this program's functions, with the owner's uid and gid only (no
-# supplementary groups, no capabilities, no way to gain privileges). Its changes count as
-# ours; its refusal is ours. Without root, or already the owner, it runs in place.
+# as_owner FUNCTION [ARG...]: runs FUNCTION (a step list of this program, or a helper with its
+# ARGs) as the storage owner: in a child bash holding this program's functions, with the
+# owner's uid and gid only (no supplementary groups, no capabilities, no way to gain
+# privileges). Its changes count as ours; its refusal is ours. Without root, or already the
+# owner, it runs in place.
 # shellcheck disable=SC2154 # program_title, storage_root, owner_*: set by the program
 as_owner() {
   local fn=$1 uid=$owner_uid gid=$owner_gid
+  shift
   if [ -z "$uid" ]; then # unmanaged: the root folder's owner, whoever made it
     if [ -d "$storage_root" ] && [ ! -L "$storage_root" ]; then
       read -r uid gid < <(stat -c '%u %g' -- "$storage_root")
@@ -135,13 +137,13 @@ as_owner() {
     fi
   fi
   if [ "$EUID" = "$uid" ] || { [ "$EUID" -ne 0 ] && [ -z "$owner_uid" ]; }; then
-    "$fn"
+    "$fn" "$@"
     return
   fi
   if [ "$EUID" -ne 0 ]; then
     refuse "the steps inside $storage_root run as the storage owner $uid:$gid, and only root can become it; run as root or as that user."
   fi
-  run_as "$uid" "$gid" clear "$fn"
+  run_as "$uid" "$gid" clear "$fn" "$@"
 }
 
 # run_as UID GID GROUPS FUNCTION [ARG...] (root): runs FUNCTION (with ARGs) in a child bash holding this program's

@@ -58,7 +58,7 @@ describe("NFS: node1 exports, node2 and node3 mount", () => {
     expect(await onNode("node2", `systemctl is-enabled "$(systemd-escape --path --suffix=mount ${MP})"; findmnt -n -M ${MP} -o SOURCE,FSTYPE`)).toBe(`enabled\n${EXPORT} nfs4\n`);
     expect(await onNode("node1", "cat /etc/exports.d/modelshare.exports | tail -n 1")).toBe(`${ROOT} 10.77.0.12(rw,sync,no_subtree_check,root_squash,fsid=4711,sec=sys) 10.77.0.13(rw,sync,no_subtree_check,root_squash,fsid=4711,sec=sys)\n`);
     expect(nfsSteps(await converge())).toEqual(QUIET);
-  });
+  }, 900_000); // apt installs the NFS server and clients under emulation: minutes on a loaded machine
 
   it("a worker reads what the storage node wrote and the other way round, ownership as root_squash documents it", async () => {
     await onNode("node1", OWNER(`echo from-storage > ${STORE}/loras/s.safetensors`));
@@ -147,7 +147,7 @@ describe("NFS: node1 exports, node2 and node3 mount", () => {
     await converge();
     expect(await onNode("node2", `findmnt -n -M ${INNER} || echo unmounted; test -e '/etc/systemd/system/${UNIT}' || echo gone; findmnt -n -M ${MP} -o SOURCE`)).toBe(`unmounted\ngone\n${EXPORT}\n`);
     expect(nfsSteps(await converge())).toEqual(QUIET);
-  });
+  }, 600_000);
 
   it("with the server stopped, a worker's converge fails within a bounded time naming the server; started again, all is well", async () => {
     await onNode("node1", "systemctl stop nfs-server");

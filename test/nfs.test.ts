@@ -74,6 +74,7 @@ describe("modelshare:nfs", () => {
     ["nfs-server off the storage node", (s) => { s.nodes[1].roles = ["worker", "nfs-server"]; }, "nodes[1].roles", /must be on the storage node/],
     ["a worker on localhost", (s) => { s.nodes[1].host = "localhost"; delete s.nodes[1].hostKey; }, "nfs.enabled", /worker gpu1's host is localhost/],
     ["an unknown key", (s) => { s.nfs.noRootSquash = true; }, "nfs", /noRootSquash/],
+    ["modelsReadOnly with an unmanaged owner", (s) => { s.nfs.modelsReadOnly = true; s.storage.owner = "unmanaged"; }, "nfs.modelsReadOnly", /needs storage\.owner: \{uid, gid\}/],
   ];
   it.each(rejected)("rejects %s, naming the key", (_what, mutate, key, says) => {
     expectProblem(problems(mutate), key, says);

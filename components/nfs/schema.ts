@@ -56,6 +56,11 @@ export function checkNfsSection(nfs: Nfs, storage: Storage, add: Add): void {
     add("storage.root", "is exported over NFS, so it may hold only letters, digits and . _ / @ + , = - (no spaces)");
   }
   checkAllowList("nfs.clients", nfs.clients, { key: "nfs.allowAnyClient", value: nfs.allowAnyClient }, "mount the storage", add);
+  // The models export's path is resolved again at every exportfs -r: only the skeleton a managed
+  // owner gets (root's above the leaves) keeps the owner from swapping it between converges.
+  if (nfs.modelsReadOnly && storage.owner === "unmanaged") {
+    add("nfs.modelsReadOnly", "needs storage.owner: {uid, gid}: with owner: unmanaged the folders above the model store are the owner's, who could swap the export for a link between converges; set the owner, or modelsReadOnly: false");
+  }
   nfs.mountOptions.forEach((o, i) => {
     const [name, value, extra] = o.split("=");
     const ok = extra === undefined && (value === undefined ? MOUNT_FLAGS.includes(name) : MOUNT_NUMBERS.includes(name) && /^[1-9]\d{0,6}$/.test(value));

@@ -92,9 +92,10 @@ describe("OllamaInstaller: an installed Ollama pointed at the shared folder", ()
     expect(await onNode("node1", `cat ${STATE}/last`)).toBe(`OLLAMA_MODELS=${SHARED}\nsha256-aaaa\nwritable\n`);
     expect(await onNode("node1", `sha256sum < ${ROOT}/storage-models/ollama/blobs/sha256-aaaa; cat ${ROOT}/storage-models/ollama/manifests/registry.ollama.ai/library/tiny/latest`))
       .toBe(`${before}{"schemaVersion":2}\n`);
-    // The old folder stays, empty; nothing was opened wider than the layout's modes.
+    // The old folder stays, empty; nothing was opened wider than the layout's modes (the
+    // skeleton root's 0755, the Ollama folder the owner's leaf).
     expect(await onNode("node1", `stat -c '%U %a' ${OLD}; ls -A ${OLD} | wc -l`)).toBe("ollama 755\n0\n");
-    expect(await onNode("node1", `stat -c '%a' ${ROOT} ${ROOT}/storage-models ${ROOT}/storage-models/ollama`)).toBe("775\n775\n775\n");
+    expect(await onNode("node1", `stat -c '%u %a' ${ROOT} ${ROOT}/storage-models ${ROOT}/storage-models/ollama`)).toBe("0 755\n0 755\n1000 775\n");
     const count = await starts();
     const second = step(await converge(["node1"]), "node1-ollama-converge");
     expect(second.changed).toBe(0);
@@ -175,12 +176,33 @@ describe("ComfyUIInstaller: an existing checkout pointed at the shared folders",
     const yaml = await onNode("node3", `python3 -c 'import json, yaml; print(json.dumps(yaml.safe_load(open("${CHECKOUT}/extra_model_paths.yaml"))))'`);
     expect(JSON.parse(yaml)).toMatchObject({
       a111: { base_path: "/opt/sd-webui/", checkpoints: "models/Stable-diffusion" },
-      modelshare: { base_path: "/mnt/modelshare/storage-models/models", checkpoints: "checkpoints", custom_nodes: "/mnt/modelshare/storage-models/comfyui/custom_nodes" },
+      modelshare: { base_path: "/mnt/modelshare/storage-models/models", checkpoints: "checkpoints" },
     });
+    // Custom nodes are code: not shared unless comfyui.sharedCustomNodes says so.
+    expect(JSON.parse(yaml).modelshare.custom_nodes).toBeUndefined();
     expect(await onNode("node3", `grep -c '# theirs' ${CHECKOUT}/extra_model_paths.yaml; ls ${CHECKOUT}/models/checkpoints; stat -c %U ${CHECKOUT}/extra_model_paths.yaml`)).toBe("1\nput_checkpoints_here\nartist\n");
     expect(await onNode("node1", `sha256sum < ${ROOT}/storage-models/models/checkpoints/sd15.safetensors; stat -c %u:%g ${ROOT}/storage-models/models/checkpoints/sd15.safetensors`)).toBe(`${before}1000:1000\n`);
     await new Promise((ok) => setTimeout(ok, 1500));
     expect(await onNode("node3", `cat ${COMFY_STATE}/argv`)).toBe("--listen 0.0.0.0 --output-directory /mnt/modelshare/storage-user/output/ComfyUI\n");
+    expect(step(await run(await comfyDeclared()), NAME).changed).toBe(0);
+  });
+
+  it("a checkout of root's: root hands the models over inside it and the storage owner moves them over NFS; the checkout's folders and placeholders stay root's", async () => {
+    await onNode("node3", [
+      `chown -R root:root ${CHECKOUT}`,
+      `head -c 300000 /dev/urandom > ${CHECKOUT}/models/loras/style.safetensors`,
+      `mkdir -p ${CHECKOUT}/models/checkpoints/sdxl && head -c 200000 /dev/urandom > ${CHECKOUT}/models/checkpoints/sdxl/base.safetensors`,
+    ].join(" && "));
+    const sums = `sha256sum < ${CHECKOUT}/models/loras/style.safetensors; sha256sum < ${CHECKOUT}/models/checkpoints/sdxl/base.safetensors`;
+    const before = await onNode("node3", sums);
+    const r = step(await run(await comfyDeclared()), NAME);
+    expect(r.stdout).toContain(`changed: handed the models in ${CHECKOUT}/models/loras to 1000:1000, who moves them`);
+    expect(r.stdout).toContain(`changed: moved the models in ${CHECKOUT}/models/checkpoints into /mnt/modelshare/storage-models/models/checkpoints`);
+    const store = `${ROOT}/storage-models/models`;
+    expect(await onNode("node1", `sha256sum < ${store}/loras/style.safetensors; sha256sum < ${store}/checkpoints/sdxl/base.safetensors; stat -c %u:%g ${store}/loras/style.safetensors ${store}/checkpoints/sdxl ${store}/checkpoints/sdxl/base.safetensors`))
+      .toBe(`${before}1000:1000\n1000:1000\n1000:1000\n`);
+    expect(await onNode("node3", `ls -A ${CHECKOUT}/models/loras ${CHECKOUT}/models/checkpoints; stat -c %U ${CHECKOUT}/models/loras ${CHECKOUT}/models/loras/put_loras_here`))
+      .toBe(`${CHECKOUT}/models/checkpoints:\nput_checkpoints_here\n\n${CHECKOUT}/models/loras:\nput_loras_here\nroot\nroot\n`);
     expect(step(await run(await comfyDeclared()), NAME).changed).toBe(0);
   });
 
@@ -189,6 +211,6 @@ describe("ComfyUIInstaller: an existing checkout pointed at the shared folders",
     const yaml = await onNode("node3", `python3 -c 'import json, yaml; print(json.dumps(yaml.safe_load(open("${CHECKOUT}/extra_model_paths.yaml"))))'`);
     expect(JSON.parse(yaml)).toEqual({ a111: { base_path: "/opt/sd-webui/", checkpoints: "models/Stable-diffusion" } });
     expect(await onNode("node3", "test ! -e /etc/systemd/system/comfyui.service.d && echo gone")).toBe("gone\n");
-    expect(await onNode("node1", `ls ${ROOT}/storage-models/models/checkpoints`)).toBe("sd15.safetensors\n");
+    expect(await onNode("node1", `ls ${ROOT}/storage-models/models/checkpoints`)).toBe("sd15.safetensors\nsdxl\n");
   });
 });

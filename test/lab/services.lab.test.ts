@@ -159,57 +159,56 @@ describe("the whole chain: SMB upload, NFS, service containers", () => {
 });
 
 /**
- * Issue 17, class 7: a service bound to node2's lab address with allowFrom node3 answers node3
- * and no one else (node1, the lab host); one on loopback (node3) answers only node3 itself.
- * The allow list is an iptables chain in DOCKER-USER, written again before docker starts.
- * The containers' command is a sleep loop: each test starts busybox httpd in them.
+ * Issue 17, class 7: node1 (storage and worker, no NFS needed) runs ComfyUI bound to its lab
+ * address with allowFrom node3, and Fooocus on loopback. ComfyUI answers node3 and no one else
+ * (node2, the lab host); Fooocus answers node1 itself only. The allow list is an iptables chain
+ * in DOCKER-USER, written again before docker starts. The containers' command is a sleep loop:
+ * each test starts busybox httpd in them.
  */
 describe("service ports: the bind address and the allow list, on the node", () => {
   const exposed: Services = {
-    comfyui: { enabled: true, image: IMAGE, pull: "never", nodes: ["node2"], bind: "node", allowFrom: ["10.77.0.13"] },
-    fooocus: { enabled: true, image: IMAGE, pull: "never", nodes: ["node3"] },
+    comfyui: { enabled: true, image: IMAGE, pull: "never", nodes: ["node1"], bind: "node", allowFrom: ["10.77.0.13"] },
+    fooocus: { enabled: true, image: IMAGE, pull: "never", nodes: ["node1"] },
   };
   const site = () => declare({ stack: "lab", ...labStack((s) => {
-    s["modelshare:nfs"] = { enabled: true };
+    s["modelshare:nodes"][0].roles = [...s["modelshare:nodes"][0].roles, "worker"];
     s["modelshare:services"] = exposed;
   }) }, () => new Site("site", loadSite()));
-  const serve = (node: string, service: string, port: number) =>
-    inContainer(node, service, `mkdir -p /tmp/www && echo hello-${service} > /tmp/www/index.html && httpd -p ${port} -h /tmp/www`);
+  // Served from /workflows, the one folder the container (uid 1000) can write that is its own.
+  const serve = async (service: string, port: number) =>
+    expect(await inContainer("node1", service, `echo hello-${service} > /workflows/index-${service}.html && httpd -p ${port} -h /workflows && echo serving`)).toBe("serving\n");
   /** From a node: the page, or "dropped" (no answer in 3 s), or "refused". */
   const fetchFrom = (node: string, address: string, port: number) => onNode(node,
-    `timeout 3 bash -c 'exec 3<>/dev/tcp/${address}/${port} && printf "GET /index.html HTTP/1.0\\r\\n\\r\\n" >&3 && cat <&3' 2>/dev/null | tail -1; r=\${PIPESTATUS[0]}; [ "$r" = 124 ] && echo dropped; [ "$r" = 1 ] && echo refused; true`);
+    `timeout 3 bash -c 'exec 3<>/dev/tcp/${address}/${port} && printf "GET /index-${port === 8188 ? "comfyui" : "fooocus"}.html HTTP/1.0\\r\\n\\r\\n" >&3 && cat <&3' 2>/dev/null | tail -1; r=\${PIPESTATUS[0]}; [ "$r" = 124 ] && echo dropped; [ "$r" = 1 ] && echo refused; true`);
 
   beforeAll(async () => {
-    await onNode("node1", `rm -rf ${ROOT}; systemctl disable --now nfs-ganesha >/dev/null 2>&1 || true`);
+    await onNode("node1", `rm -rf ${ROOT}; if command -v docker >/dev/null; then docker rm -f modelshare-comfyui modelshare-fooocus; fi >/dev/null 2>&1; true`);
   });
   afterAll(async () => {
     await onNode("node1", `rm -rf ${ROOT}`);
   });
 
-  it("node2's port answers node3 only; node3's loopback port answers node3 itself only; a second converge changes nothing", async () => {
+  it("node1's port answers node3 only; its loopback port answers node1 itself only; a second converge changes nothing", async () => {
     // Docker and the image first (a fresh lab), then the containers.
     await run(await site()).catch(() => undefined);
-    const tar = labImageTar();
-    for (const node of ["node2", "node3"]) {
-      if (!(await onNode(node, `docker image inspect ${IMAGE} >/dev/null 2>&1 && echo yes || true`)).includes("yes")) await importLabImage(node, tar);
-    }
+    if (!(await onNode("node1", `docker image inspect ${IMAGE} >/dev/null 2>&1 && echo yes || true`)).includes("yes")) await importLabImage("node1", labImageTar());
     const steps = await run(await site());
-    expect(steps.find((s) => s.name === "node2-docker-converge")?.stdout).toContain("changed: wrote the iptables chain MODELSHARE-SERVICES");
-    expect(await onNode("node2", "docker port modelshare-comfyui")).toBe("8188/tcp -> 10.77.0.12:8188\n");
-    expect(await onNode("node3", "docker port modelshare-fooocus")).toBe("7865/tcp -> 127.0.0.1:7865\n");
-    await serve("node2", "comfyui", 8188);
-    await serve("node3", "fooocus", 7865);
-    expect(await fetchFrom("node3", "10.77.0.12", 8188)).toBe("hello-comfyui\n");
-    expect(await fetchFrom("node1", "10.77.0.12", 8188)).toBe("dropped\n");
-    const host = spawnSync("bash", ["-c", "timeout 3 bash -c 'exec 3<>/dev/tcp/10.77.0.12/8188' 2>/dev/null; echo $?"], { encoding: "utf8" }).stdout;
+    expect(steps.find((s) => s.name === "node1-docker-converge")?.stdout).toContain("changed: wrote the iptables chain MODELSHARE-SERVICES");
+    expect(await onNode("node1", "docker port modelshare-comfyui; docker port modelshare-fooocus")).toBe("8188/tcp -> 10.77.0.11:8188\n7865/tcp -> 127.0.0.1:7865\n");
+    await serve("comfyui", 8188);
+    await serve("fooocus", 7865);
+    expect(await fetchFrom("node3", "10.77.0.11", 8188)).toBe("hello-comfyui\n");
+    expect(await fetchFrom("node2", "10.77.0.11", 8188)).toBe("dropped\n");
+    const host = spawnSync("bash", ["-c", "timeout 3 bash -c 'exec 3<>/dev/tcp/10.77.0.11/8188' 2>/dev/null; echo $?"], { encoding: "utf8" }).stdout;
     expect(host).toBe("124\n");
-    expect(await fetchFrom("node3", "127.0.0.1", 7865)).toBe("hello-fooocus\n");
-    expect(await fetchFrom("node1", "10.77.0.13", 7865)).toBe("refused\n");
+    expect(await fetchFrom("node1", "127.0.0.1", 7865)).toBe("hello-fooocus\n");
+    expect(await fetchFrom("node2", "10.77.0.11", 7865)).toBe("refused\n");
     // What the node holds, as iptables prints it: the rendered lines exactly (so converge is idempotent).
-    expect(await onNode("node2", "iptables -S MODELSHARE-SERVICES; iptables -S DOCKER-USER | head -2")).toBe([
+    expect(await onNode("node1", "iptables -S MODELSHARE-SERVICES; iptables -S DOCKER-USER | head -2")).toBe([
       "-N MODELSHARE-SERVICES",
-      "-A MODELSHARE-SERVICES -p tcp -m conntrack --ctstate NEW --ctorigsrc 10.77.0.13 --ctorigdst 10.77.0.12 --ctorigdstport 8188 -j RETURN",
-      "-A MODELSHARE-SERVICES -p tcp -m conntrack --ctstate NEW --ctorigdst 10.77.0.12 --ctorigdstport 8188 -j DROP",
+      "-A MODELSHARE-SERVICES -p tcp -m conntrack --ctstate NEW --ctorigsrc 10.77.0.13 --ctorigdst 10.77.0.11 --ctorigdstport 8188 -j RETURN",
+      "-A MODELSHARE-SERVICES -p tcp -m conntrack --ctstate NEW --ctorigdst 10.77.0.11 --ctorigdstport 8188 -j DROP",
+      "-A MODELSHARE-SERVICES -p tcp -m conntrack --ctstate NEW --ctorigdst 127.0.0.1 --ctorigdstport 7865 -j DROP",
       "-N DOCKER-USER",
       "-A DOCKER-USER -j MODELSHARE-SERVICES",
       "",
@@ -219,18 +218,20 @@ describe("service ports: the bind address and the allow list, on the node", () =
   });
 
   it("with the kernel's tables empty (as after a reboot), docker's start writes the chain before its containers run again", async () => {
-    await onNode("node2", "systemctl stop docker docker.socket && iptables -D DOCKER-USER -j MODELSHARE-SERVICES && iptables -F MODELSHARE-SERVICES && iptables -X MODELSHARE-SERVICES && systemctl start docker");
-    expect(await onNode("node2", "iptables -S MODELSHARE-SERVICES | wc -l; iptables -S DOCKER-USER | sed -n 2p; docker inspect -f '{{.State.Running}}' modelshare-comfyui")).toBe("3\n-A DOCKER-USER -j MODELSHARE-SERVICES\ntrue\n");
-    await serve("node2", "comfyui", 8188);
-    expect(await fetchFrom("node3", "10.77.0.12", 8188)).toBe("hello-comfyui\n");
-    expect(await fetchFrom("node1", "10.77.0.12", 8188)).toBe("dropped\n");
+    await onNode("node1", "systemctl stop docker docker.socket && iptables -D DOCKER-USER -j MODELSHARE-SERVICES && iptables -F MODELSHARE-SERVICES && iptables -X MODELSHARE-SERVICES && systemctl start docker");
+    expect(await onNode("node1", "iptables -S MODELSHARE-SERVICES | wc -l; iptables -S DOCKER-USER | sed -n 2p; docker inspect -f '{{.State.Running}}' modelshare-comfyui")).toBe("4\n-A DOCKER-USER -j MODELSHARE-SERVICES\ntrue\n");
+    await serve("comfyui", 8188);
+    expect(await fetchFrom("node3", "10.77.0.11", 8188)).toBe("hello-comfyui\n");
+    expect(await fetchFrom("node2", "10.77.0.11", 8188)).toBe("dropped\n");
   });
 
   it("destroy removes the containers, the chain, its jump and drop-in, and the provider's SSH files on this machine", async () => {
-    const keys = spawnSync("bash", ["-c", "ls -d /dev/shm/modelshare-ssh-*/modelshare-lab \"${XDG_RUNTIME_DIR:-/nonexistent}\"/modelshare-ssh/modelshare-lab 2>/dev/null"], { encoding: "utf8" }).stdout.trim();
-    expect(keys).not.toBe("");
+    // Written where this run can (XDG_RUNTIME_DIR on tmpfs, else /dev/shm), never on a disk.
+    const keys = spawnSync("bash", ["-c", "ls -d /dev/shm/modelshare-ssh-*/modelshare-lab/node1.key \"${XDG_RUNTIME_DIR:-/nonexistent}\"/modelshare-ssh/modelshare-lab/node1.key 2>/dev/null; stat -f -c %T /dev/shm"], { encoding: "utf8" }).stdout.trim().split("\n");
+    expect(keys).toHaveLength(2);
+    expect(keys[1]).toBe("tmpfs");
     await run(await site(), { destroy: true });
-    expect(await onNode("node2", "iptables -n -L MODELSHARE-SERVICES >/dev/null 2>&1 && echo chain; iptables -S DOCKER-USER | grep -c MODELSHARE || true; ls /etc/systemd/system/docker.service.d 2>/dev/null | wc -l")).toBe("0\n0\n");
-    expect(spawnSync("ls", [keys]).status).not.toBe(0);
+    expect(spawnSync("ls", [keys[0]]).status).not.toBe(0);
+    expect(await onNode("node1", "docker ps -a --format '{{.Names}}' | grep -c modelshare || true; iptables -n -L MODELSHARE-SERVICES >/dev/null 2>&1 && echo chain; iptables -S DOCKER-USER | grep -c MODELSHARE || true; ls /etc/systemd/system/docker.service.d 2>/dev/null | wc -l")).toBe("0\n0\n0\n");
   });
 });

@@ -78,7 +78,7 @@ describe("OllamaInstaller: an installed Ollama pointed at the shared folder", ()
     const failed = await converge(["node2"]).then(() => "converged", (e: Error) => e.message);
     expect(failed).toMatch(/node2-ollama-converge[\s\S]*the ollama user \(uid \d+\) cannot write \/mnt\/modelshare\/storage-models\/ollama over NFS[\s\S]*rpc\.mountd's manage-gids, which Debian's \/etc\/nfs\.conf turns on/);
     expect(await onNode("node2", "test ! -e /etc/systemd/system/ollama.service.d && echo none")).toBe("none\n");
-  });
+  }, 900_000); // the site's first converge: apt installs the NFS server and clients under emulation
 
   it("writes the drop-in, puts the ollama user in the owner's group, moves its models over byte for byte, restarts it; a second converge changes nothing and restarts nothing", async () => {
     const before = await onNode("node1", `sha256sum < ${OLD}/blobs/sha256-aaaa`);

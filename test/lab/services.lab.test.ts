@@ -83,7 +83,7 @@ describe("the whole chain: SMB upload, NFS, service containers", () => {
     expect(await onNode("node2", "cat /etc/systemd/system/docker.service.d/modelshare.conf")).toContain("After=mnt-modelshare.mount");
     const again = changes(await converge());
     for (const [name, changed] of Object.entries(again)) expect(changed, name).toBe(0);
-  });
+  }, 900_000); // the site's first converge: apt installs Samba, NFS and docker.io under emulation
 
   it("a model uploaded over SMB is in ComfyUI's /models/checkpoints byte for byte; /models is read-only there and writable in Fooocus, whose file shows on the share", async () => {
     const model = join(work, "model.safetensors");

@@ -215,7 +215,7 @@ describe("service ports: the bind address and the allow list, on the node", () =
     ].join("\n"));
     const again = changes(await run(await site()));
     for (const [name, changed] of Object.entries(again)) expect(changed, name).toBe(0);
-  });
+  }, 900_000); // docker.io installed by apt under emulation
 
   it("with the kernel's tables empty (as after a reboot), docker's start writes the chain before its containers run again", async () => {
     await onNode("node1", "systemctl stop docker docker.socket && iptables -D DOCKER-USER -j MODELSHARE-SERVICES && iptables -F MODELSHARE-SERVICES && iptables -X MODELSHARE-SERVICES && systemctl start docker");

@@ -1,9 +1,12 @@
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmdirSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { commandFor, type Verb } from "../../components/shell/script";
 import type { Run } from "./run";
+
+/** Where modelshare keeps its Samba records on a node; bind-mounted over inside the namespace. */
+const STATE_MOUNT_POINT = "/var/lib/modelshare";
 
 /**
  * A storage node for the SMB programs on this machine: a private mount namespace (unshare -m)
@@ -17,6 +20,7 @@ export class SambaNode {
   readonly dir: string;
   readonly port = 20000 + Math.floor(Math.random() * 20000);
   private holder: ChildProcess;
+  private madeMountPoint = false;
   private smbd?: ChildProcess;
 
   constructor(users: Array<{ name: string; uid: number }>, adminConf = "") {
@@ -42,13 +46,17 @@ export class SambaNode {
     writeFileSync(d("stubs/systemctl"), `#!/bin/sh\necho "systemctl $*" >> ${d("calls")}\nexit 0\n`, { mode: 0o755 });
     writeFileSync(d("stubs/smbcontrol"), `#!/bin/sh\necho "smbcontrol $*" >> ${d("calls")}\nexit 0\n`, { mode: 0o755 });
     writeFileSync(d("stubs/apt-get"), "#!/bin/sh\necho 'E: no apt in the SMB tests: install samba samba-vfs-modules on this machine' >&2\nexit 100\n", { mode: 0o755 });
-    if (!existsSync("/var/lib/modelshare")) mkdirSync("/var/lib/modelshare", { recursive: true, mode: 0o700 });
+    // The bind target must exist on the host; one this helper makes is removed again by stop().
+    if (!existsSync(STATE_MOUNT_POINT)) {
+      mkdirSync(STATE_MOUNT_POINT, { mode: 0o700 });
+      this.madeMountPoint = true;
+    }
     this.holder = spawn("unshare", ["-m", "--propagation", "private", "sleep", "infinity"], { stdio: "ignore" });
     // The namespace exists once /proc shows the holder in another mount namespace than ours.
     for (let i = 0; i < 100 && !this.inOwnNamespace(); i++) spawnSync("sleep", ["0.05"]);
     this.sh([
       `mount --bind ${d("etc-samba")} /etc/samba`, `mount --bind ${d("passwd")} /etc/passwd`, `mount --bind ${d("group")} /etc/group`,
-      `mount --bind ${d("systemd")} /etc/systemd/system`, `mount --bind ${d("state")} /var/lib/modelshare`,
+      `mount --bind ${d("systemd")} /etc/systemd/system`, `mount --bind ${d("state")} ${STATE_MOUNT_POINT}`,
     ].join(" && "));
   }
 
@@ -119,6 +127,8 @@ export class SambaNode {
       holder.kill("SIGKILL");
       await gone;
     }
+    // Nothing of the test stays on the host: the empty folder goes once the namespace is gone.
+    if (this.madeMountPoint) rmdirSync(STATE_MOUNT_POINT);
   }
 }
 

@@ -3,6 +3,7 @@ import { Site } from "../../components/site";
 import { loadSite } from "../../components/stackConfig";
 import { declare, isSecretValue, reveal } from "../harness/declare";
 import { stackConfig } from "../harness/stack";
+import { flatConfig, gpu1Node, gpu2Node, HOST_KEY, privateKey, SEEDS_ROOT, seedsLinks, storageNode } from "../fixtures/site";
 
 /**
  * What `pulumi up` would tell the engine about a site, reduced to what decides whether an
@@ -10,8 +11,8 @@ import { stackConfig } from "../harness/stack";
  * inputs, with each program (stdin) as its SHA-256 and length. test/plan.recorded.test.ts keeps
  * the recording made before the plan carried its programs (issue 18) and compares.
  */
-export const HOST_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHfE3lGZ1sXb0cQy3q6c2m5i2Jc0l8v7y0hq8b2a1c9d";
-export const PRIVATE_KEY = "-----BEGIN OPENSSH PRIVATE KEY-----\nRECORDED-PLAN\n-----END OPENSSH PRIVATE KEY-----\n";
+/** Its own marker: the recording holds the connections' private key, so this text is recorded. */
+const PRIVATE_KEY = privateKey("RECORDED-PLAN");
 
 const digest = (v: unknown) => {
   const text = String(v);
@@ -49,46 +50,41 @@ const json = (v: unknown) => JSON.stringify(v);
 
 /** The recorded sites: the seeds' site, the same site with every concern on, and the lab site. */
 export const RECORDED_SITES: Record<string, { config: Record<string, string>; secretKeys: string[] }> = {
+  // The fixture's values, in the order and spelling they were recorded with: the same config text.
   seeds: {
-    config: {
-      "modelshare:nodes": json([
-        { name: "storage", host: "192.168.0.6", hostKey: HOST_KEY, roles: ["storage", "smb", "nfs-server"] },
-        { name: "gpu1", host: "192.168.0.21", hostKey: HOST_KEY, roles: ["worker"] },
-      ]),
-      "modelshare:storage": json({ root: "/vol/service/cw", links: ["storage-user/models", "storage-user/models-upload"] }),
-      "modelshare:sshKey": PRIVATE_KEY,
-    },
+    config: flatConfig({ nodes: [storageNode(), gpu1Node()], storage: { root: SEEDS_ROOT, links: seedsLinks() } }, { sshKey: PRIVATE_KEY }),
     secretKeys: ["modelshare:sshKey"],
   },
   "seeds-everything": {
-    config: {
-      "modelshare:nodes": json([
-        { name: "storage", host: "192.168.0.6", hostKey: HOST_KEY, roles: ["storage", "smb", "nfs-server", "worker"] },
-        { name: "gpu1", host: "192.168.0.21", hostKey: HOST_KEY, roles: ["worker"] },
-        { name: "gpu2", host: "gpu2.lan", port: 2222, user: "admin", sshKey: "sshKeyGpu2", hostKey: HOST_KEY, roles: ["worker"] },
-      ]),
-      "modelshare:storage": json({ root: "/vol/service/cw", links: ["storage-user/models", "storage-user/models-upload"], owner: { uid: 1000, gid: 1000 } }),
-      "modelshare:smb": json({ enabled: true, share: "ki_Daten", hostsAllow: ["192.168.0.0/24"], users: [{ name: "artist", passwordKey: "smbPasswordArtist" }] }),
-      "modelshare:nfs": json({ enabled: true }),
-      "modelshare:services": json({
+    config: flatConfig({
+      nodes: [
+        storageNode({ roles: ["storage", "smb", "nfs-server", "worker"] }),
+        gpu1Node(),
+        gpu2Node({ port: 2222, user: "admin", sshKey: "sshKeyGpu2" }),
+      ],
+      storage: { root: SEEDS_ROOT, links: seedsLinks(), owner: { uid: 1000, gid: 1000 } },
+      smb: { enabled: true, share: "ki_Daten", hostsAllow: ["192.168.0.0/24"], users: [{ name: "artist", passwordKey: "smbPasswordArtist" }] },
+      nfs: { enabled: true },
+      services: {
         comfyui: { enabled: true, image: "ghcr.io/example/comfyui:1.0", nodes: [{ name: "gpu1", gpus: "all" }, "gpu2"] },
         fooocus: { enabled: true, image: "ghcr.io/example/fooocus:1.0", nodes: ["storage"] },
         forge: { enabled: true, image: "ghcr.io/example/forge:1.0", nodes: [{ name: "gpu2", gpus: 1 }] },
         ollama: { enabled: true, nodes: ["gpu1"] },
-      }),
-      "modelshare:projects": json(["alpha", "beta"]),
-      "modelshare:ollama": json({ nodes: ["gpu2", "storage"] }),
-      "modelshare:comfyui": json({ installs: [{ node: "gpu2", path: "/opt/ComfyUI", service: "comfyui.service" }, { node: "storage", path: "/opt/comfy" }], sharedCustomNodes: true }),
-      "modelshare:convergeToken": "2026-11-30T20:00:00.000Z",
-      "modelshare:sshKey": PRIVATE_KEY,
-      "modelshare:sshKeyGpu2": PRIVATE_KEY,
-      "modelshare:smbPasswordArtist": "recorded-password",
-    },
+      },
+      projects: ["alpha", "beta"],
+      ollama: { nodes: ["gpu2", "storage"] },
+      comfyui: { installs: [{ node: "gpu2", path: "/opt/ComfyUI", service: "comfyui.service" }, { node: "storage", path: "/opt/comfy" }], sharedCustomNodes: true },
+    }, {
+      convergeToken: "2026-11-30T20:00:00.000Z",
+      sshKey: PRIVATE_KEY,
+      sshKeyGpu2: PRIVATE_KEY,
+      smbPasswordArtist: "recorded-password",
+    }),
     secretKeys: ["modelshare:sshKey", "modelshare:sshKeyGpu2", "modelshare:smbPasswordArtist"],
   },
   lab: (() => {
     const { config } = stackConfig("Pulumi.lab.yaml", {});
-    const nodes = (JSON.parse(config["modelshare:nodes"]) as Array<Record<string, unknown>>).map((n) => ({ ...n, hostKey: HOST_KEY }));
+    const nodes = (JSON.parse(config["modelshare:nodes"]) as Array<Record<string, unknown>>).map((n): Record<string, unknown> => ({ ...n, hostKey: HOST_KEY }));
     const keys = [...new Set(nodes.map((n) => `modelshare:${String(n.sshKey)}`))];
     return { config: { ...config, "modelshare:nodes": json(nodes), ...Object.fromEntries(keys.map((k) => [k, PRIVATE_KEY])) }, secretKeys: keys };
   })(),

@@ -5,10 +5,8 @@
  */
 import { Site } from "../components/site";
 import { loadSite } from "../components/stackConfig";
+import { HOST_KEY as KEY, PRIVATE_KEY, SEEDS_ROOT, seedsLinks } from "../test/fixtures/site";
 import { declare } from "../test/harness/declare";
-
-const KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHfE3lGZ1sXb0cQy3q6c2m5i2Jc0l8v7y0hq8b2a1c9d";
-const PRIVATE_KEY = "-----BEGIN OPENSSH PRIVATE KEY-----\nbench\n-----END OPENSSH PRIVATE KEY-----\n";
 
 async function main() {
   const n = Number(process.argv[2] ?? 20);
@@ -20,7 +18,7 @@ async function main() {
   }));
   const config = {
     "modelshare:nodes": JSON.stringify(nodes),
-    "modelshare:storage": JSON.stringify({ root: "/vol/service/cw", links: ["storage-user/models", "storage-user/models-upload"] }),
+    "modelshare:storage": JSON.stringify({ root: SEEDS_ROOT, links: seedsLinks() }),
     "modelshare:nfs": JSON.stringify({ enabled: true }),
     "modelshare:smb": JSON.stringify({ enabled: true, hostsAllow: ["10.0.0.0/8"], users: [{ name: "artist", passwordKey: "smbPasswordArtist" }] }),
     // Workers carry resources too: ComfyUI and Ollama on every one (docker, its provider, two containers).

@@ -1,22 +1,18 @@
 import { describe, expect, it } from "vitest";
 import { DEFAULT_CATEGORIES, isLocal, parseSite, SiteConfigError } from "../components/config";
+import { gpu1Node, gpu2Node, HOST_KEY as KEY, SEEDS_ROOT, storageNode } from "./fixtures/site";
 import { expectProblem, problemsOf, type Rejected } from "./helpers/rejected";
 
-const KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHfE3lGZ1sXb0cQy3q6c2m5i2Jc0l8v7y0hq8b2a1c9d";
 /** The base64 of an ssh-rsa key blob (type, exponent, a short modulus). */
 const RSA_BLOB = Buffer.concat([[7, "ssh-rsa"], [3, "\x01\x00\x01"], [4, "\x00\xc1\x02\x03"]]
   .map(([n, v]) => Buffer.concat([Buffer.from([0, 0, 0, n as number]), Buffer.from(v as string, "latin1")]))).toString("base64");
 
-/** The seeds' site: storage 192.168.0.6 with SMB and NFS, two GPU workers. */
+/**
+ * The seeds' site: storage 192.168.0.6 with SMB and NFS, two GPU workers; here gpu1 is reached by
+ * name (the duplicate-host rule below repeats gpu1.lan) and gpu2 by address.
+ */
 function seeds(): any {
-  return {
-    nodes: [
-      { name: "storage", host: "192.168.0.6", hostKey: KEY, roles: ["storage", "smb", "nfs-server"] },
-      { name: "gpu1", host: "gpu1.lan", hostKey: KEY, roles: ["worker"] },
-      { name: "gpu2", host: "192.168.0.21", hostKey: KEY, roles: ["worker"] },
-    ],
-    storage: { root: "/vol/service/cw" },
-  };
+  return { nodes: [storageNode(), gpu1Node({ host: "gpu1.lan" }), gpu2Node({ host: "192.168.0.21" })], storage: { root: SEEDS_ROOT } };
 }
 
 const parse = (raw: unknown, homedir = "/home/ada") => parseSite(raw, { homedir });

@@ -12,19 +12,11 @@ import { renderStorageLayout } from "../components/storage/layout";
 import { runProgram, tempRoot } from "./helpers/run";
 import { shellcheck } from "./helpers/shellcheck";
 import { expectProblem, problemsOf, type Rejected } from "./helpers/rejected";
+import { SEEDS_ROOT, seedsSite } from "./fixtures/site";
 
-const KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHfE3lGZ1sXb0cQy3q6c2m5i2Jc0l8v7y0hq8b2a1c9d";
-
+/** The seeds' storage node and gpu1 over NFS, two categories and a project. */
 function seeds(): any {
-  return {
-    nodes: [
-      { name: "storage", host: "192.168.0.6", hostKey: KEY, roles: ["storage", "smb", "nfs-server"] },
-      { name: "gpu1", host: "192.168.0.21", hostKey: KEY, roles: ["worker"] },
-    ],
-    storage: { root: "/vol/service/cw", categories: ["checkpoints", "loras"] },
-    nfs: { enabled: true },
-    projects: ["spring-campaign"],
-  };
+  return { ...seedsSite(), storage: { root: SEEDS_ROOT, categories: ["checkpoints", "loras"] }, nfs: { enabled: true }, projects: ["spring-campaign"] };
 }
 const parse = (raw: unknown) => parseSite(raw, { homedir: "/home/ada" });
 

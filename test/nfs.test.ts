@@ -17,21 +17,12 @@ import { declare, type Declared } from "./harness/declare";
 import { runProgram, tempRoot } from "./helpers/run";
 import { shellcheck } from "./helpers/shellcheck";
 import { expectProblem, problemsOf, type Rejected } from "./helpers/rejected";
+import { flatConfig, PRIVATE_KEY, seedsWithNfs } from "./fixtures/site";
 
-const KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHfE3lGZ1sXb0cQy3q6c2m5i2Jc0l8v7y0hq8b2a1c9d";
-const PRIVATE_KEY = "-----BEGIN OPENSSH PRIVATE KEY-----\nSSH-SECRET\n-----END OPENSSH PRIVATE KEY-----\n";
-
-/** The seeds' site with NFS on: storage 192.168.0.6 exports, two GPU workers mount. */
+/** The seeds' site with NFS on: storage 192.168.0.6 exports, gpu1 (192.168.0.21) and gpu2 (gpu2.lan) mount. */
 function seeds(nfs: Record<string, unknown> = {}): any {
-  return {
-    nodes: [
-      { name: "storage", host: "192.168.0.6", hostKey: KEY, roles: ["storage", "smb", "nfs-server"] },
-      { name: "gpu1", host: "192.168.0.21", hostKey: KEY, roles: ["worker"] },
-      { name: "gpu2", host: "gpu2.lan", hostKey: KEY, roles: ["worker"] },
-    ],
-    storage: { root: "/vol/service/cw" },
-    nfs: { enabled: true, ...nfs },
-  };
+  const site = seedsWithNfs();
+  return { ...site, nfs: { ...site.nfs, ...nfs } };
 }
 const parse = (raw: unknown) => parseSite(raw, { homedir: "/home/ada" });
 const problems = (mutate: (site: any) => void) => problemsOf(seeds, mutate);
@@ -193,8 +184,7 @@ const byName = (rs: Declared[], name: string) => rs.find((r) => r.name === name)
 
 describe("NFS under mocks", () => {
   const config = () => {
-    const s = seeds();
-    return { "modelshare:nodes": JSON.stringify(s.nodes), "modelshare:storage": JSON.stringify(s.storage), "modelshare:nfs": JSON.stringify(s.nfs), "modelshare:sshKey": PRIVATE_KEY };
+    return flatConfig(seeds(), { sshKey: PRIVATE_KEY });
   };
 
   it("the export after the layout and links, each worker's mount after the export, and the outputs", async () => {

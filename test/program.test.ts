@@ -3,17 +3,10 @@ import { Site } from "../components/site";
 import { loadSite } from "../components/stackConfig";
 import { declare, isSecretValue, reveal, type Declared } from "./harness/declare";
 import { stackConfig } from "./harness/stack";
+import { flatConfig, HOST_KEY, PRIVATE_KEY, SECRET_MARKER, SEEDS_ROOT, seedsLinks, seedsSite } from "./fixtures/site";
 
-const HOST_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHfE3lGZ1sXb0cQy3q6c2m5i2Jc0l8v7y0hq8b2a1c9d";
-const PRIVATE_KEY = "-----BEGIN OPENSSH PRIVATE KEY-----\nTHIS-IS-THE-SECRET-MARKER\n-----END OPENSSH PRIVATE KEY-----\n";
-
-const seeds = {
-  "modelshare:nodes": JSON.stringify([
-    { name: "storage", host: "192.168.0.6", hostKey: HOST_KEY, roles: ["storage", "smb", "nfs-server"] },
-    { name: "gpu1", host: "192.168.0.21", hostKey: HOST_KEY, roles: ["worker"] },
-  ]),
-  "modelshare:storage": JSON.stringify({ root: "/vol/service/cw", links: ["storage-user/models", "storage-user/models-upload"] }),
-};
+/** The seeds' storage node and gpu1 with both links folders, as the stack's config (no key yet). */
+const seeds = flatConfig({ ...seedsSite(), storage: { root: SEEDS_ROOT, links: seedsLinks() } });
 
 const build = () => new Site("site", loadSite());
 const byName = (rs: Declared[], name: string) => {
@@ -81,7 +74,7 @@ describe("the resource graph under mocks", () => {
       const connection = c.inputs.connection as Record<string, unknown>;
       expect(isSecretValue(connection) || isSecretValue(connection.privateKey)).toBe(true);
       const plain = JSON.stringify({ ...c.inputs, connection: undefined });
-      expect(plain).not.toContain("SECRET-MARKER");
+      expect(plain).not.toContain(SECRET_MARKER);
     }
   });
 

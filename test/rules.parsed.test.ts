@@ -2,25 +2,20 @@ import { describe, expect, it } from "vitest";
 import { parseSite } from "../components/config";
 import { coversEveryone, isEveryone, parseNetwork } from "../components/node/netRules";
 import { parseUser } from "../components/services/userRules";
+import { COMFYUI_IMAGE, gpu1Node, gpu2Node, SEEDS_ROOT, storageNode } from "./fixtures/site";
 import { expectProblem, problemsOf, type Rejected } from "./helpers/rejected";
 
 // Issue 17, class 4: rules decide on what a value means (parsed numbers, resolved paths), never
 // on how it is spelled. Every case is refused before any node is touched, naming the key.
 
-const KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHfE3lGZ1sXb0cQy3q6c2m5i2Jc0l8v7y0hq8b2a1c9d";
-
 /** A site using every section: SMB and NFS on the storage node, ComfyUI on gpu1, installers. */
 function site(): any {
   return {
-    nodes: [
-      { name: "storage", host: "192.168.0.6", hostKey: KEY, roles: ["storage", "smb", "nfs-server", "worker"] },
-      { name: "gpu1", host: "192.168.0.21", hostKey: KEY, roles: ["worker"] },
-      { name: "gpu2", host: "gpu2.lan", port: 2222, hostKey: KEY, roles: ["worker"] },
-    ],
-    storage: { root: "/vol/service/cw" },
+    nodes: [storageNode({ roles: ["storage", "smb", "nfs-server", "worker"] }), gpu1Node(), gpu2Node({ port: 2222 })],
+    storage: { root: SEEDS_ROOT },
     smb: { enabled: true, users: [{ name: "artist", passwordKey: "smbPasswordArtist" }], hostsAllow: ["192.168.0.0/24"] },
     nfs: { enabled: true, clients: ["192.168.1.0/24"] },
-    services: { comfyui: { enabled: true, image: "ghcr.io/example/comfyui:1.0", nodes: ["gpu1", "gpu2"] } },
+    services: { comfyui: { enabled: true, image: COMFYUI_IMAGE, nodes: ["gpu1", "gpu2"] } },
     ollama: { nodes: ["gpu1"] },
     comfyui: { installs: [{ node: "gpu1", path: "/opt/ComfyUI", service: "comfyui.service" }] },
   };

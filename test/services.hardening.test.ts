@@ -16,22 +16,19 @@ import { asOwner, decoy, OWNER } from "./helpers/attack";
 import { expectProblem, problemsOf, type Rejected } from "./helpers/rejected";
 import { runProgram, type Run } from "./helpers/run";
 import { shellcheck } from "./helpers/shellcheck";
+import { COMFYUI_IMAGE as COMFY, flatConfig, gpu1Node, gpu2Node, HOST_KEY as KEY, PRIVATE_KEY, SEEDS_ROOT, storageNode } from "./fixtures/site";
 
 /**
  * Issue 17, class 7 (exposure and leftovers) and the services part of class 3: ports listen on
  * a declared address, reachable only from the allow list; the docker provider's SSH key never
  * touches a disk and goes with the stack's docker resources; a bind source's parents are root's.
  */
-const KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHfE3lGZ1sXb0cQy3q6c2m5i2Jc0l8v7y0hq8b2a1c9d";
-const COMFY = "ghcr.io/example/comfyui:1.0";
+
+/** The seeds' site with ComfyUI on both workers, each reached by address (bind: node needs one). */
 function seeds(): any {
   return {
-    nodes: [
-      { name: "storage", host: "192.168.0.6", hostKey: KEY, roles: ["storage", "smb", "nfs-server"] },
-      { name: "gpu1", host: "192.168.0.21", hostKey: KEY, roles: ["worker"] },
-      { name: "gpu2", host: "192.168.0.22", port: 2222, hostKey: KEY, roles: ["worker"] },
-    ],
-    storage: { root: "/vol/service/cw" },
+    nodes: [storageNode(), gpu1Node(), gpu2Node({ host: "192.168.0.22", port: 2222 })],
+    storage: { root: SEEDS_ROOT },
     nfs: { enabled: true },
     services: { comfyui: { enabled: true, image: COMFY, nodes: ["gpu1", "gpu2"] } },
   };
@@ -302,7 +299,7 @@ describe("the docker provider's SSH key stays in memory", () => {
 
   it("under mocks: each worker's files belong to a command the provider depends on, whose delete removes them", async () => {
     process.env.XDG_RUNTIME_DIR = shm();
-    const config = Object.fromEntries([...Object.entries(seeds()).map(([k, v]) => [`modelshare:${k}`, JSON.stringify(v)]), ["modelshare:sshKey", "-----BEGIN OPENSSH PRIVATE KEY-----\nX\n-----END OPENSSH PRIVATE KEY-----\n"]]);
+    const config = flatConfig(seeds(), { sshKey: PRIVATE_KEY });
     const rs: Declared[] = await declare({ stack: "seeds", config, secretKeys: ["modelshare:sshKey"] }, async () => { new Site("site", loadSite()); });
     const held = rs.find((r) => r.name === "gpu2-docker-ssh-files");
     const provider = rs.find((r) => r.name === "gpu2-docker-provider");

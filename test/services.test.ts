@@ -17,24 +17,8 @@ import { createArgs } from "./harness/docker";
 import { runProgram } from "./helpers/run";
 import { shellcheck } from "./helpers/shellcheck";
 import { expectProblem, problemsOf, type Rejected } from "./helpers/rejected";
+import { COMFYUI_IMAGE as COMFY, flatConfig, HOST_KEY as KEY, PRIVATE_KEY, SECRET_MARKER, seedsWithComfyUI as seeds } from "./fixtures/site";
 
-const KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHfE3lGZ1sXb0cQy3q6c2m5i2Jc0l8v7y0hq8b2a1c9d";
-const PRIVATE_KEY = "-----BEGIN OPENSSH PRIVATE KEY-----\nSSH-SECRET\n-----END OPENSSH PRIVATE KEY-----\n";
-const COMFY = "ghcr.io/example/comfyui:1.0";
-
-/** The seeds' site with NFS and ComfyUI on gpu1 (all GPUs) and gpu2. */
-function seeds(): any {
-  return {
-    nodes: [
-      { name: "storage", host: "192.168.0.6", hostKey: KEY, roles: ["storage", "smb", "nfs-server"] },
-      { name: "gpu1", host: "192.168.0.21", hostKey: KEY, roles: ["worker"] },
-      { name: "gpu2", host: "gpu2.lan", port: 2222, hostKey: KEY, roles: ["worker"] },
-    ],
-    storage: { root: "/vol/service/cw" },
-    nfs: { enabled: true },
-    services: { comfyui: { enabled: true, image: COMFY, nodes: [{ name: "gpu1", gpus: "all" }, "gpu2"] } },
-  };
-}
 const parse = (raw: unknown) => parseSite(raw, { homedir: "/home/ada" });
 const problems = (mutate: (site: any) => void) => problemsOf(seeds, mutate);
 const byName = (rs: Declared[], name: string) => {
@@ -253,8 +237,7 @@ describe("the docker provider's SSH files", () => {
 
 describe("services under mocks", () => {
   const config = () => {
-    const s = seeds();
-    return Object.fromEntries([...Object.entries(s).map(([k, v]) => [`modelshare:${k}`, JSON.stringify(v)]), ["modelshare:sshKey", PRIVATE_KEY]]);
+    return flatConfig(seeds(), { sshKey: PRIVATE_KEY });
   };
 
   it("per worker: docker, a provider reaching it over SSH once installed, each container after the mount; the key stays secret", async () => {
@@ -296,7 +279,7 @@ describe("services under mocks", () => {
     // The private key reaches the engine only as a secret, in the commands' connections.
     for (const r of rs) {
       for (const [k, v] of Object.entries(r.inputs)) {
-        if (JSON.stringify(reveal(v)).includes("SSH-SECRET")) expect(isSecretValue(v), `${r.name}.${k}`).toBe(true);
+        if (JSON.stringify(reveal(v)).includes(SECRET_MARKER)) expect(isSecretValue(v), `${r.name}.${k}`).toBe(true);
       }
     }
   });

@@ -13,19 +13,15 @@ import { declare, isSecretValue, reveal, type Declared } from "./harness/declare
 import { runProgram } from "./helpers/run";
 import { shellcheck } from "./helpers/shellcheck";
 import { expectProblem, problemsOf, type Rejected } from "./helpers/rejected";
+import { flatConfig, PRIVATE_KEY, SEEDS_ROOT, seedsLinks, seedsSite } from "./fixtures/site";
 
-const KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHfE3lGZ1sXb0cQy3q6c2m5i2Jc0l8v7y0hq8b2a1c9d";
-const PRIVATE_KEY = "-----BEGIN OPENSSH PRIVATE KEY-----\nSSH-SECRET\n-----END OPENSSH PRIVATE KEY-----\n";
 const PASSWORD = "PW-SECRET 'q' $HOME";
 
 /** The seeds' storage node with its SMB share: an artist uploads, a viewer downloads. */
 function seeds(smb: Record<string, unknown> = {}): any {
   return {
-    nodes: [
-      { name: "storage", host: "192.168.0.6", hostKey: KEY, roles: ["storage", "smb", "nfs-server"] },
-      { name: "gpu1", host: "192.168.0.21", hostKey: KEY, roles: ["worker"] },
-    ],
-    storage: { root: "/vol/service/cw", links: ["storage-user/models", "storage-user/models-upload"] },
+    ...seedsSite(),
+    storage: { root: SEEDS_ROOT, links: seedsLinks() },
     smb: {
       enabled: true,
       users: [{ name: "artist", passwordKey: "smbPasswordArtist" }, { name: "viewer", passwordKey: "smbPasswordViewer", readOnly: true }],
@@ -84,14 +80,8 @@ describe("modelshare:smb", () => {
 });
 
 /** The stack's config as the engine hands it over: sections as JSON, secrets by key. */
-const values = (smb?: Record<string, unknown>, passwords = { smbPasswordArtist: PASSWORD, smbPasswordViewer: "viewer-pw" }) => {
-  const s = seeds(smb);
-  return {
-    "modelshare:nodes": JSON.stringify(s.nodes), "modelshare:storage": JSON.stringify(s.storage), "modelshare:smb": JSON.stringify(s.smb),
-    "modelshare:sshKey": PRIVATE_KEY,
-    ...Object.fromEntries(Object.entries(passwords).map(([k, v]) => [`modelshare:${k}`, v])),
-  };
-};
+const values = (smb?: Record<string, unknown>, passwords: Record<string, string> = { smbPasswordArtist: PASSWORD, smbPasswordViewer: "viewer-pw" }) =>
+  flatConfig(seeds(smb), { sshKey: PRIVATE_KEY, ...passwords });
 const SECRET_KEYS = ["modelshare:sshKey", "modelshare:smbPasswordArtist", "modelshare:smbPasswordViewer"];
 
 describe("SMB passwords in the stack config", () => {

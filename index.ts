@@ -1,5 +1,5 @@
 import { Site } from "./components/site";
-import { loadSite } from "./components/stackConfig";
+import { loadSite } from "./components/loadSite";
 
 // Validate everything first: a bad value stops the program before any resource is declared.
 const { config, sshKeys, smbPasswords, convergeToken } = loadSite();

@@ -4,7 +4,7 @@
  * bench/run.sh in a fresh process per size so memory figures do not mix.
  */
 import { Site } from "../components/site";
-import { loadSite } from "../components/stackConfig";
+import { loadSite } from "../components/loadSite";
 import { HOST_KEY as KEY, PRIVATE_KEY, SEEDS_ROOT, seedsLinks } from "../test/fixtures/site";
 import { declare } from "../test/harness/declare";
 

@@ -4,7 +4,8 @@
  * lab's namespace (bench/run.sh does that).
  */
 import { Site } from "../components/site";
-import { loadSite, siteFromConfig } from "../components/stackConfig";
+import { siteFromConfig } from "../components/stackConfig";
+import { loadSite } from "../components/loadSite";
 import { checkSite, exitCode } from "../ops/check";
 import { run, type Step } from "../test/harness/converge";
 import { declare } from "../test/harness/declare";

@@ -1,14 +1,13 @@
 import { z } from "zod";
-import { canonicalHost, hostKeyProblem, hostProblem, isLocalHost } from "./node/hostRules";
-import { checkNfsSection, nfsSchema } from "./nfs/schema";
-import { checkInstallers, comfyuiSchema, ollamaSchema } from "./installers/schema";
+import type { Add } from "./concern";
+import { CONCERNS } from "./concerns";
+import { canonicalHost, hostKeyProblem, hostProblem, isLocal } from "./node/hostRules";
 import { checkPorts } from "./node/portRules";
-import { checkServices } from "./services/rules";
-import { servicesSchema } from "./services/schema";
-import { checkSmbSection, smbSchema } from "./smb/schema";
-import { checkStorageSection, lengthProblems, projectsSchema, rootProblem, storageSchema } from "./storage/schema";
+import { lengthProblems, rootProblem } from "./storage/schema";
 
 export { CATEGORY_ALIASES, COMFYUI_CATEGORIES, DEFAULT_CATEGORIES, type Storage } from "./storage/schema";
+export { isLocal } from "./node/hostRules";
+export { nfsWorkers } from "./nfs/index";
 
 /**
  * The site config: one schema, with every default and description in one place. index.ts reads
@@ -19,7 +18,7 @@ export { CATEGORY_ALIASES, COMFYUI_CATEGORIES, DEFAULT_CATEGORIES, type Storage 
 export const ROLES = ["storage", "smb", "nfs-server", "worker"] as const;
 
 /** The stack's `modelshare:` sections; any other key is a node's SSH key (or a mistake). */
-export const SECTIONS = ["nodes", "storage", "smb", "nfs", "services", "projects", "ollama", "comfyui"] as const;
+export const SECTIONS: readonly string[] = ["nodes", ...CONCERNS.flatMap((c) => Object.keys(c.sections))];
 
 const hostName = z.string().superRefine((h, ctx) => {
   const problem = hostProblem(h);
@@ -52,16 +51,12 @@ export const nodeSchema = z.strictObject({
     .describe("What the node is: storage (keeps the models), smb, nfs-server (both on the storage node), worker (GPU node)."),
 });
 
-export const siteSchema = z.strictObject({
-  nodes: z.array(nodeSchema).min(1, "must list at least one node"),
-  storage: storageSchema,
-  smb: smbSchema,
-  nfs: nfsSchema,
-  services: servicesSchema,
-  projects: projectsSchema,
-  ollama: ollamaSchema,
-  comfyui: comfyuiSchema,
-});
+type UnionToIntersection<U> = (U extends unknown ? (x: U) => void : never) extends (x: infer I) => void ? I : never;
+type ConcernSections = UnionToIntersection<(typeof CONCERNS)[number]["sections"]>;
+const nodes = { nodes: z.array(nodeSchema).min(1, "must list at least one node") };
+
+/** The nodes, then each concern's sections (concerns.ts). */
+export const siteSchema = z.strictObject(Object.assign({}, nodes, ...CONCERNS.map((c) => c.sections)) as typeof nodes & ConcernSections);
 
 export type RawSite = z.input<typeof siteSchema>;
 export type Site = z.output<typeof siteSchema>;
@@ -78,8 +73,6 @@ export class SiteConfigError extends Error {
 export function keyPath(path: ReadonlyArray<PropertyKey>): string {
   return path.reduce<string>((acc, p) => (typeof p === "number" ? `${acc}[${p}]` : acc ? `${acc}.${String(p)}` : String(p)), "");
 }
-
-export const isLocal = (node: Pick<SiteNode, "host">): boolean => isLocalHost(node.host);
 
 /**
  * Validates a raw site config and returns it with defaults filled in, or throws SiteConfigError
@@ -109,20 +102,14 @@ function checked(site: Site): Site {
 
 function siteProblems(site: Site, homedir: string): string[] {
   const problems: string[] = [];
-  const add = (key: string, message: string) => problems.push(`${key}: ${message}`);
+  const add: Add = (key, message) => problems.push(`${key}: ${message}`);
   checkNodes(site, add);
-  checkStorage(site, add);
-  checkSmb(site, add);
-  checkNfs(site, add);
-  checkServices(site, add);
-  checkPorts(site, add);
-  // Checkouts are compared with the storage tree as the node sees it: a ~/ root expanded.
+  // Rules compare paths with the storage tree as the node sees it: a ~/ root expanded.
   const root = site.storage.root.startsWith("~/") ? `${homedir.replace(/\/+$/, "")}${site.storage.root.slice(1)}` : site.storage.root;
-  checkInstallers({ ...site, storage: { ...site.storage, root } }, add);
+  for (const concern of CONCERNS) concern.check(site, add, { root, sections: SECTIONS });
+  checkPorts(site, add);
   return problems;
 }
-
-type Add = (key: string, message: string) => void;
 
 function checkNodes(site: Site, add: Add): void {
   const names = new Map<string, number>();
@@ -154,48 +141,4 @@ function checkNodes(site: Site, add: Add): void {
       }
     }
   });
-}
-
-/** The nodes that mount the export: every worker but the storage node (which has the files). */
-export const nfsWorkers = (site: Site): SiteNode[] =>
-  site.nodes.filter((n) => n.roles.includes("worker") && !n.roles.includes("storage"));
-
-function checkNfs(site: Site, add: Add): void {
-  checkNfsSection(site.nfs, site.storage, add);
-  if (!site.nfs.enabled) return;
-  const server = site.nodes.find((n) => n.roles.includes("nfs-server"));
-  if (!server) {
-    add("nfs.enabled", "is true, but no node has the nfs-server role; add nfs-server to the storage node's roles");
-    return;
-  }
-  const workers = nfsWorkers(site);
-  if (workers.length > 0 && isLocal(server)) add("nfs.enabled", `the storage node's host is ${server.host}, which workers cannot reach; give it the address they use`);
-  workers.forEach((w) => {
-    if (isLocal(w)) add("nfs.enabled", `worker ${w.name}'s host is ${w.host}, which cannot be an export's client; give it its address on the network`);
-  });
-}
-
-function checkSmb(site: Site, add: Add): void {
-  const smb = site.smb;
-  if (!smb.enabled) return;
-  if (!site.nodes.some((n) => n.roles.includes("smb"))) add("smb.enabled", "is true, but no node has the smb role; add smb to the storage node's roles");
-  checkSmbSection(smb, site.storage, add);
-  // A password key is a config key of its own: not a section, not the token, not an SSH key.
-  const sshKeys = new Set(site.nodes.filter((n) => !isLocal(n)).map((n) => n.sshKey));
-  smb.users.forEach((u, i) => {
-    const k = u.passwordKey;
-    const example = `smbPassword${u.name.replace(/[^a-z0-9]/g, "").replace(/^./, (c) => c.toUpperCase())}`;
-    if ((SECTIONS as readonly string[]).includes(k) || k === "convergeToken") add(`smb.users[${i}].passwordKey`, `"${k}" is a modelshare setting of its own; name the key after the user, e.g. ${example}`);
-    else if (sshKeys.has(k)) add(`smb.users[${i}].passwordKey`, `"${k}" holds a node's SSH key; give the password a key of its own, e.g. ${example}`);
-  });
-}
-
-function checkStorage(site: Site, add: Add): void {
-  const s = site.storage;
-  const storageNode = site.nodes.find((n) => n.roles.includes("storage"));
-  if (s.root.startsWith("~/") && storageNode && !isLocal(storageNode)) {
-    add("storage.root", "may start with ~/ only when the storage node's host is localhost; give an absolute path");
-  }
-
-  checkStorageSection(s, add);
 }

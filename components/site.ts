@@ -1,18 +1,11 @@
 import * as pulumi from "@pulumi/pulumi";
 import { isLocal, type Site as SiteConfig, type SiteNode } from "./config";
 import type { NodeTarget } from "./node/command";
-import { planSite } from "./plan";
-import { NfsMount } from "./nfs/mount";
-import { NfsServer } from "./nfs/server";
-import { ServiceContainer } from "./services/container";
-import { DockerHost } from "./services/host";
-import { NodeEnv } from "./installers/env";
-import { OllamaInstaller } from "./installers/ollama";
-import { ComfyUIInstaller } from "./installers/comfyui";
+import { Converged } from "./node/converged";
+import { planSite, type PlanItem } from "./plan";
+import { DockerHost, ServiceContainer } from "./services/resources";
 import type { ContainerSpec } from "./services/spec";
-import { SmbShare, type ShareFolder } from "./smb/share";
-import { StorageLayout } from "./storage/layout";
-import { SymlinkSet } from "./storage/symlinkSet";
+import type { ShareFolder } from "./smb/share";
 
 export interface SiteArgs {
   config: SiteConfig;
@@ -24,7 +17,7 @@ export interface SiteArgs {
   convergeToken?: string;
 }
 
-/** The whole site: for each node, the components its roles need (components/plan.ts). */
+/** The whole site: every plan item (components/plan.ts) as a component, after what it waits for. */
 export class Site extends pulumi.ComponentResource {
   readonly storageNode: string;
   readonly modelStore: pulumi.Output<string>;
@@ -42,62 +35,43 @@ export class Site extends pulumi.ComponentResource {
   constructor(name: string, args: SiteArgs, opts?: pulumi.ComponentResourceOptions) {
     super("modelshare:site:Site", name, {}, opts);
     const plan = planSite(args.config);
-    const token = args.convergeToken;
-    let layout: StorageLayout | undefined;
-    const sets: SymlinkSet[] = [];
-    let smb: SmbShare | undefined;
-    let nfsServer: NfsServer | undefined;
-    const mounts: Record<string, NfsMount> = {};
-    const hosts: Record<string, DockerHost> = {};
-    const containers: Record<string, Record<string, ServiceAddress>> = {};
-    for (const p of plan) {
-      const node = nodeTarget(p.node, args.sshKeys);
-      if (p.kind === "layout") {
-        layout = new StorageLayout(p.name, { node, storage: p.storage, projects: p.projects, token }, { parent: this });
-      } else if (p.kind === "smb") {
-        // After the layout and the links: the share shows their folders.
-        smb = new SmbShare(p.name, { node, host: p.node.host, smb: p.smb, storage: p.storage, passwords: args.smbPasswords ?? {}, token }, { parent: this, dependsOn: [...(layout ? [layout] : []), ...sets] });
-      } else if (p.kind === "nfs-server") {
-        nfsServer = new NfsServer(p.name, { node, host: p.node.host, nfs: p.nfs, storage: p.storage, clients: p.clients, token }, { parent: this, dependsOn: [...(layout ? [layout] : []), ...sets] });
-      } else if (p.kind === "nfs-mount") {
-        // Every mount waits for the export (and its marker).
-        mounts[p.node.name] = new NfsMount(p.name, { node, server: p.server, nfs: p.nfs, storage: p.storage, token }, { parent: this, dependsOn: nfsServer ? [nfsServer] : [] });
-      } else if (p.kind === "ollama") {
-        // After the folder exists where this node sees it: the layout, or the NFS mount.
-        new OllamaInstaller(p.name, { node, storage: p.storage, base: p.base, token }, { parent: this, dependsOn: mounts[p.node.name] ?? (layout ? [layout] : []) });
-      } else if (p.kind === "comfyui") {
-        new ComfyUIInstaller(p.name, { node, storage: p.storage, base: p.base, install: p.install, sharedCustomNodes: p.sharedCustomNodes, token }, { parent: this, dependsOn: mounts[p.node.name] ?? (layout ? [layout] : []) });
-      } else if (p.kind === "env") {
-        // After what it names exists: the layout on the storage node, the mount on a worker.
-        new NodeEnv(p.name, { node, storage: p.storage, base: p.base, sharedCustomNodes: p.sharedCustomNodes, token }, { parent: this, dependsOn: mounts[p.node.name] ?? (layout ? [layout] : []) });
-      } else if (p.kind === "docker") {
-        // Docker waits for the node's storage: the NFS mount on a worker, the layout and links
-        // on the storage node. Every container on the node waits for docker, and so for both.
-        const storageReady = mounts[p.node.name] ?? [...(layout ? [layout] : []), ...sets];
-        hosts[p.node.name] = new DockerHost(p.name, { node, storage: p.storage, containers: p.containers, mountUnits: p.mountUnits, dockerUser: p.dockerUser, token }, { parent: this, dependsOn: storageReady });
-      } else if (p.kind === "service") {
-        const host = hosts[p.node.name];
-        containers[p.node.name] = { ...containers[p.node.name], [p.spec.service]: serviceAddress(p.node, p.spec) };
-        new ServiceContainer(p.name, { spec: p.spec, provider: host.provider }, { parent: this, dependsOn: [host, ...(mounts[p.node.name] ? [mounts[p.node.name]] : [])] });
+    const declared = new Map<string, pulumi.Resource>();
+    for (const item of plan) {
+      const node = nodeTarget(item.node, args.sshKeys);
+      const dependsOn = item.after.map((a) => declared.get(a) as pulumi.Resource); // planSite checked each is declared before
+      const options = { parent: this, dependsOn };
+      // Docker's provider and the containers it makes are not programs: they keep their own case.
+      if (item.kind === "docker") {
+        declared.set(item.name, new DockerHost(item.name, { node, program: item.programs[0], token: args.convergeToken }, options));
+      } else if (item.kind === "service" && item.spec) {
+        const host = declared.get(item.after[0]);
+        if (!(host instanceof DockerHost)) throw new Error(`modelshare: ${item.name} waits for ${item.after[0]}, which is not a docker host`);
+        declared.set(item.name, new ServiceContainer(item.name, { spec: item.spec, provider: host.provider }, options));
       } else {
-        sets.push(new SymlinkSet(p.name, { node, storage: p.storage, set: p.set, token }, { parent: this, dependsOn: layout ? [layout] : [] }));
+        declared.set(item.name, new Converged(item.name, { item, node, smbPasswords: args.smbPasswords ?? {}, token: args.convergeToken }, options));
       }
     }
-    if (!layout) throw new Error("modelshare: a site always has a storage layout");
 
-    this.storageNode = plan[0].node.name;
-    this.modelStore = layout.modelStore;
-    this.categoryFolders = layout.categoryFolders;
-    this.projectFolders = layout.projectFolders;
-    this.linkFolders = pulumi.all(sets.map((s) => s.folder));
-    if (smb) this.smbShare = { unc: smb.unc, url: smb.url, folders: smb.folders };
-    if (nfsServer) {
+    const of = (kind: string) => plan.filter((i) => i.kind === kind);
+    const [layout] = of("layout");
+    const out = <T>(item: PlanItem, key: string) => pulumi.output(item.outputs[key] as T);
+    this.storageNode = layout.node.name;
+    this.modelStore = out(layout, "modelStore");
+    this.categoryFolders = out(layout, "categoryFolders");
+    this.projectFolders = out(layout, "projectFolders");
+    this.linkFolders = pulumi.output(of("links").map((i) => i.outputs.folder as string));
+    const [smb] = of("smb");
+    if (smb) this.smbShare = { unc: out(smb, "unc"), url: out(smb, "url"), folders: out(smb, "folders") };
+    const [server] = of("nfs-server");
+    if (server) {
       this.nfs = {
-        export: nfsServer.export,
-        mountCommand: nfsServer.mountCommand,
-        mountPoints: pulumi.all(Object.fromEntries(Object.entries(mounts).map(([n, m]) => [n, m.mountPoint]))),
+        export: out(server, "export"),
+        mountCommand: out(server, "mountCommand"),
+        mountPoints: pulumi.output(Object.fromEntries(of("nfs-mount").map((m) => [m.node.name, m.outputs.mountPoint as string]))),
       };
     }
+    const containers: Record<string, Record<string, ServiceAddress>> = {};
+    for (const s of of("service")) if (s.spec) containers[s.node.name] = { ...containers[s.node.name], [s.spec.service]: serviceAddress(s.node, s.spec) };
     if (Object.keys(containers).length > 0) this.services = pulumi.output(containers);
     this.registerOutputs({ storageNode: this.storageNode, modelStore: this.modelStore, linkFolders: this.linkFolders, categoryFolders: this.categoryFolders, projectFolders: this.projectFolders, smbShare: this.smbShare, nfs: this.nfs, services: this.services });
   }

@@ -1,12 +1,12 @@
 import { homedir } from "node:os";
-import * as pulumi from "@pulumi/pulumi";
 import { isLocal, parseSite, SECTIONS, SiteConfigError, type Site } from "./config";
 
 /**
  * Reads a stack's `modelshare:*` keys: validates the sections with parseSite and loads each SSH
  * node's private key from its secret config key. Every problem is reported at once, before any
  * resource is declared or any node is checked. `pulumi up` reads the keys from the Pulumi
- * runtime (loadSite); the check tool from the stack's config (Automation API), or the lab's.
+ * runtime (loadSite.ts); the check tool from the stack's config (Automation API), or the lab's.
+ * Pure: no Pulumi here, so the check tool loads none.
  */
 const NAMESPACE = "modelshare";
 /** `pulumi config set modelshare:convergeToken <new value>` re-runs every program (repair). */
@@ -82,16 +82,4 @@ export function siteFromConfig(values: Record<string, string>, isSecret: (key: s
   const smbPasswords = Object.fromEntries(smbUsers.map((u) => [u.name, get(u.passwordKey) as string]));
   const sshKeys = Object.fromEntries(config.nodes.filter((n) => !isLocal(n)).map((n) => [n.name, get(n.sshKey) as string]));
   return { config, sshKeys, smbPasswords, convergeToken: token };
-}
-
-// Pulumi marks which config keys were `secure:` in the stack file; the check is exported by
-// the runtime but not typed, so reach it through a narrow cast.
-const isConfigSecret = (key: string): boolean =>
-  (pulumi.runtime as unknown as { isConfigSecret(k: string): boolean }).isConfigSecret(key);
-
-/** The program's view (index.ts): the SSH keys become secret Outputs straight away. */
-export function loadSite(): { config: Site; sshKeys: Record<string, pulumi.Output<string>>; smbPasswords: Record<string, pulumi.Output<string>>; convergeToken?: string } {
-  const { config, sshKeys, smbPasswords, convergeToken } = siteFromConfig(pulumi.runtime.allConfig(), isConfigSecret);
-  const secret = (m: Record<string, string>) => Object.fromEntries(Object.entries(m).map(([k, v]) => [k, pulumi.secret(v)]));
-  return { config, sshKeys: secret(sshKeys), smbPasswords: secret(smbPasswords), convergeToken };
 }

@@ -1,7 +1,8 @@
 import { randomBytes } from "node:crypto";
-import { isLocal, type SiteNode } from "../components/config";
-import { DIAL } from "../components/node/command";
-import { planSite, programsOf, type Planned } from "../components/plan";
+import type { SiteNode } from "../components/config";
+import { DIAL } from "../components/node/dial";
+import { isLocal } from "../components/node/hostRules";
+import { planSite, stdinOf, type PlanItem } from "../components/plan";
 import { commandFor } from "../components/shell/script";
 import type { StackSite } from "../components/stackConfig";
 import { dial, exec, execLocal, type Exec } from "./ssh";
@@ -55,7 +56,7 @@ export async function checkSite(site: StackSite): Promise<NodeCheck[]> {
   return Promise.all(nodes.map((n) => checkNode(n, plan.filter((p) => p.node.name === n.name), site)));
 }
 
-async function checkNode(node: SiteNode, planned: Planned[], site: StackSite): Promise<NodeCheck> {
+async function checkNode(node: SiteNode, planned: PlanItem[], site: StackSite): Promise<NodeCheck> {
   const privateKey = site.sshKeys[node.name];
   const started = Date.now();
   const result: NodeCheck = { node: node.name, host: node.host, components: [], sessions: 0, ms: 0 };
@@ -79,9 +80,9 @@ async function checkNode(node: SiteNode, planned: Planned[], site: StackSite): P
     }
   }
   try {
-    for (const { name, stdin } of planned.flatMap((p) => programsOf(p, site))) {
+    for (const program of planned.flatMap((p) => p.programs)) {
       const frame = newFrame();
-      const parsed = parse(name.replace(/-converge$/, ""), await run(stdin, frame), frame);
+      const parsed = parse(program.component, await run(stdinOf(program, site), frame), frame);
       if (typeof parsed === "string") {
         result.error = parsed;
         break;

@@ -1,6 +1,6 @@
 import { spawnSync } from "node:child_process";
 import { describe, expect, it } from "vitest";
-import { planSite, programsOf } from "../components/plan";
+import { planSite, stdinOf } from "../components/plan";
 import { siteFromConfig, type StackSite } from "../components/stackConfig";
 import { checkSite, exitCode, formatJson, formatText, parse, type NodeCheck } from "../ops/check";
 import { OWNER } from "./helpers/attack";
@@ -14,7 +14,7 @@ function localStack(root: string, storage: Record<string, unknown> = {}): StackS
   }, () => false);
 }
 const converge = (site: StackSite) => {
-  for (const p of planSite(site.config)) for (const { stdin } of programsOf(p, site)) expect(runProgram(stdin).code).toBe(0);
+  for (const p of planSite(site.config)) for (const program of p.programs) expect(runProgram(stdinOf(program, site)).code).toBe(0);
 };
 
 describe("npm run check, on a real local node", () => {
@@ -116,6 +116,6 @@ describe("the convergeToken (repair)", () => {
     };
     expect(siteFromConfig({ ...values, "modelshare:convergeToken": "2026-11-23T23:00:00.000Z" }, () => false).convergeToken).toBe("2026-11-23T23:00:00.000Z");
     expect(() => siteFromConfig({ ...values, "modelshare:convergeToken": "a\nb" }, () => false)).toThrow(/modelshare:convergeToken: must be one line/);
-    expect(() => siteFromConfig({ ...values, "modelshare:convergeTokn": "x" }, () => false)).toThrow(/modelshare:convergeTokn: is not a modelshare setting \(known: nodes, storage, smb, nfs, services, projects, ollama, comfyui, convergeToken\)/);
+    expect(() => siteFromConfig({ ...values, "modelshare:convergeTokn": "x" }, () => false)).toThrow(/modelshare:convergeTokn: is not a modelshare setting \(known: nodes, storage, projects, smb, nfs, services, ollama, comfyui, convergeToken\)/);
   });
 });

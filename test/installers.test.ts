@@ -43,13 +43,13 @@ describe("the node environment file", () => {
     expect(renderEnvFile(parse(raw).storage, "/mnt/modelshare")).not.toContain("CUSTOM_NODES");
     raw.comfyui = { sharedCustomNodes: true };
     const plan = planSite(parse(raw)).filter((p) => p.kind === "env");
-    expect(plan.map((p) => p.kind === "env" && p.sharedCustomNodes)).toEqual([true, true]);
+    expect(plan.map((p) => p.programs[0].text.includes("MODELSHARE_COMFYUI_CUSTOM_NODES="))).toEqual([true, true]);
     expect(renderEnvFile(parse(raw).storage, "/mnt/modelshare", true)).toContain("\nMODELSHARE_COMFYUI_CUSTOM_NODES=/mnt/modelshare/storage-models/comfyui/custom_nodes\n");
   });
 
   it("goes to the storage node (its root) and every NFS worker (its mount), not to a worker without the storage", () => {
     const plan = planSite(parse(seeds()));
-    expect(plan.filter((p) => p.kind === "env").map((p) => p.kind === "env" && [p.name, p.base])).toEqual([["storage-env", "/vol/service/cw"], ["gpu1-env", "/mnt/modelshare"]]);
+    expect(plan.filter((p) => p.kind === "env").map((p) => [p.name, /\nMODELSHARE_ROOT=(\S+)\n/.exec(p.programs[0].text)?.[1]])).toEqual([["storage-env", "/vol/service/cw"], ["gpu1-env", "/mnt/modelshare"]]);
     const noNfs = seeds();
     noNfs.nfs.enabled = false;
     expect(planSite(parse(noNfs)).filter((p) => p.kind === "env").map((p) => p.name)).toEqual(["storage-env"]);
@@ -110,7 +110,7 @@ describe("Ollama pointed at the shared folder", () => {
     raw.ollama = { nodes: ["storage", "gpu1"] };
     const site = parse(raw);
     const plan = planSite(site).filter((p) => p.kind === "ollama");
-    expect(plan.map((p) => p.kind === "ollama" && [p.name, p.base])).toEqual([["storage-ollama", "/vol/service/cw"], ["gpu1-ollama", "/mnt/modelshare"]]);
+    expect(plan.map((p) => [p.name, p.outputs.modelsDir])).toEqual([["storage-ollama", "/vol/service/cw/storage-models/ollama"], ["gpu1-ollama", "/mnt/modelshare/storage-models/ollama"]]);
     const program = renderOllamaInstaller(site.storage, "/mnt/modelshare");
     // Every check, the dry comparison included, before the drop-in is written or Ollama stopped.
     expect(program).toContain([

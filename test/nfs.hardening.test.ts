@@ -8,7 +8,7 @@ import { markerText, mountUnitName, UNIT_TAG } from "../components/nfs/exports";
 import { renderNfsMount } from "../components/nfs/mount";
 import { nfsSchema, type Nfs } from "../components/nfs/schema";
 import { call } from "../components/shell/quote";
-import { renderProgram, shellLib, SYSTEM } from "../components/shell/script";
+import { renderProgram, shellLib, SYSTEM, type StorageOwner } from "../components/shell/script";
 import { asOwner, decoy, OWNER } from "./helpers/attack";
 import { localStorage, runProgram, tempRoot, type Run } from "./helpers/run";
 
@@ -21,7 +21,6 @@ import { localStorage, runProgram, tempRoot, type Run } from "./helpers/run";
  */
 const WAY = shellLib("components/nfs", "way");
 const SERVER = shellLib("components/nfs", "server");
-const OWNED = { uid: String(OWNER.uid), gid: String(OWNER.gid) };
 
 /** A storage tree as the storage layout makes it: migrated (root's skeleton) or not (all the owner's). */
 function tree(skeleton: "root" | "owner") {
@@ -36,9 +35,9 @@ function tree(skeleton: "root" | "owner") {
   return { root, store };
 }
 
-const serverSteps = (root: string, privileged: string[], owner: string[] = [], who = OWNED) =>
-  runProgram(renderProgram({ title: "export paths", libs: [SYSTEM, WAY, SERVER], root, owner: who, converge: { privileged, owner } }));
-const exportPaths = (root: string, paths: string[], who = OWNED) => serverSteps(root, paths.map((p) => call("nfs_export_path", p)), [], who);
+const serverSteps = (root: string, privileged: string[], owner: string[] = [], who: StorageOwner["owner"] = OWNER) =>
+  runProgram(renderProgram({ title: "export paths", libs: [SYSTEM, WAY, SERVER], storage: { root, owner: who }, converge: { privileged, owner } }));
+const exportPaths = (root: string, paths: string[], who: StorageOwner["owner"] = OWNER) => serverSteps(root, paths.map((p) => call("nfs_export_path", p)), [], who);
 const refused = (r: Run, says: RegExp) => {
   expect(r.code, r.stdout).not.toBe(0);
   expect(r.stderr).toMatch(says);
@@ -92,7 +91,7 @@ describe("the export's paths: nothing on the way the owner could swap for a link
 
   it("owner: unmanaged takes the root folder's owner: the root export passes, the models export under its folders is refused", () => {
     const { root, store } = tree("owner");
-    const unmanaged = { uid: "", gid: "" };
+    const unmanaged = "unmanaged";
     expect(exportPaths(root, [root], unmanaged).code).toBe(0);
     refused(exportPaths(root, [store], unmanaged), /can be written by the storage owner \(uid 1000\)/);
   });

@@ -11,7 +11,7 @@ import { call } from "../components/shell/quote";
 import { renderProgram, shellLib, SYSTEM } from "../components/shell/script";
 import { planSite } from "../components/plan";
 import { Site } from "../components/site";
-import { loadSite } from "../components/stackConfig";
+import { loadSite } from "../components/loadSite";
 import { run } from "./harness/converge";
 import { declare, type Declared } from "./harness/declare";
 import { runProgram, tempRoot } from "./helpers/run";
@@ -36,7 +36,9 @@ describe("modelshare:nfs", () => {
     });
     const plan = planSite(site);
     const server = plan.find((p) => p.kind === "nfs-server");
-    expect(server && server.kind === "nfs-server" && server.clients).toEqual(["192.168.0.21", "gpu2.lan", "192.168.0.0/24"]);
+    // Who may mount: the workers' hosts, then nfs.clients, in that order.
+    expect(server?.programs[0].text).toContain(" 192.168.0.21(rw,sync,");
+    expect(server?.programs[0].text).toMatch(/192\.168\.0\.21\(.*\) gpu2\.lan\(.*\) 192\.168\.0\.0\/24\(/);
     expect(plan.filter((p) => p.kind === "nfs-mount").map((p) => p.name)).toEqual(["gpu1-nfs-mount", "gpu2-nfs-mount"]);
   });
 
@@ -169,7 +171,7 @@ describe("the marker a worker reads", () => {
     writeFileSync(secret, "modelshare export x:/srv/cw\n");
     chmodSync(secret, 0o600);
     const state = () => runProgram(renderProgram({
-      title: "marker", libs: [SYSTEM, shellLib("components/nfs", "mount")], root: "/nonexistent", owner: { uid: "1000", gid: "1000" },
+      title: "marker", libs: [SYSTEM, shellLib("components/nfs", "mount")], storage: { root: "/nonexistent", owner: { uid: 1000, gid: 1000 } },
       converge: { privileged: [`note "$(${call("nfs_marker_state", mp, "modelshare export x:/srv/cw")})"`] },
     })).stdout.split("\n")[0];
     symlinkSync(secret, join(mp, ".modelshare-export"));

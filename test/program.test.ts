@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { Site } from "../components/site";
-import { loadSite } from "../components/stackConfig";
+import { loadSite } from "../components/loadSite";
 import { declare, isSecretValue, reveal, type Declared } from "./harness/declare";
 import { stackConfig } from "./harness/stack";
 import { flatConfig, HOST_KEY, PRIVATE_KEY, SECRET_MARKER, SEEDS_ROOT, seedsLinks, seedsSite } from "./fixtures/site";

@@ -4,7 +4,7 @@ import { parse } from "yaml";
 import { describe, expect, it } from "vitest";
 import { parseSite, SECTIONS } from "../components/config";
 import { Site } from "../components/site";
-import { loadSite } from "../components/stackConfig";
+import { loadSite } from "../components/loadSite";
 import { generatedDocs } from "../scripts/generatedDocs";
 import { declare } from "./harness/declare";
 

@@ -1,7 +1,8 @@
 import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
 import { layoutDirs, linkFolders } from "../components/storage/paths";
-import { chmodMode, renderStorageLayout } from "../components/storage/layout";
+import { chmodMode } from "../components/shell/script";
+import { renderStorageLayout } from "../components/storage/layout";
 import { renderSymlinkSet } from "../components/storage/symlinkSet";
 import { localStorage } from "./helpers/run";
 import { shellcheck } from "./helpers/shellcheck";

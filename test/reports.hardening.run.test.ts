@@ -120,7 +120,7 @@ describe("names planted by the owner, in npm run check", () => {
 describe("the frame", () => {
   // A step that prints what a tool printed: text the owner wrote, as it is.
   const program = (where: "privileged" | "owner") => renderProgram({
-    title: "a tool's raw output", libs: [], root, owner: { uid: String(OWNER.uid), gid: String(OWNER.gid) },
+    title: "a tool's raw output", libs: [], storage: { root, owner: OWNER },
     converge: { [where]: [`cat -- ${root}/planted.txt`] },
   });
   beforeEach(() => {

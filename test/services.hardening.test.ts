@@ -10,7 +10,7 @@ import { renderDockerHost } from "../components/services/host";
 import { containerSpec, type ContainerSpec } from "../components/services/spec";
 import { legacySshDir, removeLegacySshFiles, removeSshFilesCommand, sshDir, sshOpts, sshPlace, writeSshFiles } from "../components/services/sshFiles";
 import { Site } from "../components/site";
-import { loadSite } from "../components/stackConfig";
+import { loadSite } from "../components/loadSite";
 import { declare, type Declared } from "./harness/declare";
 import { asOwner, decoy, OWNER } from "./helpers/attack";
 import { expectProblem, problemsOf, type Rejected } from "./helpers/rejected";
@@ -65,7 +65,7 @@ describe("services bind to a declared address", () => {
   });
 
   it("every port is published on the bind address only: loopback by default, each node's own address with bind node", () => {
-    const ports = (raw: any) => planSite(parse(raw)).flatMap((p) => (p.kind === "service" ? [[p.node.name, p.spec.ports]] : []));
+    const ports = (raw: any) => planSite(parse(raw)).flatMap((p) => (p.spec ? [[p.node.name, p.spec.ports]] : []));
     expect(ports(seeds())).toEqual([
       ["gpu1", [{ internal: 8188, external: 8188, protocol: "tcp", ip: "127.0.0.1" }]],
       ["gpu2", [{ internal: 8188, external: 8188, protocol: "tcp", ip: "127.0.0.1" }]],

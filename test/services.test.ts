@@ -3,7 +3,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { parseSite } from "../components/config";
-import { planSite, programsOf } from "../components/plan";
+import { planSite } from "../components/plan";
 import { renderContainerCheck } from "../components/services/container";
 import { renderDockerHost } from "../components/services/host";
 import { UI_FOLDERS } from "../components/services/mapping";
@@ -11,7 +11,7 @@ import { COMFYUI_CATEGORIES } from "../components/storage/schema";
 import { containerSpec, deviceRequests, SPEC_LABEL } from "../components/services/spec";
 import { sshDir, sshOpts, writeSshFiles } from "../components/services/sshFiles";
 import { Site } from "../components/site";
-import { loadSite } from "../components/stackConfig";
+import { loadSite } from "../components/loadSite";
 import { declare, isSecretValue, reveal, type Declared } from "./harness/declare";
 import { createArgs } from "./harness/docker";
 import { runProgram } from "./helpers/run";
@@ -72,8 +72,11 @@ describe("modelshare:services", () => {
     raw.services.comfyui.nodes = ["box"];
     const plan = planSite(parse(raw));
     const svc = plan.find((p) => p.kind === "service");
-    expect(svc?.kind === "service" && svc.spec.mounts[0].source).toBe("/vol/service/cw/storage-models/models/checkpoints");
-    expect(plan.find((p) => p.kind === "docker")).toMatchObject({ name: "box-docker", mountUnits: [] });
+    expect(svc?.spec?.mounts[0].source).toBe("/vol/service/cw/storage-models/models/checkpoints");
+    const docker = plan.find((p) => p.kind === "docker");
+    expect(docker?.name).toBe("box-docker");
+    expect(docker?.programs[0].text).not.toContain("\n  docker_after_mount "); // the storage node mounts nothing
+    expect(docker?.after).toEqual(["box-layout", "box-links-storage-user/models-upload"]);
   });
 });
 
@@ -158,8 +161,8 @@ describe("docker on a node: the program", () => {
   const gpu1 = plan.find((p) => p.kind === "docker" && p.node.name === "gpu1");
 
   it("installs docker.io, starts it after the NFS mount at boot, and checks the SSH user; shellcheck-clean", () => {
-    expect(gpu1).toMatchObject({ kind: "docker", mountUnits: ["mnt-modelshare.mount"] });
-    const text = gpu1?.kind === "docker" ? renderDockerHost("root", gpu1.containers, site.storage, gpu1.mountUnits) : "";
+    expect(gpu1?.after).toEqual(["gpu1-nfs-mount"]);
+    const text = gpu1?.programs[0].text ?? "";
     expect(text).toContain("\n  ensure_packages 'docker.io'\n  docker_after_mount 'mnt-modelshare.mount'\n  ensure_service 'docker'\n  docker_user 'root'\n");
     expect(text).not.toContain("\n  docker_image '"); // pull: missing
     expect(text).toContain("\n  docker_bind_source '/mnt/modelshare/storage-models/models/checkpoints'\n");
@@ -168,7 +171,7 @@ describe("docker on a node: the program", () => {
   });
 
   it("the programs the check tool runs: docker per node, and each container", () => {
-    const names = plan.flatMap((p) => programsOf(p, { smbPasswords: {} }).map((x) => x.name)).filter((n) => /docker|comfyui/.test(n));
+    const names = plan.flatMap((p) => p.programs.map((x) => x.name)).filter((n) => /docker|comfyui/.test(n));
     expect(names).toEqual(["gpu1-docker-converge", "gpu1-comfyui-container", "gpu2-docker-converge", "gpu2-comfyui-container"]);
   });
 

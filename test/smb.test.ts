@@ -8,7 +8,8 @@ import { renderProgram, SYSTEM } from "../components/shell/script";
 import { needsWideLinks, renderRecycleUnits, renderSmbConf } from "../components/smb/conf";
 import { renderSmbPasswords, renderSmbShare, shareFolders } from "../components/smb/share";
 import { Site } from "../components/site";
-import { loadSite, siteFromConfig } from "../components/stackConfig";
+import { siteFromConfig } from "../components/stackConfig";
+import { loadSite } from "../components/loadSite";
 import { declare, isSecretValue, reveal, type Declared } from "./harness/declare";
 import { runProgram } from "./helpers/run";
 import { shellcheck } from "./helpers/shellcheck";
@@ -208,7 +209,7 @@ describe("packages", () => {
     return { bin, env: { ...process.env, PATH: `${bin}:${process.env.PATH}` } };
   };
   const install = (...packages: string[]) => renderProgram({
-    title: "packages", libs: [SYSTEM], root: "/nonexistent", owner: { uid: "", gid: "" },
+    title: "packages", libs: [SYSTEM], storage: { root: "/nonexistent", owner: "unmanaged" },
     converge: { privileged: [call("ensure_packages", ...packages)] },
   });
 
@@ -234,8 +235,7 @@ describe("input that follows a program on stdin", () => {
     const program = renderProgram({
       title: "reads its input",
       libs: [],
-      root: "/nonexistent",
-      owner: { uid: "", gid: "" },
+      storage: { root: "/nonexistent", owner: "unmanaged" },
       converge: { privileged: ['IFS= read -r -u 3 first; IFS= read -r -u 3 second; note "got ${#first} and ${second}"'] },
       input: true,
     });

@@ -1,12 +1,9 @@
 import { posix } from "node:path";
-import * as pulumi from "@pulumi/pulumi";
-import { runProgram, type NodeTarget } from "../node/command";
 import { call } from "../shell/quote";
 import { renderProgram, shellLib, SYSTEM } from "../shell/script";
+import type { Storage } from "../storage/schema";
 
 const ENV = shellLib(__dirname, "env");
-import { ownerArgs } from "../storage/layout";
-import type { Storage } from "../storage/schema";
 
 /** Where the environment file goes on every node that sees the storage. */
 export const ENV_FILE = "/etc/modelshare/env";
@@ -40,36 +37,14 @@ export function renderEnvFile(s: Storage, base: string, sharedCustomNodes = fals
   return ["# modelshare: the shared storage as this node sees it. Written by modelshare; edits are replaced.", ...lines].join("\n");
 }
 
-export interface NodeEnvArgs {
-  node: NodeTarget;
-  storage: Storage;
-  /** The storage root as this node sees it. */
-  base: string;
-  /** comfyui.sharedCustomNodes: the file names the shared custom_nodes folder. */
-  sharedCustomNodes?: boolean;
-  token?: string;
-}
-
 /**
  * /etc/modelshare/env on one node (root's, 0644, no secrets); destroy removes it. A run without
  * root (the dev stack) writes ~/.config/modelshare/env instead, and says so.
  */
-export class NodeEnv extends pulumi.ComponentResource {
-  readonly path: pulumi.Output<string>;
-
-  constructor(name: string, args: NodeEnvArgs, opts?: pulumi.ComponentResourceOptions) {
-    super("modelshare:installers:NodeEnv", name, {}, opts);
-    runProgram(`${name}-converge`, args.node, { text: renderNodeEnv(args.storage, args.base, args.sharedCustomNodes), removes: true, token: args.token }, { parent: this });
-    this.path = pulumi.output(ENV_FILE);
-    this.registerOutputs({ path: this.path });
-  }
-}
-
 export function renderNodeEnv(s: Storage, base: string, sharedCustomNodes = false): string {
   return renderProgram({
     title: `${ENV_FILE} for ${base}`,
-    root: s.root,
-    owner: ownerArgs(s),
+    storage: s,
     libs: [SYSTEM, ENV],
     converge: { privileged: [call("node_env", ENV_FILE, renderEnvFile(s, base, sharedCustomNodes))] },
     remove: { privileged: [call("node_env_removed", ENV_FILE)] },

@@ -1,6 +1,7 @@
 import { z } from "zod";
 import { isWithin, pathProblem } from "../pathRules";
 import { codeLocationProblem, serviceUnitProblem } from "./unitRules";
+import type { Add } from "../concern";
 
 const absolute = (what: string) => z.string().superRefine((v, ctx) => {
   const problem = pathProblem(v, true);
@@ -35,7 +36,6 @@ export const comfyuiSchema = z.strictObject({
 
 export type ComfyUI = z.output<typeof comfyuiSchema>;
 
-type Add = (key: string, message: string) => void;
 interface NodeRoles {
   name: string;
   roles: readonly string[];

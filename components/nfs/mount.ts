@@ -1,35 +1,11 @@
-import * as pulumi from "@pulumi/pulumi";
-import { runProgram, type NodeTarget } from "../node/command";
 import { call } from "../shell/quote";
 import { renderProgram, shellLib, SYSTEM } from "../shell/script";
-import { ownerArgs } from "../storage/layout";
 import type { Storage } from "../storage/schema";
 import { markerText, mountsOf, mountUnitName, renderMountUnit } from "./exports";
 import type { Nfs } from "./schema";
 
 const MOUNT = shellLib(__dirname, "mount");
 const WAY = shellLib(__dirname, "way");
-
-export interface NfsMountArgs {
-  node: NodeTarget;
-  /** The storage node's host, as this worker reaches it. */
-  server: string;
-  nfs: Nfs;
-  storage: Storage;
-  token?: string;
-}
-
-/** A worker's mount of the storage root (and, with modelsReadOnly, of the store, read-only). */
-export class NfsMount extends pulumi.ComponentResource {
-  readonly mountPoint: pulumi.Output<string>;
-
-  constructor(name: string, args: NfsMountArgs, opts?: pulumi.ComponentResourceOptions) {
-    super("modelshare:nfs:NfsMount", name, {}, opts);
-    runProgram(`${name}-converge`, args.node, { text: renderNfsMount(args.nfs, args.storage, args.server), removes: true, token: args.token }, { parent: this });
-    this.mountPoint = pulumi.output(args.nfs.mountPoint);
-    this.registerOutputs({ mountPoint: this.mountPoint });
-  }
-}
 
 /**
  * All as root (system files and mounts), reading the marker as the storage owner. First the
@@ -43,8 +19,7 @@ export function renderNfsMount(nfs: Nfs, s: Storage, server: string): string {
   return renderProgram({
     title: `NFS mount of ${root.what} at ${nfs.mountPoint}`,
     libs: [SYSTEM, WAY, MOUNT],
-    root: s.root,
-    owner: ownerArgs(s),
+    storage: s,
     converge: {
       privileged: [
         call("ensure_packages", "nfs-common"),

@@ -2,6 +2,7 @@ import { z } from "zod";
 import { checkAllowList } from "../node/netRules";
 import { ownFolderProblem } from "../pathRules";
 import type { Storage } from "../storage/schema";
+import type { Add } from "../concern";
 
 /**
  * The `modelshare:nfs` section: every key with its default and description, and the rules that
@@ -36,7 +37,6 @@ export const nfsSchema = z.strictObject({
 });
 
 export type Nfs = z.output<typeof nfsSchema>;
-type Add = (key: string, message: string) => void;
 
 // What an export path and a mount point may hold: exports, systemd's What=/Where= and the
 // mount command all take these bytes as they are.

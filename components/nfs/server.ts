@@ -1,42 +1,12 @@
 import { posix } from "node:path";
-import * as pulumi from "@pulumi/pulumi";
-import { runProgram, type NodeTarget } from "../node/command";
 import { call } from "../shell/quote";
 import { renderProgram, shellLib, SYSTEM } from "../shell/script";
-import { ownerArgs } from "../storage/layout";
 import type { Storage } from "../storage/schema";
-import { exportsOf, MARKER, markerText, mountCommand, remote, renderGaneshaExports, renderKernelExports } from "./exports";
+import { exportsOf, MARKER, markerText, renderGaneshaExports, renderKernelExports } from "./exports";
 import type { Nfs } from "./schema";
 
 const SERVER = shellLib(__dirname, "server");
 const WAY = shellLib(__dirname, "way");
-
-export interface NfsServerArgs {
-  node: NodeTarget;
-  /** The storage node's host as the workers reach it: the marker and the outputs name it. */
-  host: string;
-  nfs: Nfs;
-  storage: Storage;
-  /** Who may mount: the workers' hosts, then nfs.clients. */
-  clients: string[];
-  token?: string;
-}
-
-/** The export of the storage root from the storage node (kernel nfsd or nfs-ganesha). */
-export class NfsServer extends pulumi.ComponentResource {
-  /** `host:/root`, as a client mounts it. */
-  readonly export: pulumi.Output<string>;
-  /** What a user types on another Linux machine to mount it. */
-  readonly mountCommand: pulumi.Output<string>;
-
-  constructor(name: string, args: NfsServerArgs, opts?: pulumi.ComponentResourceOptions) {
-    super("modelshare:nfs:NfsServer", name, {}, opts);
-    runProgram(`${name}-converge`, args.node, { text: renderNfsServer(args.nfs, args.storage, args.clients, args.host), removes: true, token: args.token }, { parent: this });
-    this.export = pulumi.output(remote(args.host, args.storage.root));
-    this.mountCommand = pulumi.output(mountCommand(args.nfs, args.storage, args.host));
-    this.registerOutputs({ export: this.export, mountCommand: this.mountCommand });
-  }
-}
 
 /**
  * As root: the package, the exported folders checked (nothing on the way the owner could swap
@@ -50,8 +20,7 @@ export function renderNfsServer(nfs: Nfs, s: Storage, clients: readonly string[]
   return renderProgram({
     title: `NFS export of ${s.root} (${nfs.server})`,
     libs: [SYSTEM, WAY, SERVER],
-    root: s.root,
-    owner: ownerArgs(s),
+    storage: s,
     converge: {
       privileged: [
         kernel ? call("ensure_packages", "nfs-kernel-server") : call("ensure_packages", "nfs-ganesha", "nfs-ganesha-vfs", "rpcbind"),

@@ -1,6 +1,7 @@
 import * as command from "@pulumi/command";
 import * as pulumi from "@pulumi/pulumi";
 import { commandFor } from "../shell/script";
+import { DIAL } from "./dial";
 
 /** How to reach a node: locally (host `localhost`) or over SSH. */
 export type NodeTarget =
@@ -38,8 +39,6 @@ export function withToken(text: string, token: string | undefined): string {
   return `${text.slice(0, eol + 1)}# converge token: ${token.replace(/[\r\n]+/g, " ")}\n${text.slice(eol + 1)}`;
 }
 
-/** A failed dial is retried a few times, then the run fails naming the resource (and so the node). */
-export const DIAL = { perDialTimeout: 10, dialErrorLimit: 3 } as const;
 
 /**
  * One rendered program run on one node: `bash -s converge` on create and update, `bash -s

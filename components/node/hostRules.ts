@@ -88,6 +88,9 @@ export function canonicalHost(host: string): string {
 /** A node whose commands run here, without SSH. */
 export const isLocalHost = (host: string): boolean => canonicalHost(host) === "localhost";
 
+/** A node reached without SSH: its commands run on this machine. */
+export const isLocal = (node: { host: string }): boolean => isLocalHost(node.host);
+
 const KEY_TYPES: Record<string, number | undefined> = {
   "ssh-ed25519": 32, "ssh-rsa": undefined, "ecdsa-sha2-nistp256": undefined, "ecdsa-sha2-nistp384": undefined,
   "ecdsa-sha2-nistp521": undefined, "sk-ssh-ed25519@openssh.com": undefined, "sk-ecdsa-sha2-nistp256@openssh.com": undefined,

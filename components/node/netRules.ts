@@ -1,5 +1,6 @@
 import { isIPv4, isIPv6 } from "node:net";
 import { ipv6Groups } from "./hostRules";
+import type { Add } from "../concern";
 
 /**
  * Client addresses and networks (SMB `hostsAllow`, NFS `clients`, services' `allowFrom`): parsed
@@ -124,7 +125,7 @@ export function coversEveryone(entries: readonly string[]): boolean {
  * with `nfs.allowAnyClient`): each entry parses, and everyone (one entry, or all of them
  * together) needs the opt-in. `what` says what a client does ("connect", "mount the storage").
  */
-export function checkAllowList(key: string, list: readonly string[], optIn: { key: string; value: boolean }, what: string, add: (key: string, message: string) => void): void {
+export function checkAllowList(key: string, list: readonly string[], optIn: { key: string; value: boolean }, what: string, add: Add): void {
   let one = false;
   list.forEach((entry, i) => {
     if (isEveryone(entry)) {

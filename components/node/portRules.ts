@@ -4,7 +4,7 @@
  * smbd, nfsd or Ollama. Checked for tcp and udp alike: one number, one owner, on each node.
  */
 
-type Add = (key: string, message: string) => void;
+import type { Add } from "../concern";
 
 interface PortNode {
   name: string;

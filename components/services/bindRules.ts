@@ -1,5 +1,6 @@
 import { isIPv4 } from "node:net";
 import { coversEveryone, isEveryone, networkProblem } from "../node/netRules";
+import type { Add } from "../concern";
 
 /**
  * Where a service's ports listen (`bind`) and who may connect (`allowFrom`). Docker publishes on
@@ -43,7 +44,7 @@ interface SiteNodeHost {
 export const bindAddress = (bind: string, node: { host: string }): string => (bind === "node" ? node.host : bind);
 
 /** The rules that need the service's nodes. */
-export function checkServiceAccess(at: string, svc: { bind: string; allowFrom: readonly string[]; nodes: ReadonlyArray<{ name: string }> }, nodes: readonly SiteNodeHost[], add: (key: string, message: string) => void): void {
+export function checkServiceAccess(at: string, svc: { bind: string; allowFrom: readonly string[]; nodes: ReadonlyArray<{ name: string }> }, nodes: readonly SiteNodeHost[], add: Add): void {
   if (bindProblem(svc.bind) || svc.allowFrom.some((e) => allowFromProblem(e))) return; // said already
   if (svc.bind === "node") {
     for (const entry of svc.nodes) {

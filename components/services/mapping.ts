@@ -4,7 +4,7 @@ import type { ServiceName } from "./schema";
  * Where each UI looks for each category: a folder relative to the UI's own models folder
  * (`paths.models` inside the container). Each shared category the site keeps is bind-mounted
  * there; a category a UI has no folder for is not mounted into it. The names were checked
- * against each project's own source (README, "Where each UI finds each category").
+ * against each project's own source; docs/ui-folders.md is generated from this file (npm run docs).
  *
  * ComfyUI's folders are the category names themselves (the store uses ComfyUI's names).
  * Ollama keeps one folder of its own (storage.ollamaModels), not categories.

@@ -4,8 +4,8 @@ import { SERVICE_INFO, SERVICES, type Services } from "./schema";
 import { checkServiceAccess } from "./bindRules";
 import { ownEnv } from "./spec";
 import { isRootUser, parseUser } from "./userRules";
+import type { Add } from "../concern";
 
-type Add = (key: string, message: string) => void;
 
 interface NodeRoles {
   name: string;

@@ -2,10 +2,24 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { quote } from "./quote";
 
+/** What a program needs to know of the storage: where it is and who owns it. */
+export interface StorageOwner {
+  root: string;
+  owner: "unmanaged" | { uid: number; gid: number };
+}
+
+/** The owner as the scripts take it: empty when ownership is left to whoever makes the root. */
+export function ownerArgs(s: Pick<StorageOwner, "owner">): { uid: string; gid: string } {
+  return s.owner === "unmanaged" ? { uid: "", gid: "" } : { uid: String(s.owner.uid), gid: String(s.owner.gid) };
+}
+
+/** "0775" -> "00775": the extra leading zero makes GNU chmod clear a folder's setgid bit too. */
+export const chmodMode = (mode: string) => `0${mode.padStart(4, "0")}`;
+
 /**
  * A shell helper library: a real .sh file, so it reads (and shellchecks) as shell, loaded once
- * with the module that owns it; rendering itself does no I/O. The generic ones live here; each
- * concern (storage/, later smb/ and nfs/) loads its own beside its renderers.
+ * with the module that owns it; rendering itself does no I/O. The shared ones live here; each
+ * concern loads its own beside its renderers, and never another concern's by path.
  */
 export interface ShellLib {
   name: string;
@@ -20,6 +34,8 @@ const GUARD = shellLib(__dirname, "guard");
 export const DIRS = shellLib(__dirname, "dirs");
 /** Packages, services, files under /etc: the privileged steps every system concern shares. */
 export const SYSTEM = shellLib(__dirname, "system");
+/** Links, hand-overs and merges (merge_into): the links folders and the installers' migrations. */
+export const LINKS = shellLib(__dirname, "links");
 
 /**
  * The steps of one verb. `privileged` steps run as whoever runs the program (root on a real
@@ -37,9 +53,8 @@ export interface ProgramSpec {
   title: string;
   /** The helper libraries the steps call (GUARD is always in). */
   libs: readonly ShellLib[];
-  /** The storage root, and its owner: uid/gid, or "" to take the root folder's owner at run time. */
-  root: string;
-  owner: { uid: string; gid: string };
+  /** The storage: its root, and its owner (unmanaged: the root folder's owner, taken at run time). */
+  storage: StorageOwner;
   /**
    * Steps of `bash -s converge` (create and update). `bash -s check` runs the same steps, the
    * helpers reporting each change (`drift: …`) instead of making it.
@@ -74,9 +89,9 @@ export function renderProgram(spec: ProgramSpec): string {
     ...[...new Map([GUARD, ...spec.libs].map((lib) => [lib.name, lib.text])).values()],
     "# --- this program ---",
     `program_title=${quote(title)}`,
-    `storage_root=${quote(spec.root)}`,
-    `owner_uid=${quote(spec.owner.uid)}`,
-    `owner_gid=${quote(spec.owner.gid)}`,
+    `storage_root=${quote(spec.storage.root)}`,
+    `owner_uid=${quote(ownerArgs(spec.storage).uid)}`,
+    `owner_gid=${quote(ownerArgs(spec.storage).gid)}`,
     // A program without steps inside the tree starts no owner's child at all.
     `owner_steps=${owner ? "yes" : "no"}`,
     ...fn("converge_privileged", spec.converge.privileged),

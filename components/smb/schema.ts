@@ -4,6 +4,7 @@ import { systemAccountProblem } from "../node/accountRules";
 import { checkAllowList } from "../node/netRules";
 import { layoutDirs } from "../storage/paths";
 import type { Storage } from "../storage/schema";
+import type { Add } from "../concern";
 
 /**
  * The `modelshare:smb` section: every key with its default and description, and the rules that
@@ -62,7 +63,6 @@ export const smbSchema = z.strictObject({
 });
 
 export type Smb = z.output<typeof smbSchema>;
-type Add = (key: string, message: string) => void;
 
 /** The folders a share may show: the root and every folder of the layout, relative to the root. */
 function sharePathChoices(s: Storage): string[] {

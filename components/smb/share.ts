@@ -1,9 +1,6 @@
 import { posix } from "node:path";
-import * as pulumi from "@pulumi/pulumi";
-import { runProgram, type NodeTarget } from "../node/command";
 import { call, callRows } from "../shell/quote";
-import { DIRS, renderProgram, shellLib, SYSTEM } from "../shell/script";
-import { chmodMode, ownerArgs } from "../storage/layout";
+import { chmodMode, DIRS, renderProgram, shellLib, SYSTEM } from "../shell/script";
 import { linkFolders, modelStoreDir } from "../storage/paths";
 import type { Storage } from "../storage/schema";
 import { reachedFolders, renderRecycleUnits, renderSmbConf, shareMode, sharePath } from "./conf";
@@ -12,56 +9,11 @@ import type { Smb } from "./schema";
 const SAMBA = shellLib(__dirname, "samba");
 const PASSWORDS = shellLib(__dirname, "passwords");
 
-export interface SmbShareArgs {
-  node: NodeTarget;
-  /** How users reach the node (its `host`): the stack outputs' UNC paths and URLs use it. */
-  host: string;
-  smb: Smb;
-  storage: Storage;
-  /** Each user's password (secret), by user name. */
-  passwords: Record<string, pulumi.Input<string>>;
-  token?: string;
-}
-
 /** Where a user finds one folder of a share: Explorer's path and Finder's URL. */
 export interface ShareFolder {
   windows: string;
   finder: string;
 }
-
-/**
- * The SMB share on the storage node. Two commands: the share itself (packages, accounts,
- * Samba's configuration, smbd), whose program `pulumi preview --diff` shows; and the passwords,
- * whose input is secret (so its diff shows only that something changed).
- */
-export class SmbShare extends pulumi.ComponentResource {
-  readonly unc: pulumi.Output<string>;
-  readonly url: pulumi.Output<string>;
-  readonly folders: pulumi.Output<Record<string, ShareFolder>>;
-
-  constructor(name: string, args: SmbShareArgs, opts?: pulumi.ComponentResourceOptions) {
-    super("modelshare:smb:SmbShare", name, {}, opts);
-    const { smb, storage } = args;
-    const share = runProgram(`${name}-converge`, args.node, { text: renderSmbShare(smb, storage), removes: true, token: args.token }, { parent: this });
-    const missing = smb.users.find((u) => args.passwords[u.name] === undefined);
-    if (missing) throw new Error(`modelshare: no SMB password was loaded for ${missing.name}`);
-    runProgram(`${name}-passwords`, args.node, {
-      text: renderSmbPasswords(smb, storage),
-      removes: true,
-      token: args.token,
-      input: passwordInput(smb.users.map((u) => args.passwords[u.name])),
-    }, { parent: this, dependsOn: [share] });
-    const where = shareFolders(args.host, smb, storage);
-    this.unc = pulumi.output(where.unc);
-    this.url = pulumi.output(where.url);
-    this.folders = pulumi.output(where.folders);
-    this.registerOutputs({ unc: this.unc, url: this.url, folders: this.folders });
-  }
-}
-
-/** The passwords as the program reads them after itself on stdin: one line each, in order. */
-export const passwordInput = (passwords: pulumi.Input<string>[]): pulumi.Output<string> =>
-  pulumi.secret(pulumi.all(passwords).apply((p) => p.map((x) => `${x}\n`).join("")));
 
 /**
  * Packages, the owner's account and the users' accounts, share names the admin's configuration
@@ -77,8 +29,7 @@ export function renderSmbShare(smb: Smb, s: Storage): string {
   return renderProgram({
     title: `SMB share ${smb.share} of ${path}`,
     libs: [SYSTEM, DIRS, SAMBA, PASSWORDS],
-    root: s.root,
-    owner: ownerArgs(s),
+    storage: s,
     converge: {
       privileged: [
         call("ensure_packages", "samba", "samba-vfs-modules"),
@@ -105,8 +56,7 @@ export function renderSmbPasswords(smb: Smb, s: Storage): string {
   return renderProgram({
     title: `SMB passwords of ${smb.users.map((u) => u.name).join(", ")}`,
     libs: [PASSWORDS],
-    root: s.root,
-    owner: ownerArgs(s),
+    storage: s,
     converge: { privileged: [callRows("smb_passwords", adoptRows(smb))] },
     remove: { privileged: ["smb_forget_all"] },
     input: true,

@@ -1,51 +1,12 @@
 import { posix } from "node:path";
-import * as pulumi from "@pulumi/pulumi";
 import type { Storage } from "./schema";
-import { runProgram, type NodeTarget } from "../node/command";
 import { call, callRows } from "../shell/quote";
-import { DIRS, renderProgram, shellLib } from "../shell/script";
-import { categoryDir, layoutDirs, modelStoreDir, projectDir, projectDirs, SKELETON_MODE } from "./paths";
+import { chmodMode, DIRS, ownerArgs, renderProgram, shellLib } from "../shell/script";
+import { categoryDir, layoutDirs, projectDir, projectDirs, SKELETON_MODE } from "./paths";
 
 const SPACE = shellLib(__dirname, "space");
 const REPORT = shellLib(__dirname, "report");
 const PROJECTS = shellLib(__dirname, "projects");
-
-export interface StorageLayoutArgs {
-  node: NodeTarget;
-  storage: Storage;
-  /** modelshare:projects: each gets its folders and metadata.json under storage.projects. */
-  projects: readonly string[];
-  /** The stack's convergeToken (repair), stamped into the program. */
-  token?: string;
-}
-
-/** The storage node's folder tree: model store, user area, projects, caches; owners and modes. */
-export class StorageLayout extends pulumi.ComponentResource {
-  readonly root: pulumi.Output<string>;
-  readonly modelStore: pulumi.Output<string>;
-  readonly categoryFolders: pulumi.Output<Record<string, string>>;
-  readonly projectFolders: pulumi.Output<Record<string, string>>;
-
-  constructor(name: string, args: StorageLayoutArgs, opts?: pulumi.ComponentResourceOptions) {
-    super("modelshare:storage:StorageLayout", name, {}, opts);
-    const s = args.storage;
-    // No delete: destroy leaves every folder (and so every model) where it is.
-    runProgram(`${name}-converge`, args.node, { text: renderStorageLayout(s, args.projects), removes: false, token: args.token }, { parent: this });
-    this.root = pulumi.output(s.root);
-    this.modelStore = pulumi.output(modelStoreDir(s));
-    this.categoryFolders = pulumi.output(Object.fromEntries(s.categories.map((c) => [c, categoryDir(s, c)])));
-    this.projectFolders = pulumi.output(Object.fromEntries(args.projects.map((id) => [id, projectDir(s, id)])));
-    this.registerOutputs({ root: this.root, modelStore: this.modelStore, categoryFolders: this.categoryFolders, projectFolders: this.projectFolders });
-  }
-}
-
-/** The owner as the scripts take it: empty when ownership is left to whoever makes the root. */
-export function ownerArgs(s: Storage): { uid: string; gid: string } {
-  return s.owner === "unmanaged" ? { uid: "", gid: "" } : { uid: String(s.owner.uid), gid: String(s.owner.gid) };
-}
-
-/** "0775" -> "00775": the extra leading zero makes GNU chmod clear a folder's setgid bit too. */
-export const chmodMode = (mode: string) => `0${mode.padStart(4, "0")}`;
 
 /**
  * Root checks the free space and that nothing above the root is the owner's, then makes the
@@ -62,8 +23,7 @@ export function renderStorageLayout(s: Storage, projects: readonly string[] = []
   return renderProgram({
     title: `storage layout under ${s.root}`,
     libs: [SPACE, DIRS, PROJECTS, REPORT],
-    root: s.root,
-    owner,
+    storage: s,
     converge: {
       privileged: [
         call("check_free_space", s.root, Math.round(s.minFreeGB * 1e9), "storage.minFreeGB"),

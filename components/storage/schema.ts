@@ -1,5 +1,6 @@
 import { z } from "zod";
 import { bytes, ownFolderProblem, PATH_MAX, pathProblem, smbFold, smbNameProblem } from "../pathRules";
+import type { Add } from "../concern";
 
 /**
  * The `modelshare:storage` section: every key with its default and description, and the rules
@@ -113,7 +114,6 @@ export const projectsSchema = z.array(folderName("project id (its folder's name)
     });
   })
   .describe("Project ids: each gets seed 003's folders (workflows, prompts, generated/, intermediate/, final) and a metadata.json under storage.projects. A project dropped from the list stays on disk.");
-type Add = (key: string, message: string) => void;
 const inside = (a: string, b: string): boolean => a === b || a.startsWith(`${b}/`);
 
 /** Every folder the site makes, relative to the root, with the key that makes it. */

@@ -1,6 +1,6 @@
 import { createHash } from "node:crypto";
 import { Site } from "../../components/site";
-import { loadSite } from "../../components/stackConfig";
+import { loadSite } from "../../components/loadSite";
 import { declare, isSecretValue, reveal } from "../harness/declare";
 import { stackConfig } from "../harness/stack";
 import { flatConfig, gpu1Node, gpu2Node, HOST_KEY, privateKey, SEEDS_ROOT, seedsLinks, storageNode } from "../fixtures/site";

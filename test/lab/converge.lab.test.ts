@@ -1,6 +1,6 @@
 import { beforeAll, describe, expect, it } from "vitest";
 import { Site } from "../../components/site";
-import { loadSite } from "../../components/stackConfig";
+import { loadSite } from "../../components/loadSite";
 import { run, type Step } from "../harness/converge";
 import { declare, type Declared } from "../harness/declare";
 import { lab, labStack, onNode } from "../harness/lab";

@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Site } from "../../components/site";
-import { loadSite, siteFromConfig } from "../../components/stackConfig";
+import { siteFromConfig } from "../../components/stackConfig";
+import { loadSite } from "../../components/loadSite";
 import { checkSite, exitCode, formatText } from "../../ops/check";
 import { run, type Step } from "../harness/converge";
 import { declare } from "../harness/declare";

@@ -1,7 +1,9 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Site } from "../../components/site";
-import { loadSite, siteFromConfig } from "../../components/stackConfig";
+import { siteFromConfig } from "../../components/stackConfig";
+import { loadSite } from "../../components/loadSite";
 import { checkSite, formatText } from "../../ops/check";
+import { checkConverged } from "../harness/check";
 import { run, type Step } from "../harness/converge";
 import { declare } from "../harness/declare";
 import { labStack, onNode } from "../harness/lab";
@@ -100,6 +102,14 @@ describe("OllamaInstaller: an installed Ollama pointed at the shared folder", ()
     const second = step(await converge(["node1"]), "node1-ollama-converge");
     expect(second.changed).toBe(0);
     expect(await starts()).toBe(count);
+    // The check of the site just converged finds nothing on any node, checked every program
+    // the plan has (the installer and the NFS chain it reads through), and restarted nothing.
+    const { config, secretKeys } = stack(["node1"]);
+    const check = await checkConverged(siteFromConfig(config, (k) => secretKeys.includes(k)));
+    expect(check.findings, check.text).toEqual([]);
+    expect(check.checked).toEqual(check.planned);
+    expect(Object.values(check.planned).flat()).toEqual(expect.arrayContaining(["node1-ollama", "node1-nfs-export", "node2-nfs-mount", "node2-env"]));
+    expect(await starts()).toBe(count);
   });
 
   it("a model in the old folder whose name holds other content in the shared one stops the run listing it, and nothing moves", async () => {
@@ -185,6 +195,12 @@ describe("ComfyUIInstaller: an existing checkout pointed at the shared folders",
     await new Promise((ok) => setTimeout(ok, 1500));
     expect(await onNode("node3", `cat ${COMFY_STATE}/argv`)).toBe("--listen 0.0.0.0 --output-directory /mnt/modelshare/storage-user/output/ComfyUI\n");
     expect(step(await run(await comfyDeclared()), NAME).changed).toBe(0);
+    // The check of the site just converged finds nothing and checked every planned program.
+    const { config, secretKeys } = comfyStack();
+    const check = await checkConverged(siteFromConfig(config, (k) => secretKeys.includes(k)));
+    expect(check.findings, check.text).toEqual([]);
+    expect(check.checked).toEqual(check.planned);
+    expect(check.planned.node3).toEqual(expect.arrayContaining([NAME.replace(/-converge$/, ""), "node3-nfs-mount", "node3-env"]));
   });
 
   it("a checkout of root's: root hands the models over inside it and the storage owner moves them over NFS; the checkout's folders and placeholders stay root's", async () => {

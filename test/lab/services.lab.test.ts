@@ -4,8 +4,10 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Site } from "../../components/site";
-import { loadSite, siteFromConfig } from "../../components/stackConfig";
+import { siteFromConfig } from "../../components/stackConfig";
+import { loadSite } from "../../components/loadSite";
 import { checkSite, formatText } from "../../ops/check";
+import { checkConverged } from "../harness/check";
 import { run, type Step } from "../harness/converge";
 import { declare } from "../harness/declare";
 import { importLabImage, lab, LAB_IMAGE as IMAGE, labImageTar, labStack, onNode } from "../harness/lab";
@@ -33,6 +35,8 @@ const stack = (services: Services) => labStack((s) => {
   s["modelshare:projects"] = ["spring"];
 }, { "modelshare:smbPasswordArtist": PASSWORD });
 const declared = (services: Services) => declare({ stack: "lab", ...stack(services) }, () => new Site("site", loadSite()));
+/** The same site as `npm run check` reads it. */
+const stackSite = (services: Services = initial) => { const { config, secretKeys } = stack(services); return siteFromConfig(config, (k) => secretKeys.includes(k)); };
 const converge = async (services: Services = initial) => run(await declared(services));
 const changes = (steps: Step[]) => Object.fromEntries(steps.map((s) => [s.name, s.changed]));
 
@@ -83,6 +87,15 @@ describe("the whole chain: SMB upload, NFS, service containers", () => {
     expect(await onNode("node2", "cat /etc/systemd/system/docker.service.d/modelshare.conf")).toContain("After=mnt-modelshare.mount");
     const again = changes(await converge());
     for (const [name, changed] of Object.entries(again)) expect(changed, name).toBe(0);
+    // Converge and check render the same programs: on the site just converged, the check finds
+    // nothing on any node and checked every program the plan has, each kind of this chain among them.
+    const check = await checkConverged(stackSite());
+    expect(check.findings, check.text).toEqual([]);
+    expect(check.checked).toEqual(check.planned);
+    expect(Object.values(check.planned).flat()).toEqual(expect.arrayContaining([
+      "node1-layout", "node1-smb", "node1-smb-passwords", "node1-nfs-export", "node1-env",
+      "node2-nfs-mount", "node2-docker", "node2-comfyui-container", "node3-docker", "node3-fooocus-container",
+    ]));
   }, 900_000); // the site's first converge: apt installs Samba, NFS and docker.io under emulation
 
   it("a model uploaded over SMB is in ComfyUI's /models/checkpoints byte for byte; /models is read-only there and writable in Fooocus, whose file shows on the share", async () => {
@@ -170,10 +183,12 @@ describe("service ports: the bind address and the allow list, on the node", () =
     comfyui: { enabled: true, image: IMAGE, pull: "never", nodes: ["node1"], bind: "node", allowFrom: ["10.77.0.13"] },
     fooocus: { enabled: true, image: IMAGE, pull: "never", nodes: ["node1"] },
   };
-  const site = () => declare({ stack: "lab", ...labStack((s) => {
+  const exposedStack = () => labStack((s) => {
     s["modelshare:nodes"][0].roles = [...s["modelshare:nodes"][0].roles, "worker"];
     s["modelshare:services"] = exposed;
-  }) }, () => new Site("site", loadSite()));
+  });
+  const site = () => declare({ stack: "lab", ...exposedStack() }, () => new Site("site", loadSite()));
+  const exposedSite = () => { const { config, secretKeys } = exposedStack(); return siteFromConfig(config, (k) => secretKeys.includes(k)); };
   // Served from /workflows, the one folder the container (uid 1000) can write that is its own.
   const serve = async (service: string, port: number) =>
     expect(await inContainer("node1", service, `echo hello-${service} > /workflows/index-${service}.html && httpd -p ${port} -h /workflows && echo serving`)).toBe("serving\n");
@@ -215,6 +230,11 @@ describe("service ports: the bind address and the allow list, on the node", () =
     ].join("\n"));
     const again = changes(await run(await site()));
     for (const [name, changed] of Object.entries(again)) expect(changed, name).toBe(0);
+    // The check of the site just converged: the chain and both containers as declared, nothing else.
+    const check = await checkConverged(exposedSite());
+    expect(check.findings, check.text).toEqual([]);
+    expect(check.checked).toEqual(check.planned);
+    expect(check.planned.node1).toEqual(expect.arrayContaining(["node1-docker", "node1-comfyui-container", "node1-fooocus-container"]));
   }, 900_000); // docker.io installed by apt under emulation
 
   it("with the kernel's tables empty (as after a reboot), docker's start writes the chain before its containers run again", async () => {

@@ -1,0 +1,11 @@
+import { installers } from "./installers/index";
+import { nfs } from "./nfs/index";
+import { services } from "./services/index";
+import { smb } from "./smb/index";
+import { storage } from "./storage/index";
+
+/**
+ * Every concern, in plan order: a concern waits only for those before it. A new concern is a
+ * folder with an index.ts exporting its Concern, plus one entry here.
+ */
+export const CONCERNS = [storage, smb, nfs, services, installers] as const;

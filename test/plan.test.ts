@@ -1,3 +1,4 @@
+import { spawnSync } from "node:child_process";
 import { describe, expect, it } from "vitest";
 import { planItem, type PlanItem } from "../components/concern";
 import { CONCERNS } from "../components/concerns";
@@ -64,5 +65,22 @@ describe("the plan: one source for pulumi up and npm run check", () => {
   it("the config's sections are the nodes and each concern's, in the list's order", () => {
     expect(CONCERNS.map((c) => c.name)).toEqual(["storage", "smb", "nfs", "services", "installers"]);
     expect(SECTIONS).toEqual(["nodes", "storage", "projects", "smb", "nfs", "services", "ollama", "comfyui"]);
+  });
+});
+
+describe("what the plan loads", () => {
+  // Counted in a fresh process (bench/modules.ts): the plan, its renderers and the check tool
+  // are pure, so `npm run check` and most tests never load Pulumi's ~800 modules.
+  const loads = (file: string) => {
+    const r = spawnSync(process.execPath, [require.resolve("tsx/cli"), "bench/modules.ts", file], { encoding: "utf8" });
+    const m = /loaded=(\d+) pulumi=(\d+)/.exec(r.stdout);
+    if (!m) throw new Error(`bench/modules.ts ${file}: ${r.stdout}${r.stderr}`);
+    return { loaded: Number(m[1]), pulumi: Number(m[2]) };
+  };
+  it.each(["components/plan.ts", "ops/check.ts", "components/stackConfig.ts"])("%s loads no Pulumi module", (file) => {
+    expect(loads(file).pulumi).toBe(0);
+  });
+  it("while the program itself does (the count is real)", () => {
+    expect(loads("components/site.ts").pulumi).toBeGreaterThan(0);
   });
 });

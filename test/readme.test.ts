@@ -7,6 +7,7 @@ import { Site } from "../components/site";
 import { loadSite } from "../components/loadSite";
 import { generatedDocs } from "../scripts/generatedDocs";
 import { declare } from "./harness/declare";
+import { PRIVATE_KEY } from "./fixtures/site";
 
 /**
  * The README and docs/ tell the truth about the code: the generated docs equal what
@@ -66,7 +67,7 @@ describe("README", () => {
     // The stack as the engine passes it: sections as JSON, the `secure:` keys as secrets.
     const secretKeys = Object.keys(config).filter((k) => (config[k] as { secure?: string })?.secure !== undefined);
     const values = Object.fromEntries(Object.entries(config).map(([k, v]) => [k, secretKeys.includes(k)
-      ? (k.endsWith("sshKey") ? "-----BEGIN OPENSSH PRIVATE KEY-----\nx\n-----END OPENSSH PRIVATE KEY-----\n" : "a password of the README's")
+      ? (k.endsWith("sshKey") ? PRIVATE_KEY : "a password of the README's")
       : JSON.stringify(v)]));
     let outputs: Record<string, unknown> = {};
     await declare({ stack: "seeds", config: values, secretKeys }, async () => {

@@ -1,5 +1,5 @@
 import { call } from "../shell/quote";
-import { renderProgram, shellLib } from "../shell/script";
+import { renderProgram, shellLib, SYSTEM } from "../shell/script";
 import type { Storage } from "../storage/schema";
 import { SPEC_LABEL, type ContainerSpec } from "./spec";
 
@@ -12,7 +12,8 @@ const DOCKER = shellLib(__dirname, "docker");
 export function renderContainerCheck(c: ContainerSpec, s: Storage): string {
   return renderProgram({
     title: `container ${c.name}`,
-    libs: [DOCKER],
+    // docker.sh leans on system.sh; the check runs none of that, but loads what it calls.
+    libs: [SYSTEM, DOCKER],
     storage: s,
     converge: { privileged: [call("docker_container", c.name, c.labels.find((l) => l.label === SPEC_LABEL)?.value ?? "")] },
   });

@@ -30,10 +30,15 @@ async function main() {
     "modelshare:smbPasswordArtist": "bench",
   };
   const started = process.hrtime.bigint();
-  const resources = await declare({ stack: "bench", config, secretKeys: ["modelshare:sshKey", "modelshare:smbPasswordArtist"] }, () => new Site("site", loadSite()));
+  const resources = await declare(
+    { stack: "bench", config, secretKeys: ["modelshare:sshKey", "modelshare:smbPasswordArtist"] },
+    () => new Site("site", loadSite()),
+  );
   const ms = Number(process.hrtime.bigint() - started) / 1e6;
   const { maxRSS } = process.resourceUsage();
-  console.log(`graph nodes=${n} resources=${resources.length} custom=${resources.filter((r) => r.custom).length} time_ms=${ms.toFixed(0)} heap_mb=${(process.memoryUsage().heapUsed / 2 ** 20).toFixed(1)} max_rss_mb=${(maxRSS / 1024).toFixed(1)}`);
+  console.log(
+    `graph nodes=${n} resources=${resources.length} custom=${resources.filter((r) => r.custom).length} time_ms=${ms.toFixed(0)} heap_mb=${(process.memoryUsage().heapUsed / 2 ** 20).toFixed(1)} max_rss_mb=${(maxRSS / 1024).toFixed(1)}`,
+  );
 }
 
 main().catch((e) => {

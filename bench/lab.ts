@@ -15,17 +15,22 @@ import { importLabImage, LAB_IMAGE, labImageTar, labStack } from "../test/harnes
 // stay quick): two SMB users, the lab host's address allowed; node2 and node3 mount and run a
 // container each (the lab's imported image: it has no registry).
 const PASSWORDS = { "modelshare:smbPasswordArtist": "bench artist", "modelshare:smbPasswordViewer": "bench viewer" };
-const stack = () => labStack((s) => {
-  s["modelshare:smb"] = {
-    enabled: true, hostsAllow: ["10.77.0.1"],
-    users: [{ name: "artist", passwordKey: "smbPasswordArtist" }, { name: "viewer", passwordKey: "smbPasswordViewer", readOnly: true }],
-  };
-  s["modelshare:nfs"] = { enabled: true };
-  s["modelshare:services"] = {
-    comfyui: { enabled: true, image: LAB_IMAGE, pull: "never", nodes: ["node2"] },
-    fooocus: { enabled: true, image: LAB_IMAGE, pull: "never", nodes: ["node3"] },
-  };
-}, PASSWORDS);
+const stack = () =>
+  labStack((s) => {
+    s["modelshare:smb"] = {
+      enabled: true,
+      hostsAllow: ["10.77.0.1"],
+      users: [
+        { name: "artist", passwordKey: "smbPasswordArtist" },
+        { name: "viewer", passwordKey: "smbPasswordViewer", readOnly: true },
+      ],
+    };
+    s["modelshare:nfs"] = { enabled: true };
+    s["modelshare:services"] = {
+      comfyui: { enabled: true, image: LAB_IMAGE, pull: "never", nodes: ["node2"] },
+      fooocus: { enabled: true, image: LAB_IMAGE, pull: "never", nodes: ["node3"] },
+    };
+  }, PASSWORDS);
 
 function report(label: string, steps: Step[], ms: number) {
   const perHost = new Map<string, { commands: number; dials: number; changed: number }>();
@@ -47,7 +52,11 @@ async function main() {
   const resources = await declare({ stack: "lab", ...stack() }, () => new Site("site", loadSite()));
   let t0 = Date.now();
   const first: Step[] = [];
-  await run(resources, { onStep: (s) => { first.push(s); } }).catch((e: Error) => {
+  await run(resources, {
+    onStep: (s) => {
+      first.push(s);
+    },
+  }).catch((e: Error) => {
     if (!/is not on lab-node\d, and services\.\w+\.pull is never/.test(e.message)) throw e;
   });
   let ms = Date.now() - t0;
@@ -68,7 +77,9 @@ async function main() {
   const site = siteFromConfig(config, (k) => secretKeys.includes(k));
   const started = Date.now();
   const nodes = await checkSite(site);
-  const hosts = nodes.map((n) => `${n.host}: ssh_sessions=${n.sessions} commands=${n.components.length} drift=${n.components.reduce((d, c) => d + c.drift.length, 0)}`).join("; ");
+  const hosts = nodes
+    .map((n) => `${n.host}: ssh_sessions=${n.sessions} commands=${n.components.length} drift=${n.components.reduce((d, c) => d + c.drift.length, 0)}`)
+    .join("; ");
   console.log(`lab check wall_s=${((Date.now() - started) / 1000).toFixed(1)} exit=${exitCode(nodes)} ${hosts}`);
 }
 

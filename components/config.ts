@@ -26,28 +26,53 @@ const hostName = z.string().superRefine((h, ctx) => {
 });
 
 export const nodeSchema = z.strictObject({
-  name: z.string().regex(/^[a-z0-9]([a-z0-9-]{0,30}[a-z0-9])?$/i,
-    "must be 1-32 letters, digits or -, not starting or ending with -")
+  name: z
+    .string()
+    .regex(/^[a-z0-9]([a-z0-9-]{0,30}[a-z0-9])?$/i, "must be 1-32 letters, digits or -, not starting or ending with -")
     .describe("Node name, unique in the site (case-insensitive); names its resources."),
-  host: hostName.describe("Hostname or IP address to reach the node over SSH; `localhost` (or 127.x, ::1) runs the node's commands locally, without SSH. Never 0.0.0.0, ::, broadcast, multicast, link-local, a zone id or a shorthand such as 0x7f.1."),
-  port: z.number().int().min(1).max(65535).default(22).describe("SSH port; not one Samba (137-139, 445), the NFS server (111, 2049) or a host Ollama (11434) holds on this node."),
-  user: z.string().regex(/^[a-z_][a-z0-9_-]{0,31}$/, "must be a Linux user name").default("root")
+  host: hostName.describe(
+    "Hostname or IP address to reach the node over SSH; `localhost` (or 127.x, ::1) runs the node's commands locally, without SSH. Never 0.0.0.0, ::, broadcast, multicast, link-local, a zone id or a shorthand such as 0x7f.1.",
+  ),
+  port: z
+    .number()
+    .int()
+    .min(1)
+    .max(65535)
+    .default(22)
+    .describe("SSH port; not one Samba (137-139, 445), the NFS server (111, 2049) or a host Ollama (11434) holds on this node."),
+  user: z
+    .string()
+    .regex(/^[a-z_][a-z0-9_-]{0,31}$/, "must be a Linux user name")
+    .default("root")
     .describe("SSH user; needs root rights for system changes (or be root)."),
-  sshKey: z.string().regex(/^[A-Za-z][A-Za-z0-9_]*$/, "must be the name of a config key")
+  sshKey: z
+    .string()
+    .regex(/^[A-Za-z][A-Za-z0-9_]*$/, "must be the name of a config key")
     .superRefine((k, ctx) => {
       if ((SECTIONS as readonly string[]).includes(k)) {
-        ctx.addIssue({ code: "custom", message: `"${k}" is the name of the modelshare:${k} section; name the key after the node instead, e.g. sshKey or sshKeyGpu1` });
+        ctx.addIssue({
+          code: "custom",
+          message: `"${k}" is the name of the modelshare:${k} section; name the key after the node instead, e.g. sshKey or sshKeyGpu1`,
+        });
       }
     })
     .default("sshKey")
     .describe("Name of the secret config key (`pulumi config set --secret <name> < key`) that holds this node's SSH private key."),
-  hostKey: z.string().superRefine((k, ctx) => {
-    const problem = hostKeyProblem(k);
-    if (problem) ctx.addIssue({ code: "custom", message: problem });
-  }).optional().describe("The node's SSH host public key; connections to any other key are refused."),
-  insecureSkipHostKeyCheck: z.boolean().default(false)
+  hostKey: z
+    .string()
+    .superRefine((k, ctx) => {
+      const problem = hostKeyProblem(k);
+      if (problem) ctx.addIssue({ code: "custom", message: problem });
+    })
+    .optional()
+    .describe("The node's SSH host public key; connections to any other key are refused."),
+  insecureSkipHostKeyCheck: z
+    .boolean()
+    .default(false)
     .describe("Opt out of hostKey: accept whatever key the host presents (exposes the SSH key to a man in the middle)."),
-  roles: z.array(z.enum(ROLES, { error: `must be one of ${ROLES.join(", ")}` })).min(1, "must list at least one role")
+  roles: z
+    .array(z.enum(ROLES, { error: `must be one of ${ROLES.join(", ")}` }))
+    .min(1, "must list at least one role")
     .describe("What the node is: storage (keeps the models), smb, nfs-server (both on the storage node), worker (GPU node)."),
 });
 
@@ -120,12 +145,16 @@ function checkNodes(site: Site, add: Add): void {
     if (names.has(name)) add(`${at}.name`, `"${node.name}" is already the name of nodes[${names.get(name)}] (names compare case-insensitively); rename one`);
     else names.set(name, i);
     const host = canonicalHost(node.host);
-    if (hosts.has(host)) add(`${at}.host`, `"${node.host}" is the same machine as the host of nodes[${hosts.get(host)}]; one machine is one node, give it all its roles`);
+    if (hosts.has(host))
+      add(`${at}.host`, `"${node.host}" is the same machine as the host of nodes[${hosts.get(host)}]; one machine is one node, give it all its roles`);
     else hosts.set(host, i);
     const dup = node.roles.find((r, j) => node.roles.indexOf(r) !== j);
     if (dup) add(`${at}.roles`, `lists "${dup}" twice`);
     if (!isLocal(node) && !node.hostKey && !node.insecureSkipHostKeyCheck) {
-      add(`${at}.hostKey`, "is required for an SSH node: set it to the node's host public key (ssh-keyscan -t ed25519 HOST), or set insecureSkipHostKeyCheck: true to opt out");
+      add(
+        `${at}.hostKey`,
+        "is required for an SSH node: set it to the node's host public key (ssh-keyscan -t ed25519 HOST), or set insecureSkipHostKeyCheck: true to opt out",
+      );
     }
     if (node.hostKey && node.insecureSkipHostKeyCheck) {
       add(`${at}.insecureSkipHostKeyCheck`, "contradicts hostKey; keep hostKey and remove insecureSkipHostKeyCheck");

@@ -13,13 +13,43 @@ export const PATH_MAX = 4095;
  * /run; /lib* and /bin, /sbin to /usr), and the kernel's and systemd's virtual filesystems.
  */
 const SYSTEM_PATHS: ReadonlyArray<[string, boolean]> = [
-  ["/", false], ["/bin", true], ["/boot", true], ["/dev", true], ["/efi", true], ["/etc", true],
-  ["/home", false], ["/lib", true], ["/lib32", true], ["/lib64", true], ["/libx32", true],
-  ["/lost+found", true], ["/media", false], ["/mnt", false], ["/opt", false], ["/proc", true],
-  ["/root", true], ["/run", true], ["/sbin", true], ["/snap", true], ["/srv", false], ["/sys", true],
-  ["/tmp", false], ["/usr", true], ["/var", false], ["/var/backups", true], ["/var/cache", true],
-  ["/var/lib", true], ["/var/local", false], ["/var/lock", true], ["/var/log", true], ["/var/mail", true],
-  ["/var/opt", false], ["/var/run", true], ["/var/spool", true], ["/var/tmp", false], ["/vol", false],
+  ["/", false],
+  ["/bin", true],
+  ["/boot", true],
+  ["/dev", true],
+  ["/efi", true],
+  ["/etc", true],
+  ["/home", false],
+  ["/lib", true],
+  ["/lib32", true],
+  ["/lib64", true],
+  ["/libx32", true],
+  ["/lost+found", true],
+  ["/media", false],
+  ["/mnt", false],
+  ["/opt", false],
+  ["/proc", true],
+  ["/root", true],
+  ["/run", true],
+  ["/sbin", true],
+  ["/snap", true],
+  ["/srv", false],
+  ["/sys", true],
+  ["/tmp", false],
+  ["/usr", true],
+  ["/var", false],
+  ["/var/backups", true],
+  ["/var/cache", true],
+  ["/var/lib", true],
+  ["/var/local", false],
+  ["/var/lock", true],
+  ["/var/log", true],
+  ["/var/mail", true],
+  ["/var/opt", false],
+  ["/var/run", true],
+  ["/var/spool", true],
+  ["/var/tmp", false],
+  ["/vol", false],
 ];
 
 /**
@@ -67,7 +97,8 @@ export function pathProblem(value: string, absolute: boolean): string | undefine
  */
 export function smbNameProblem(value: string): string | undefined {
   for (const segment of value.split("/")) {
-    if (/[ .]$/.test(segment)) return `has the folder name "${segment}", which ends in a ${segment.endsWith(" ") ? "space" : "dot"}: Windows cannot open it; drop it`;
+    if (/[ .]$/.test(segment))
+      return `has the folder name "${segment}", which ends in a ${segment.endsWith(" ") ? "space" : "dot"}: Windows cannot open it; drop it`;
     if (DOS_DEVICE.test(segment)) return `has the folder name "${segment}", a device name Windows reserves; choose another`;
   }
   return undefined;

@@ -36,7 +36,9 @@ export function checkOrder(items: readonly PlanItem[]): void {
     for (const a of item.after) {
       if (seen.has(a)) continue;
       const later = items.some((i) => i.name === a);
-      throw new Error(`modelshare: plan item ${item.name} waits for ${a}, which ${later ? "is planned after it (its concern comes later in concerns.ts)" : "is not planned"}`);
+      throw new Error(
+        `modelshare: plan item ${item.name} waits for ${a}, which ${later ? "is planned after it (its concern comes later in concerns.ts)" : "is not planned"}`,
+      );
     }
     seen.add(item.name);
   }

@@ -73,7 +73,16 @@ export class Site extends pulumi.ComponentResource {
     const containers: Record<string, Record<string, ServiceAddress>> = {};
     for (const s of of("service")) if (s.spec) containers[s.node.name] = { ...containers[s.node.name], [s.spec.service]: serviceAddress(s.node, s.spec) };
     if (Object.keys(containers).length > 0) this.services = pulumi.output(containers);
-    this.registerOutputs({ storageNode: this.storageNode, modelStore: this.modelStore, linkFolders: this.linkFolders, categoryFolders: this.categoryFolders, projectFolders: this.projectFolders, smbShare: this.smbShare, nfs: this.nfs, services: this.services });
+    this.registerOutputs({
+      storageNode: this.storageNode,
+      modelStore: this.modelStore,
+      linkFolders: this.linkFolders,
+      categoryFolders: this.categoryFolders,
+      projectFolders: this.projectFolders,
+      smbShare: this.smbShare,
+      nfs: this.nfs,
+      services: this.services,
+    });
   }
 }
 

@@ -57,7 +57,10 @@ export function siteFromConfig(values: Record<string, string>, isSecret: (key: s
     problems.push(`${NAMESPACE}:${TOKEN_KEY}: must be one line of at most 200 printable characters (npm run repair sets it to the time of the repair)`);
   }
   for (const name of keyNames) {
-    const users = config.nodes.filter((n) => n.sshKey === name).map((n) => n.name).join(", ");
+    const users = config.nodes
+      .filter((n) => n.sshKey === name)
+      .map((n) => n.name)
+      .join(", ");
     const value = get(name);
     const fix = `pulumi config set --secret ${name} < ~/.ssh/id_ed25519`;
     if (value === undefined) {
@@ -74,9 +77,11 @@ export function siteFromConfig(values: Record<string, string>, isSecret: (key: s
     const value = get(user.passwordKey);
     // Never the value itself in a message: only what is wrong with it.
     if (value === undefined) problems.push(`${key}: missing; the SMB user ${user.name} needs a password there: ${fix}`);
-    else if (!isSecret(key)) problems.push(`${key}: is stored in plain text; store the password as a secret instead: pulumi config rm ${user.passwordKey} && ${fix}`);
+    else if (!isSecret(key))
+      problems.push(`${key}: is stored in plain text; store the password as a secret instead: pulumi config rm ${user.passwordKey} && ${fix}`);
     else if (value.length === 0 || value.length > 128) problems.push(`${key}: must hold 1 to 128 characters (it holds ${value.length}): ${fix}`);
-    else if (/[\u0000-\u001f\u007f]/.test(value)) problems.push(`${key}: holds a control character (a line break?), which Samba's smbpasswd cannot take; set it again: ${fix}`);
+    else if (/[\u0000-\u001f\u007f]/.test(value))
+      problems.push(`${key}: holds a control character (a line break?), which Samba's smbpasswd cannot take; set it again: ${fix}`);
   }
   if (problems.length > 0) throw new SiteConfigError(problems);
   const smbPasswords = Object.fromEntries(smbUsers.map((u) => [u.name, get(u.passwordKey) as string]));

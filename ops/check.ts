@@ -53,7 +53,15 @@ export interface NodeCheck {
 export async function checkSite(site: StackSite): Promise<NodeCheck[]> {
   const plan = planSite(site.config);
   const nodes = site.config.nodes.filter((n) => plan.some((p) => p.node.name === n.name));
-  return Promise.all(nodes.map((n) => checkNode(n, plan.filter((p) => p.node.name === n.name), site)));
+  return Promise.all(
+    nodes.map((n) =>
+      checkNode(
+        n,
+        plan.filter((p) => p.node.name === n.name),
+        site,
+      ),
+    ),
+  );
 }
 
 async function checkNode(node: SiteNode, planned: PlanItem[], site: StackSite): Promise<NodeCheck> {
@@ -68,8 +76,13 @@ async function checkNode(node: SiteNode, planned: PlanItem[], site: StackSite): 
   } else {
     try {
       const { client, dials } = await dial({
-        host: node.host, port: node.port, user: node.user, privateKey: privateKey ?? "", hostKey: node.hostKey,
-        perDialTimeout: DIAL.perDialTimeout, dialErrorLimit: DIAL.dialErrorLimit,
+        host: node.host,
+        port: node.port,
+        user: node.user,
+        privateKey: privateKey ?? "",
+        hostKey: node.hostKey,
+        perDialTimeout: DIAL.perDialTimeout,
+        dialErrorLimit: DIAL.dialErrorLimit,
       });
       result.sessions = dials;
       run = (program, frame) => exec(client, commandFor("check", frame), { stdin: program });
@@ -104,7 +117,11 @@ export const newFrame = (): string => randomBytes(16).toString("hex");
  * drift lines, or the run is not taken as a check at all.
  */
 export function parse(component: string, r: Exec, frame: string): ComponentCheck | string {
-  const framed = (text: string) => text.split("\n").filter((l) => l.startsWith(`${frame} `)).map((l) => l.slice(frame.length + 1));
+  const framed = (text: string) =>
+    text
+      .split("\n")
+      .filter((l) => l.startsWith(`${frame} `))
+      .map((l) => l.slice(frame.length + 1));
   const lines = framed(r.stdout);
   const drift = lines.filter((l) => l.startsWith("drift: ")).map((l) => printable(l.slice(7)));
   const report: ReportLine[] = [];
@@ -144,14 +161,19 @@ export function formatText(nodes: NodeCheck[]): string {
   const out: string[] = [];
   for (const n of nodes) {
     const where = `${n.node} (${isLocalName(n) ? "this machine" : n.host})`;
-    const findings = n.components.flatMap((c) => [...c.drift.map((d) => `  ${c.component}: ${d}`), ...(c.refusal ? [`  ${c.component}: converge would refuse: ${c.refusal}`] : [])]);
+    const findings = n.components.flatMap((c) => [
+      ...c.drift.map((d) => `  ${c.component}: ${d}`),
+      ...(c.refusal ? [`  ${c.component}: converge would refuse: ${c.refusal}`] : []),
+    ]);
     if (n.error) out.push(`${where}: could not be checked: ${n.error}`);
     else out.push(`${where}: ${findings.length === 0 ? "no drift" : `${findings.length} finding(s)`}`);
     out.push(...findings);
     const report = n.components.flatMap((c) => c.report);
     const space = report.find((r) => r.kind === "space");
     if (space) {
-      out.push(`storage on ${n.node}: ${gb(space.bytes)} free at ${space.escapedPath} (storage.minFreeGB: ${gb(space.count)})${space.bytes < space.count ? "  BELOW THE MINIMUM" : ""}`);
+      out.push(
+        `storage on ${n.node}: ${gb(space.bytes)} free at ${space.escapedPath} (storage.minFreeGB: ${gb(space.count)})${space.bytes < space.count ? "  BELOW THE MINIMUM" : ""}`,
+      );
     }
     for (const kind of ["category", "output", "project"] as const) {
       const rows = report.filter((r) => r.kind === kind);

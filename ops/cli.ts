@@ -22,8 +22,13 @@ async function openStack(name: string): Promise<Stack> {
   try {
     return await LocalWorkspace.selectStack({ stackName: name, workDir: ROOT });
   } catch (e) {
-    const said = String((e as Error).message).split("\n").map((l) => l.trim()).filter((l) => l && !/^(code|stdout|stderr|err\?):/.test(l));
-    throw new Error(`could not open the stack ${name} through the Pulumi CLI (${said.at(-1) ?? "no message"}). check and repair read the stack as pulumi up does: they need a working pulumi command (installed, or fetched once by npx pulumi with internet access), the stack's backend (pulumi login, or PULUMI_BACKEND_URL) and, for a passphrase stack, PULUMI_CONFIG_PASSPHRASE.`);
+    const said = String((e as Error).message)
+      .split("\n")
+      .map((l) => l.trim())
+      .filter((l) => l && !/^(code|stdout|stderr|err\?):/.test(l));
+    throw new Error(
+      `could not open the stack ${name} through the Pulumi CLI (${said.at(-1) ?? "no message"}). check and repair read the stack as pulumi up does: they need a working pulumi command (installed, or fetched once by npx pulumi with internet access), the stack's backend (pulumi login, or PULUMI_BACKEND_URL) and, for a passphrase stack, PULUMI_CONFIG_PASSPHRASE.`,
+    );
   }
 }
 

@@ -24,7 +24,9 @@ describe("the check variant", () => {
     const root = tempRoot();
     const s = localStorage({ root, owner: OWNER, categories: ["checkpoints", "loras"], minFreeGB: 0 });
     converge(s);
-    sh(`head -c 3000 /dev/zero > ${root}/storage-models/models/loras/a.safetensors && echo x > ${root}/storage-models/models/loras/b.pt && mkdir -p ${root}/projects/p1/final && echo img > ${root}/projects/p1/final/1.png`);
+    sh(
+      `head -c 3000 /dev/zero > ${root}/storage-models/models/loras/a.safetensors && echo x > ${root}/storage-models/models/loras/b.pt && mkdir -p ${root}/projects/p1/final && echo img > ${root}/projects/p1/final/1.png`,
+    );
     const runs = check(s);
     for (const r of runs) {
       expect(r.code, r.stderr).toBe(0);
@@ -39,7 +41,10 @@ describe("the check variant", () => {
     expect(report).toMatch(new RegExp(`report: space \\d+ 0 ${root}\\n`));
   });
 
-  it.each([["root", undefined], ["an unprivileged user", "nobody"]] as const)("as %s: writes nothing to a drifted tree and names each drift", (_who, user) => {
+  it.each([
+    ["root", undefined],
+    ["an unprivileged user", "nobody"],
+  ] as const)("as %s: writes nothing to a drifted tree and names each drift", (_who, user) => {
     const base = dirname(tempRoot());
     const root = join(base, "cw");
     const owner = user ? "unmanaged" : OWNER;
@@ -50,14 +55,16 @@ describe("the check variant", () => {
     converge(more, opts);
     const store = `${root}/storage-models/models`;
     const upload = `${root}/storage-user/models-upload`;
-    sh([
-      `rm ${upload}/vae`, // a deleted link
-      `ln -sfn /tmp ${upload}/loras`, // a wrong target
-      `chmod 0700 ${root}/projects`, // a wrong mode
-      `rmdir ${root}/media_cache`, // a missing folder
-      `rm ${upload}/checkpoints && mkdir ${upload}/checkpoints && echo up > ${upload}/checkpoints/new.ckpt`, // a folder where a link belongs
-      ...(user ? [`chown -R nobody ${upload}/checkpoints`] : [`chown 0:0 ${root}/storage-user/input`]), // (as root) a wrong owner
-    ].join(" && "));
+    sh(
+      [
+        `rm ${upload}/vae`, // a deleted link
+        `ln -sfn /tmp ${upload}/loras`, // a wrong target
+        `chmod 0700 ${root}/projects`, // a wrong mode
+        `rmdir ${root}/media_cache`, // a missing folder
+        `rm ${upload}/checkpoints && mkdir ${upload}/checkpoints && echo up > ${upload}/checkpoints/new.ckpt`, // a folder where a link belongs
+        ...(user ? [`chown -R nobody ${upload}/checkpoints`] : [`chown 0:0 ${root}/storage-user/input`]), // (as root) a wrong owner
+      ].join(" && "),
+    );
     const before = metaDigest(root);
     const runs = check(s, opts);
     for (const r of runs) expect(r.code, r.stderr).toBe(0);
@@ -77,7 +84,12 @@ describe("the check variant", () => {
     ];
     expect(found).toEqual(expect.arrayContaining(expected));
     expect(found).toHaveLength(expected.length);
-    expect(runs.map((r) => /drift=(\d+)\n$/.exec(r.stdout)?.[1]).map(Number).reduce((a, b) => a + b)).toBe(found.length);
+    expect(
+      runs
+        .map((r) => /drift=(\d+)\n$/.exec(r.stdout)?.[1])
+        .map(Number)
+        .reduce((a, b) => a + b),
+    ).toBe(found.length);
     // And converge repairs exactly that: a check afterwards finds nothing but the free space.
     converge(localStorage({ ...s, minFreeGB: 0 }), opts);
     expect(drifts(check(localStorage({ ...s, minFreeGB: 0 }), opts))).toEqual([]);

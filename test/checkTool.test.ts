@@ -8,10 +8,13 @@ import { runProgram, sh, tempRoot } from "./helpers/run";
 
 /** A one-node site on this machine (localhost: checked without SSH), as a stack's config. */
 function localStack(root: string, storage: Record<string, unknown> = {}): StackSite {
-  return siteFromConfig({
-    "modelshare:nodes": JSON.stringify([{ name: "here", host: "localhost", roles: ["storage"] }]),
-    "modelshare:storage": JSON.stringify({ root, owner: OWNER, minFreeGB: 0, categories: ["checkpoints", "loras"], ...storage }),
-  }, () => false);
+  return siteFromConfig(
+    {
+      "modelshare:nodes": JSON.stringify([{ name: "here", host: "localhost", roles: ["storage"] }]),
+      "modelshare:storage": JSON.stringify({ root, owner: OWNER, minFreeGB: 0, categories: ["checkpoints", "loras"], ...storage }),
+    },
+    () => false,
+  );
 }
 const converge = (site: StackSite) => {
   for (const p of planSite(site.config)) for (const program of p.programs) expect(runProgram(stdinOf(program, site)).code).toBe(0);
@@ -37,11 +40,13 @@ describe("npm run check, on a real local node", () => {
     sh(`rm ${root}/storage-user/models-upload/loras && chmod 0700 ${root}/projects`);
     nodes = await checkSite(site);
     expect(exitCode(nodes)).toBe(1);
-    expect(formatText(nodes)).toContain([
-      "here (this machine): 2 finding(s)",
-      `  here-layout: the mode of ${root}/projects is 700, not 00755`,
-      `  here-links-storage-user/models-upload: link ${root}/storage-user/models-upload/loras -> ../../storage-models/models/loras is missing`,
-    ].join("\n"));
+    expect(formatText(nodes)).toContain(
+      [
+        "here (this machine): 2 finding(s)",
+        `  here-layout: the mode of ${root}/projects is 700, not 00755`,
+        `  here-links-storage-user/models-upload: link ${root}/storage-user/models-upload/loras -> ../../storage-models/models/loras is missing`,
+      ].join("\n"),
+    );
     const json = JSON.parse(formatJson(nodes));
     expect(json.exitCode).toBe(1);
     expect(json.nodes[0].components[1].drift).toEqual([`link ${root}/storage-user/models-upload/loras -> ../../storage-models/models/loras is missing`]);
@@ -54,7 +59,9 @@ describe("npm run check, on a real local node", () => {
     converge(localStack(root));
     const nodes = await checkSite(localStack(root, { minFreeGB: 900_000 }));
     expect(exitCode(nodes)).toBe(1);
-    expect(formatText(nodes)).toMatch(/here-layout: only \d+\.\d GB are free on the filesystem holding .*, but storage\.minFreeGB asks for at least 900000\.0 GB\n/);
+    expect(formatText(nodes)).toMatch(
+      /here-layout: only \d+\.\d GB are free on the filesystem holding .*, but storage\.minFreeGB asks for at least 900000\.0 GB\n/,
+    );
     expect(formatText(nodes)).toContain("BELOW THE MINIMUM");
   });
 
@@ -65,7 +72,9 @@ describe("npm run check, on a real local node", () => {
     sh(`rmdir ${root}/storage-models/models/loras && ln -s /etc ${root}/storage-models/models/loras`);
     const nodes = await checkSite(site);
     expect(exitCode(nodes)).toBe(1);
-    expect(nodes[0].components[0].refusal).toBe(`${root}/storage-models/models/loras is a symbolic link (to /etc), where modelshare expects a real folder; it never follows a link there, since one planted inside the storage tree could lead anywhere. Put the real folder there, or point storage.root at the real path, then run again.`);
+    expect(nodes[0].components[0].refusal).toBe(
+      `${root}/storage-models/models/loras is a symbolic link (to /etc), where modelshare expects a real folder; it never follows a link there, since one planted inside the storage tree could lead anywhere. Put the real folder there, or point storage.root at the real path, then run again.`,
+    );
     expect(formatText(nodes)).toContain("here-layout: converge would refuse: ");
   });
 });
@@ -80,15 +89,33 @@ describe("check results", () => {
   });
   const F = "0123456789abcdef0123456789abcdef";
   it("a program that stopped without modelshare's sentence means the node was not checked", () => {
-    expect(parse("x-layout", { code: 127, stdout: "", stderr: "bash: not found" }, F)).toBe("x-layout: the check did not run to its end (exit 127): bash: not found");
+    expect(parse("x-layout", { code: 127, stdout: "", stderr: "bash: not found" }, F)).toBe(
+      "x-layout: the check did not run to its end (exit 127): bash: not found",
+    );
     expect(parse("x-layout", { code: 0, stdout: `${F} drift: a\n`, stderr: "" }, F)).toMatch(/did not run to its end/); // no closing drift=N
-    expect(parse("x-layout", { code: 1, stdout: `${F} drift: a\n`, stderr: `${F} modelshare: no.\n` }, F)).toEqual({ component: "x-layout", drift: ["a"], report: [], refusal: "no." });
+    expect(parse("x-layout", { code: 1, stdout: `${F} drift: a\n`, stderr: `${F} modelshare: no.\n` }, F)).toEqual({
+      component: "x-layout",
+      drift: ["a"],
+      report: [],
+      refusal: "no.",
+    });
   });
   it("takes only the lines that carry the run's frame, and only a closing drift=N that adds up", () => {
     const other = "f".repeat(32);
-    const stdout = [`drift: fake`, `${other} drift: fake`, `report: category 999 999 /x`, `${F} drift: real`, `${F} report: project 4 1 /p/a\\nb\\x1b\\\\`, `drift=0`, `${F} drift=1`, ""].join("\n");
+    const stdout = [
+      `drift: fake`,
+      `${other} drift: fake`,
+      `report: category 999 999 /x`,
+      `${F} drift: real`,
+      `${F} report: project 4 1 /p/a\\nb\\x1b\\\\`,
+      `drift=0`,
+      `${F} drift=1`,
+      "",
+    ].join("\n");
     expect(parse("x", { code: 0, stdout, stderr: "" }, F)).toEqual({
-      component: "x", drift: ["real"], report: [{ kind: "project", bytes: 4, count: 1, path: "/p/a\nb\x1b\\", escapedPath: "/p/a\\nb\\x1b\\\\" }],
+      component: "x",
+      drift: ["real"],
+      report: [{ kind: "project", bytes: 4, count: 1, path: "/p/a\nb\x1b\\", escapedPath: "/p/a\\nb\\x1b\\\\" }],
     });
     expect(parse("x", { code: 0, stdout: `${F} drift=1\n`, stderr: "" }, F)).toMatch(/does not add up \(drift=1, but 0 drift lines\)/);
     expect(parse("x", { code: 0, stdout: `${F} drift=0\ndrift: late\n`, stderr: "" }, F)).toMatch(/did not run to its end/);
@@ -100,11 +127,14 @@ describe("check results", () => {
 
 describe("the command line", () => {
   const cli = (...args: string[]) => spawnSync("npx", ["--no-install", "tsx", "ops/cli.ts", ...args], { encoding: "utf8", timeout: 60_000 });
-  it.each([[[]], [["check"]], [["check", "--json"]], [["check", "dev", "--yes"]], [["repair", "dev", "--json"]], [["fix", "dev"]]])("refuses %j with the usage and exit 2", (args) => {
-    const r = cli(...args);
-    expect(r.status).toBe(2);
-    expect(r.stderr).toContain("usage: npm run check -- <stack> [--json]   |   npm run repair -- <stack>");
-  });
+  it.each([[[]], [["check"]], [["check", "--json"]], [["check", "dev", "--yes"]], [["repair", "dev", "--json"]], [["fix", "dev"]]])(
+    "refuses %j with the usage and exit 2",
+    (args) => {
+      const r = cli(...args);
+      expect(r.status).toBe(2);
+      expect(r.stderr).toContain("usage: npm run check -- <stack> [--json]   |   npm run repair -- <stack>");
+    },
+  );
 });
 
 describe("the convergeToken (repair)", () => {
@@ -116,6 +146,8 @@ describe("the convergeToken (repair)", () => {
     };
     expect(siteFromConfig({ ...values, "modelshare:convergeToken": "2026-11-23T23:00:00.000Z" }, () => false).convergeToken).toBe("2026-11-23T23:00:00.000Z");
     expect(() => siteFromConfig({ ...values, "modelshare:convergeToken": "a\nb" }, () => false)).toThrow(/modelshare:convergeToken: must be one line/);
-    expect(() => siteFromConfig({ ...values, "modelshare:convergeTokn": "x" }, () => false)).toThrow(/modelshare:convergeTokn: is not a modelshare setting \(known: nodes, storage, projects, smb, nfs, services, ollama, comfyui, convergeToken\)/);
+    expect(() => siteFromConfig({ ...values, "modelshare:convergeTokn": "x" }, () => false)).toThrow(
+      /modelshare:convergeTokn: is not a modelshare setting \(known: nodes, storage, projects, smb, nfs, services, ollama, comfyui, convergeToken\)/,
+    );
   });
 });

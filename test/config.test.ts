@@ -4,8 +4,13 @@ import { gpu1Node, gpu2Node, HOST_KEY as KEY, SEEDS_ROOT, storageNode } from "./
 import { expectProblem, problemsOf, type Rejected } from "./helpers/rejected";
 
 /** The base64 of an ssh-rsa key blob (type, exponent, a short modulus). */
-const RSA_BLOB = Buffer.concat([[7, "ssh-rsa"], [3, "\x01\x00\x01"], [4, "\x00\xc1\x02\x03"]]
-  .map(([n, v]) => Buffer.concat([Buffer.from([0, 0, 0, n as number]), Buffer.from(v as string, "latin1")]))).toString("base64");
+const RSA_BLOB = Buffer.concat(
+  [
+    [7, "ssh-rsa"],
+    [3, "\x01\x00\x01"],
+    [4, "\x00\xc1\x02\x03"],
+  ].map(([n, v]) => Buffer.concat([Buffer.from([0, 0, 0, n as number]), Buffer.from(v as string, "latin1")])),
+).toString("base64");
 
 /**
  * The seeds' site: storage 192.168.0.6 with SMB and NFS, two GPU workers; here gpu1 is reached by
@@ -82,12 +87,17 @@ describe("a valid site", () => {
     raw.storage.root = "relative";
     raw.nodes[1].host = "bad host";
     expect(() => parse(raw)).toThrow(/nothing was changed on any node/);
-    try { parse(raw); } catch (e) { expect((e as SiteConfigError).problems).toHaveLength(2); }
+    try {
+      parse(raw);
+    } catch (e) {
+      expect((e as SiteConfigError).problems).toHaveLength(2);
+    }
   });
 });
 
 // Each case: what is wrong, how to make it wrong, the key the message must name, and a word of
 // what it must say.
+// prettier-ignore
 const rejected: Rejected[] = [
   ["relative root", (s) => { s.storage.root = "vol/service/cw"; }, "storage.root", /absolute/],
   ["root with ..", (s) => { s.storage.root = "/vol/../etc"; }, "storage.root", /"\.\." segment/],

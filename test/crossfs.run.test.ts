@@ -89,7 +89,10 @@ describe("a merge across filesystems", () => {
     writeFileSync(join(dir, "layout"), renderStorageLayout(s));
     writeFileSync(join(dir, "links"), renderSymlinkSet(s, linkFolders(s)[0]));
     writeFileSync(join(dir, "driver.sh"), DRIVER);
-    const r = spawnSync("unshare", ["-m", "--propagation", "private", "bash", join(dir, "driver.sh"), root, join(dir, "layout"), join(dir, "links"), "20"], { encoding: "utf8", timeout: 170_000 });
+    const r = spawnSync("unshare", ["-m", "--propagation", "private", "bash", join(dir, "driver.sh"), root, join(dir, "layout"), join(dir, "links"), "20"], {
+      encoding: "utf8",
+      timeout: 170_000,
+    });
     expect(r.status, r.stderr).toBe(0);
     expect(r.stdout).toMatch(/^full merge: \d+ ms$/m);
     expect(r.stdout.split("\n").filter((l) => /^(TRUNCATED|DAMAGED|LOST|FINISH|NOT LINKED|LEFTOVER)/.test(l))).toEqual([]);

@@ -50,7 +50,7 @@ beforeEach(() => {
   chmodSync(join(repo, "bin/pulumi"), 0o755);
   // This project's npm wrapper, first on PATH as under `npm run`: a pulumi on PATH wins over it.
   mkdirSync(join(repo, "node_modules/.bin"), { recursive: true });
-  writeFileSync(join(repo, "node_modules/.bin/pulumi"), "#!/bin/sh\necho wrapper >> \"$FAKE_LOG\"; exit 9\n");
+  writeFileSync(join(repo, "node_modules/.bin/pulumi"), '#!/bin/sh\necho wrapper >> "$FAKE_LOG"; exit 9\n');
   chmodSync(join(repo, "node_modules/.bin/pulumi"), 0o755);
   log = join(repo, "calls.log");
   writeFileSync(log, "");
@@ -61,7 +61,9 @@ beforeEach(() => {
   env = {
     ...rest,
     PATH: `${join(repo, "node_modules/.bin")}:${join(repo, "bin")}:${process.env.PATH}`,
-    FAKE_LOG: log, FAKE_STATE: join(repo, ".pulumi-state"), FAKE_ROOT: join(repo, "home/modelshare-dev"),
+    FAKE_LOG: log,
+    FAKE_STATE: join(repo, ".pulumi-state"),
+    FAKE_ROOT: join(repo, "home/modelshare-dev"),
   };
 });
 
@@ -77,7 +79,9 @@ describe("npm run dev", () => {
       `stack output storageRoot --stack dev | backend=file://${repo}/.pulumi-state passphrase=[]`,
       `stack output --stack dev | backend=file://${repo}/.pulumi-state passphrase=[]`,
     ]);
-    expect(r.stdout).toContain(`modelshare: the folders it made under ${repo}/home/modelshare-dev:\n  storage-models\n  storage-models/models\n  storage-models/models/checkpoints\n`);
+    expect(r.stdout).toContain(
+      `modelshare: the folders it made under ${repo}/home/modelshare-dev:\n  storage-models\n  storage-models/models\n  storage-models/models/checkpoints\n`,
+    );
     expect(r.stdout).toContain(`"storageRoot": "${repo}/home/modelshare-dev"`);
     expect(git("status", "--porcelain")).toBe("");
     expect(readFileSync(join(repo, ".pulumi-state/dev.encryptionsalt"), "utf8")).toBe("encryptionsalt: v1:FAKESALT==\n");
@@ -88,7 +92,13 @@ describe("npm run dev", () => {
     writeFileSync(log, "");
     const r = dev("up");
     expect(r.status, r.stderr).toBe(0);
-    expect(calls().map((c) => c.split(" | ")[0])).toEqual(["version", "stack select dev", "up --stack dev --yes", "stack output storageRoot --stack dev", "stack output --stack dev"]);
+    expect(calls().map((c) => c.split(" | ")[0])).toEqual([
+      "version",
+      "stack select dev",
+      "up --stack dev --yes",
+      "stack output storageRoot --stack dev",
+      "stack output --stack dev",
+    ]);
     expect(git("status", "--porcelain")).toBe("");
     const d = dev("destroy");
     expect(d.status, d.stderr).toBe(0);

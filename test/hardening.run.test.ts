@@ -51,10 +51,12 @@ describe("nothing inside the storage tree borrows root's rights", () => {
     expect(converge().code).toBe(0);
     oldSite();
     const before = outside.digest();
-    asOwner([
-      `mv ${store}/checkpoints ${store}/checkpoints.old && ln -s ${outside.secret} ${store}/checkpoints`,
-      `rm ${upload}/checkpoints && mkdir ${upload}/checkpoints && echo 'evil' > ${upload}/checkpoints/zz-evil.sh`,
-    ].join(" && "));
+    asOwner(
+      [
+        `mv ${store}/checkpoints ${store}/checkpoints.old && ln -s ${outside.secret} ${store}/checkpoints`,
+        `rm ${upload}/checkpoints && mkdir ${upload}/checkpoints && echo 'evil' > ${upload}/checkpoints/zz-evil.sh`,
+      ].join(" && "),
+    );
     const r = links();
     expect(r.code).not.toBe(0);
     expect(r.stderr).toContain(`modelshare: ${store}/checkpoints is a symbolic link (to ${outside.secret})`);
@@ -86,16 +88,24 @@ describe("nothing inside the storage tree borrows root's rights", () => {
     // The tree as an earlier modelshare left it (every folder the owner's): root hands the
     // skeleton to itself top-down while the attacker swaps each folder for a link to the decoy.
     const victims = ["/storage-user", "/storage-user/output", "/storage-user/output/ComfyUI", "/storage-models", "/storage-models/models", "/projects"];
-    const swap = victims.map((v) => `if [ -d "${root}${v}" ] && [ ! -L "${root}${v}" ]; then mv -T "${root}${v}" "${root}${v}.gone$i" 2>/dev/null && ln -s "${outside.secret}" "${root}${v}" 2>/dev/null; fi`).join("; ");
+    const swap = victims
+      .map(
+        (v) =>
+          `if [ -d "${root}${v}" ] && [ ! -L "${root}${v}" ]; then mv -T "${root}${v}" "${root}${v}.gone$i" 2>/dev/null && ln -s "${outside.secret}" "${root}${v}" 2>/dev/null; fi`,
+      )
+      .join("; ");
     for (let round = 0; round < 100; round++) {
-      sh(`rm -rf ${root} && mkdir -p ${root}/storage-user/output/ComfyUI ${root}/storage-models/models ${root}/projects && chown -R ${OWNER.uid}:${OWNER.gid} ${root}`);
+      sh(
+        `rm -rf ${root} && mkdir -p ${root}/storage-user/output/ComfyUI ${root}/storage-models/models ${root}/projects && chown -R ${OWNER.uid}:${OWNER.gid} ${root}`,
+      );
       const attacker = asOwnerInBackground(`i=0; while :; do i=$((i + 1)); ${swap}; done`);
       const r = layout();
       await attacker.stop();
       refusedOrDone(r);
       expect(outside.digest(), `round ${round}: ${r.stdout}${r.stderr}`).toEqual(before);
       // A run that completed left a skeleton the owner can no longer change.
-      if (r.code === 0) expect(sh(`stat -c '%u %a' ${root} ${root}/storage-user ${root}/storage-models/models`), `round ${round}`).toBe("0 755\n0 755\n0 755\n");
+      if (r.code === 0)
+        expect(sh(`stat -c '%u %a' ${root} ${root}/storage-user ${root}/storage-models/models`), `round ${round}`).toBe("0 755\n0 755\n0 755\n");
     }
   }, 240_000);
 
@@ -106,7 +116,12 @@ describe("nothing inside the storage tree borrows root's rights", () => {
     // between the real folder and a link to the decoy, so that a textual check of where root
     // landed would see the real folder while root stands in the decoy.
     const victims = ["storage-user/output/ComfyUI", "storage-user/output/Forge", "projects", "media_cache"].map((v) => `${root}/${v}`);
-    const flip = victims.map((v) => `mv -T "${v}" "${v}.real" 2>/dev/null && ln -s "${outside.secret}" "${v}" 2>/dev/null; rm -f "${v}" 2>/dev/null; mv -T "${v}.real" "${v}" 2>/dev/null`).join("; ");
+    const flip = victims
+      .map(
+        (v) =>
+          `mv -T "${v}" "${v}.real" 2>/dev/null && ln -s "${outside.secret}" "${v}" 2>/dev/null; rm -f "${v}" 2>/dev/null; mv -T "${v}.real" "${v}" 2>/dev/null`,
+      )
+      .join("; ");
     for (let round = 0; round < 100; round++) {
       sh(`rm -rf ${root} && mkdir -p ${victims.join(" ")} && chown ${OWNER.uid}:${OWNER.gid} ${root} ${root}/storage-user ${root}/storage-user/output`);
       const attacker = asOwnerInBackground(`while :; do ${flip}; done`);
@@ -136,9 +151,13 @@ describe("nothing inside the storage tree borrows root's rights", () => {
     for (let round = 0; round < 20; round++) {
       sh(`rm -rf ${root} && mkdir -p ${dirname(root)}`);
       expect(converge().code).toBe(0);
-      sh(`rm ${upload}/loras && mkdir ${upload}/loras && cd ${upload}/loras && for d in $(seq 20); do mkdir sub$d; for f in $(seq 20); do echo "lora $d/$f" > sub$d/l$f.safetensors; done; done && chown -R ${OWNER.uid}:${OWNER.gid} .`);
+      sh(
+        `rm ${upload}/loras && mkdir ${upload}/loras && cd ${upload}/loras && for d in $(seq 20); do mkdir sub$d; for f in $(seq 20); do echo "lora $d/$f" > sub$d/l$f.safetensors; done; done && chown -R ${OWNER.uid}:${OWNER.gid} .`,
+      );
       const uploaded = sh(`cd ${upload}/loras && cat */* | sort | sha256sum`);
-      const attacker = asOwnerInBackground(`while :; do for d in ${store}/loras/sub*; do if [ -d "$d" ] && [ ! -L "$d" ]; then mv -T "$d" "$d.moved" 2>/dev/null && ln -s ${outside.open} "$d"; fi; done; done`);
+      const attacker = asOwnerInBackground(
+        `while :; do for d in ${store}/loras/sub*; do if [ -d "$d" ] && [ ! -L "$d" ]; then mv -T "$d" "$d.moved" 2>/dev/null && ln -s ${outside.open} "$d"; fi; done; done`,
+      );
       const r = links();
       await attacker.stop();
       refusedOrDone(r);
@@ -171,7 +190,9 @@ describe("nothing inside the storage tree borrows root's rights", () => {
     sh(`chown ${OWNER.uid}:${OWNER.gid} ${dirname(root)}`);
     let r = layout();
     expect(r.code).not.toBe(0);
-    expect(r.stderr).toContain(`modelshare: ${dirname(root)}, above the storage root, can be changed by the storage owner 1000:1000 (it belongs to 1000:1000, mode 755)`);
+    expect(r.stderr).toContain(
+      `modelshare: ${dirname(root)}, above the storage root, can be changed by the storage owner 1000:1000 (it belongs to 1000:1000, mode 755)`,
+    );
     expect(r.stderr).toContain(`chown root:root ${dirname(root)}; chmod go-w ${dirname(root)}`);
     expect(existsSync(root)).toBe(false);
     // Group-writable for the owner's group, or writable by all without the sticky bit: the same.
@@ -193,9 +214,19 @@ describe("nothing inside the storage tree borrows root's rights", () => {
 describe("the skeleton: the owner writes in the leaves and can change no name above them", () => {
   it("as the owner: every skeleton folder refuses a rename, a new name, a removal and a mode change; the leaves take files", () => {
     expect(converge().code).toBe(0);
-    const skeleton = ["", "/storage-models", "/storage-models/models", "/storage-user", "/storage-user/output",
-      "/storage-user/models-upload", "/projects", "/storage-models/comfyui", "/storage-models/comfyui/custom_nodes"];
-    const tryAs = (cmd: string) => spawnSync("setpriv", [`--reuid=${OWNER.uid}`, `--regid=${OWNER.gid}`, "--clear-groups", "--", "bash", "-c", cmd], { encoding: "utf8" });
+    const skeleton = [
+      "",
+      "/storage-models",
+      "/storage-models/models",
+      "/storage-user",
+      "/storage-user/output",
+      "/storage-user/models-upload",
+      "/projects",
+      "/storage-models/comfyui",
+      "/storage-models/comfyui/custom_nodes",
+    ];
+    const tryAs = (cmd: string) =>
+      spawnSync("setpriv", [`--reuid=${OWNER.uid}`, `--regid=${OWNER.gid}`, "--clear-groups", "--", "bash", "-c", cmd], { encoding: "utf8" });
     for (const dir of skeleton) {
       const d = `${root}${dir}`;
       for (const attack of [`touch ${d}/planted`, `mkdir ${d}/planted`, `ln -s /etc ${d}/planted`, `chmod 0777 ${d}`]) {
@@ -205,7 +236,13 @@ describe("the skeleton: the owner writes in the leaves and can change no name ab
       }
     }
     // Names in the skeleton (leaves, links, skeleton folders) cannot be renamed, replaced or removed.
-    for (const name of [`${store}/checkpoints`, `${upload}/checkpoints`, `${root}/storage-user/output/ComfyUI`, `${root}/storage-user`, `${root}/storage-models/models`]) {
+    for (const name of [
+      `${store}/checkpoints`,
+      `${upload}/checkpoints`,
+      `${root}/storage-user/output/ComfyUI`,
+      `${root}/storage-user`,
+      `${root}/storage-models/models`,
+    ]) {
       for (const attack of [`mv -T ${name} ${name}.moved`, `rm -f ${name}`, `rmdir ${name}`]) {
         expect(tryAs(attack).status, `${attack} as the owner`).not.toBe(0);
         expect(existsSync(name), attack).toBe(true);
@@ -255,12 +292,14 @@ describe("a merge puts everything into the store owned by the owner, and loses n
   it("a root-owned upload folder (as a sudo script leaves it) is handed over without following links, then merged keeping modes and mtimes", () => {
     const outside = decoy();
     expect(converge().code).toBe(0);
-    sh([
-      `rm ${upload}/checkpoints && mkdir -m 0750 ${upload}/checkpoints && cd ${upload}/checkpoints`,
-      `mkdir -m 0700 private && echo 'model' > private/a.safetensors && chmod 0640 private/a.safetensors`,
-      `echo 'b' > b.ckpt && touch -d '2020-01-02 03:04:05' b.ckpt private/a.safetensors`,
-      `ln -s ${outside.secret} escape`, // a link inside: handed over as a link, never followed
-    ].join(" && "));
+    sh(
+      [
+        `rm ${upload}/checkpoints && mkdir -m 0750 ${upload}/checkpoints && cd ${upload}/checkpoints`,
+        `mkdir -m 0700 private && echo 'model' > private/a.safetensors && chmod 0640 private/a.safetensors`,
+        `echo 'b' > b.ckpt && touch -d '2020-01-02 03:04:05' b.ckpt private/a.safetensors`,
+        `ln -s ${outside.secret} escape`, // a link inside: handed over as a link, never followed
+      ].join(" && "),
+    );
     const before = outside.digest();
     const r = links();
     expect(r.code, r.stderr).toBe(0);
@@ -287,14 +326,18 @@ describe("a merge puts everything into the store owned by the owner, and loses n
     const before = outside.digest();
     const r = links();
     expect(r.code).not.toBe(0);
-    expect(r.stderr).toContain(`modelshare: ${upload}/checkpoints/model.safetensors has other hard links, so it may be a file elsewhere on this system too; modelshare will not hand it to 1000:1000.`);
+    expect(r.stderr).toContain(
+      `modelshare: ${upload}/checkpoints/model.safetensors has other hard links, so it may be a file elsewhere on this system too; modelshare will not hand it to 1000:1000.`,
+    );
     expect(outside.digest()).toEqual(before);
   });
 
   it("leftovers of an interrupted merge (a temporary folder or copy) are cleared and the merge completes", () => {
     expect(converge().code).toBe(0);
     oldSite();
-    asOwner(`mkdir ${store}/vae/.modelshare-folder && echo partial > ${store}/vae/.modelshare-partial && rm ${upload}/vae && mkdir -p ${upload}/vae/sub && echo whole > ${upload}/vae/sub/v.pt`);
+    asOwner(
+      `mkdir ${store}/vae/.modelshare-folder && echo partial > ${store}/vae/.modelshare-partial && rm ${upload}/vae && mkdir -p ${upload}/vae/sub && echo whole > ${upload}/vae/sub/v.pt`,
+    );
     const r = links();
     expect(r.code, r.stderr).toBe(0);
     expect(readFileSync(join(store, "vae/sub/v.pt"), "utf8")).toBe("whole\n");
@@ -308,11 +351,15 @@ describe("a merge puts everything into the store owned by the owner, and loses n
       oldSite();
       asOwner(`rm ${upload}/loras && mkdir ${upload}/loras && cd ${upload}/loras && for i in $(seq 200); do echo "upload $i" > "m$i.safetensors"; done`);
       // Another writer (a container, a download) creates the same names in the store, newest first.
-      const writer = asOwnerInBackground(`set -C; for i in $(seq 200 -1 1); do echo "other $i" > ${store}/loras/m$i.safetensors 2>/dev/null || true; done; sleep 60`);
+      const writer = asOwnerInBackground(
+        `set -C; for i in $(seq 200 -1 1); do echo "other $i" > ${store}/loras/m$i.safetensors 2>/dev/null || true; done; sleep 60`,
+      );
       const r = links();
       await writer.stop();
       refusedOrDone(r);
-      const lost = sh(`for i in $(seq 200); do grep -qx "upload $i" ${store}/loras/m$i.safetensors 2>/dev/null || grep -qx "upload $i" ${upload}/loras/m$i.safetensors 2>/dev/null || echo m$i; done`);
+      const lost = sh(
+        `for i in $(seq 200); do grep -qx "upload $i" ${store}/loras/m$i.safetensors 2>/dev/null || grep -qx "upload $i" ${upload}/loras/m$i.safetensors 2>/dev/null || echo m$i; done`,
+      );
       expect(lost, `round ${round}: ${r.stderr}`).toBe("");
     }
   }, 120_000);
@@ -335,7 +382,10 @@ describe("the lock", () => {
     const program = renderStorageLayout(localStorage({ root, owner: "unmanaged" }));
     // The holder is another run of the same prelude, stopped right after it took the lock.
     const prelude = program.slice(0, program.indexOf("# --- this program ---"));
-    const holder = spawn("runuser", ["-u", "nobody", "--", "bash", "-c", `${prelude}\ntake_lock; echo "$$"; exec sleep 60`], { env, stdio: ["ignore", "pipe", "inherit"] });
+    const holder = spawn("runuser", ["-u", "nobody", "--", "bash", "-c", `${prelude}\ntake_lock; echo "$$"; exec sleep 60`], {
+      env,
+      stdio: ["ignore", "pipe", "inherit"],
+    });
     const pid = await new Promise<string>((resolve) => holder.stdout!.once("data", (d) => resolve(String(d).trim())));
     const r = runProgram(program, "converge", { user: "nobody", env });
     sh(`kill -9 ${pid}`);

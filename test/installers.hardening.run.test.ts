@@ -26,17 +26,26 @@ const shm = (prefix: string) => {
   chmodSync(dir, 0o755);
   return dir;
 };
-const site = (root: string, extra: Record<string, unknown> = {}): Site => parseSite({
-  nodes: [{ name: "here", host: "localhost", roles: ["storage", "worker"] }],
-  storage: { root, owner: OWNER, minFreeGB: 0, categories: ["checkpoints", "loras"] },
-  ...extra,
-}, { homedir: "/nonexistent" });
+const site = (root: string, extra: Record<string, unknown> = {}): Site =>
+  parseSite(
+    {
+      nodes: [{ name: "here", host: "localhost", roles: ["storage", "worker"] }],
+      storage: { root, owner: OWNER, minFreeGB: 0, categories: ["checkpoints", "loras"] },
+      ...extra,
+    },
+    { homedir: "/nonexistent" },
+  );
 const layout = (s: Site) => {
   const r = runProgram(renderStorageLayout(s.storage));
   expect(r.code, r.stderr).toBe(0);
 };
 /** The digests of every model under the given folders (store, checkout, folders moved aside). */
-const models = (...dirs: string[]) => new Set(sh(`find ${dirs.join(" ")} -name '*.safetensors' -type f -exec sha256sum {} + | cut -d' ' -f1`).split("\n").filter(Boolean));
+const models = (...dirs: string[]) =>
+  new Set(
+    sh(`find ${dirs.join(" ")} -name '*.safetensors' -type f -exec sha256sum {} + | cut -d' ' -f1`)
+      .split("\n")
+      .filter(Boolean),
+  );
 /** No model lost: each one's bytes are still somewhere under `dirs`. */
 const kept = (before: Set<string>, ...dirs: string[]) => {
   const after = models(...dirs);
@@ -74,7 +83,11 @@ describe("code apart from data: what ComfyUI's service runs and trusts", () => {
   /** A stand-in systemctl: the unit file at UNIT, its User= as USER. */
   const fakeSystemctl = (unit: string, user: string) => {
     const bin = mkdtempSync(join(tmpdir(), "modelshare-systemctl-"));
-    writeFileSync(join(bin, "systemctl"), `#!/bin/bash\necho "$*" >> ${bin}/calls\ncase "$1 $3" in\n  "show FragmentPath") echo ${unit} ;;\n  "show User") echo '${user}' ;;\n  "show DynamicUser") echo no ;;\nesac\n`, { mode: 0o755 });
+    writeFileSync(
+      join(bin, "systemctl"),
+      `#!/bin/bash\necho "$*" >> ${bin}/calls\ncase "$1 $3" in\n  "show FragmentPath") echo ${unit} ;;\n  "show User") echo '${user}' ;;\n  "show DynamicUser") echo no ;;\nesac\n`,
+      { mode: 0o755 },
+    );
     return { bin, env: { ...process.env, PATH: `${bin}:${process.env.PATH}` } };
   };
 
@@ -83,7 +96,9 @@ describe("code apart from data: what ComfyUI's service runs and trusts", () => {
     const s = site(root);
     layout(s);
     const checkout = join(shm("modelshare-comfy-"), "ComfyUI");
-    sh(`mkdir -p ${checkout}/models/loras && cd ${checkout} && touch main.py folder_paths.py && echo 'a: 1' > extra_model_paths.yaml && echo lora > models/loras/l.safetensors`);
+    sh(
+      `mkdir -p ${checkout}/models/loras && cd ${checkout} && touch main.py folder_paths.py && echo 'a: 1' > extra_model_paths.yaml && echo lora > models/loras/l.safetensors`,
+    );
     const unit = join(mkdtempSync(join(tmpdir(), "modelshare-unit-")), "comfyui.service");
     writeFileSync(join(unit), `[Service]\nExecStart=/usr/bin/python3 ${checkout}/main.py\n`, { mode: 0o644 });
     const program = renderComfyUIInstaller(s.storage, root, { node: "here", path: checkout, service: "comfyui.service", python: "/usr/bin/python3" });
@@ -105,10 +120,14 @@ describe("code apart from data: what ComfyUI's service runs and trusts", () => {
     layout(s);
     const checkout = join(shm("modelshare-comfy-"), "ComfyUI");
     // The owner's python in the store (what an SMB user could have uploaded), linked as the venv.
-    sh(`mkdir -p ${checkout} ${root}/storage-models/models/loras/venv/bin && cd ${checkout} && touch main.py folder_paths.py && printf '#!/bin/sh\\ntouch ${root}/ran-as-root\\n' > ${root}/storage-models/models/loras/venv/bin/python && chmod 0755 ${root}/storage-models/models/loras/venv/bin/python && ln -s ${root}/storage-models/models/loras/venv venv`);
+    sh(
+      `mkdir -p ${checkout} ${root}/storage-models/models/loras/venv/bin && cd ${checkout} && touch main.py folder_paths.py && printf '#!/bin/sh\\ntouch ${root}/ran-as-root\\n' > ${root}/storage-models/models/loras/venv/bin/python && chmod 0755 ${root}/storage-models/models/loras/venv/bin/python && ln -s ${root}/storage-models/models/loras/venv venv`,
+    );
     const r = runProgram(renderComfyUIInstaller(s.storage, root, { node: "here", path: checkout }));
     expect(r.code).toBe(1);
-    expect(r.stderr).toContain(`modelshare: the Python ${checkout}/venv/bin/python (${checkout}/venv/bin/python) resolves to ${root}/storage-models/models/loras/venv/bin/python, inside the shared storage ${root}`);
+    expect(r.stderr).toContain(
+      `modelshare: the Python ${checkout}/venv/bin/python (${checkout}/venv/bin/python) resolves to ${root}/storage-models/models/loras/venv/bin/python, inside the shared storage ${root}`,
+    );
     expect(existsSync(`${root}/ran-as-root`)).toBe(false);
   });
 });
@@ -117,12 +136,14 @@ describe("a ComfyUI checkout of root's: root never acts in the store", () => {
   /** A checkout as `git clone` as root leaves it, on another filesystem than the store. */
   function rootCheckout(): string {
     const path = join(shm("modelshare-comfy-"), "ComfyUI");
-    sh([
-      `mkdir -p ${path}/models/checkpoints ${path}/models/loras ${path}/custom_nodes && cd ${path}`,
-      "touch main.py folder_paths.py models/checkpoints/put_checkpoints_here models/loras/put_loras_here",
-      "for d in 1 2 3 4 5 6; do mkdir -p models/checkpoints/sub$d/deep; for f in 1 2 3; do head -c $((20000 + d * 1000 + f)) /dev/urandom > models/checkpoints/sub$d/m$f.safetensors; echo $d$f > models/checkpoints/sub$d/deep/d$f.safetensors; done; done",
-      "for f in 1 2 3 4 5 6 7 8; do head -c 30000 /dev/urandom > models/loras/l$f.safetensors; done",
-    ].join(" && "));
+    sh(
+      [
+        `mkdir -p ${path}/models/checkpoints ${path}/models/loras ${path}/custom_nodes && cd ${path}`,
+        "touch main.py folder_paths.py models/checkpoints/put_checkpoints_here models/loras/put_loras_here",
+        "for d in 1 2 3 4 5 6; do mkdir -p models/checkpoints/sub$d/deep; for f in 1 2 3; do head -c $((20000 + d * 1000 + f)) /dev/urandom > models/checkpoints/sub$d/m$f.safetensors; echo $d$f > models/checkpoints/sub$d/deep/d$f.safetensors; done; done",
+        "for f in 1 2 3 4 5 6 7 8; do head -c 30000 /dev/urandom > models/loras/l$f.safetensors; done",
+      ].join(" && "),
+    );
     return path;
   }
 
@@ -172,14 +193,19 @@ function ollamaNode(root: string) {
   mkdirSync(state);
   mkdirSync(join(t, "units"));
   mkdirSync(join(t, "bin"));
-  const group = readFileSync("/etc/group", "utf8").split("\n").filter(Boolean).map((l) => {
-    const f = l.split(":");
-    return f[2] === String(OWNER.gid) ? `${f[0]}:${f[1]}:${f[2]}:${[f[3], "ollama"].filter(Boolean).join(",")}` : l;
-  });
+  const group = readFileSync("/etc/group", "utf8")
+    .split("\n")
+    .filter(Boolean)
+    .map((l) => {
+      const f = l.split(":");
+      return f[2] === String(OWNER.gid) ? `${f[0]}:${f[1]}:${f[2]}:${[f[3], "ollama"].filter(Boolean).join(",")}` : l;
+    });
   if (!group.some((l) => l.split(":")[2] === String(OWNER.gid))) group.push(`modelshare:x:${OWNER.gid}:ollama`);
   writeFileSync(join(t, "group"), [...group, `ollama:x:${OLLAMA}:`, ""].join("\n"));
   writeFileSync(join(t, "passwd"), `${readFileSync("/etc/passwd", "utf8").trimEnd()}\nollama:x:${OLLAMA}:${OLLAMA}::${home}:/bin/false\n`);
-  writeFileSync(join(t, "bin/systemctl"), `#!/bin/bash
+  writeFileSync(
+    join(t, "bin/systemctl"),
+    `#!/bin/bash
 echo "$*" >> ${state}/calls
 case $1 in
   cat | is-enabled | enable | daemon-reload) exit 0 ;;
@@ -188,23 +214,30 @@ case $1 in
   start | restart) touch ${state}/running ;;
   stop) rm -f ${state}/running; if [ -x ${state}/on-stop ]; then ${state}/on-stop; fi ;;
 esac
-`, { mode: 0o755 });
+`,
+    { mode: 0o755 },
+  );
   writeFileSync(join(state, "running"), "");
-  sh([
-    `mkdir -p ${home}/.ssh ${home}/.ollama/models/blobs ${home}/.ollama/models/manifests/registry.ollama.ai/library/tiny && cd ${home}`,
-    "echo 'ssh-ed25519 AAAA ollama@node' > .ssh/authorized_keys && chmod 0700 .ssh && chmod 0600 .ssh/authorized_keys",
-    "for f in 1 2 3 4 5 6 7 8 9 10; do head -c $((30000 + f)) /dev/urandom > .ollama/models/blobs/sha256-$f.safetensors; done",
-    "echo '{}' > .ollama/models/manifests/registry.ollama.ai/library/tiny/latest.safetensors",
-    `chown -R ${OLLAMA}:${OLLAMA} ${home}`,
-  ].join(" && "));
-  writeFileSync(join(t, "driver.sh"), [
-    "set -e",
-    `mount --bind ${t}/passwd /etc/passwd`,
-    `mount --bind ${t}/group /etc/group`,
-    `mount --bind ${t}/units /etc/systemd/system`,
-    `export PATH=${t}/bin:$PATH`,
-    `exec bash -s converge < ${t}/program`,
-  ].join("\n"));
+  sh(
+    [
+      `mkdir -p ${home}/.ssh ${home}/.ollama/models/blobs ${home}/.ollama/models/manifests/registry.ollama.ai/library/tiny && cd ${home}`,
+      "echo 'ssh-ed25519 AAAA ollama@node' > .ssh/authorized_keys && chmod 0700 .ssh && chmod 0600 .ssh/authorized_keys",
+      "for f in 1 2 3 4 5 6 7 8 9 10; do head -c $((30000 + f)) /dev/urandom > .ollama/models/blobs/sha256-$f.safetensors; done",
+      "echo '{}' > .ollama/models/manifests/registry.ollama.ai/library/tiny/latest.safetensors",
+      `chown -R ${OLLAMA}:${OLLAMA} ${home}`,
+    ].join(" && "),
+  );
+  writeFileSync(
+    join(t, "driver.sh"),
+    [
+      "set -e",
+      `mount --bind ${t}/passwd /etc/passwd`,
+      `mount --bind ${t}/group /etc/group`,
+      `mount --bind ${t}/units /etc/systemd/system`,
+      `export PATH=${t}/bin:$PATH`,
+      `exec bash -s converge < ${t}/program`,
+    ].join("\n"),
+  );
   const converge = (program: string): Run => {
     writeFileSync(join(t, "program"), program);
     const r = spawnSync("unshare", ["-m", "--propagation", "private", "bash", join(t, "driver.sh")], { encoding: "utf8", timeout: 120_000 });
@@ -212,7 +245,9 @@ esac
     return { code: r.status ?? -1, stdout: r.stdout, stderr: r.stderr, changed: last ? Number(last[1]) : NaN };
   };
   return {
-    home, state, converge,
+    home,
+    state,
+    converge,
     old: join(home, ".ollama/models"),
     shared: join(root, "storage-models/ollama"),
     running: () => existsSync(join(state, "running")),
@@ -234,7 +269,12 @@ describe("the ollama user's migration", () => {
     expect(r.stdout).toContain(`changed: moved the models in ${node.old} into ${node.shared}`);
     expect(models(node.shared)).toEqual(bytes);
     expect(readdirSync(node.old)).toEqual([]);
-    expect(node.calls().split("\n").filter((c) => /^(stop|start|restart)/.test(c))).toEqual(["stop ollama.service", "restart ollama.service"]);
+    expect(
+      node
+        .calls()
+        .split("\n")
+        .filter((c) => /^(stop|start|restart)/.test(c)),
+    ).toEqual(["stop ollama.service", "restart ollama.service"]);
     expect(node.running()).toBe(true);
     expect(node.converge(renderOllamaInstaller(s.storage, root)).changed).toBe(0);
   });
@@ -286,12 +326,19 @@ describe("check before you stop: a refusal never leaves Ollama down", () => {
     layout(s);
     const node = ollamaNode(root);
     // The owner plants the conflict the moment Ollama stops (the stand-in runs it on stop).
-    node.onStop(`setpriv --reuid=${OWNER.uid} --regid=${OWNER.gid} --clear-groups -- bash -c 'mkdir -p ${node.shared}/blobs && echo planted > ${node.shared}/blobs/sha256-3.safetensors'`);
+    node.onStop(
+      `setpriv --reuid=${OWNER.uid} --regid=${OWNER.gid} --clear-groups -- bash -c 'mkdir -p ${node.shared}/blobs && echo planted > ${node.shared}/blobs/sha256-3.safetensors'`,
+    );
     const r = node.converge(renderOllamaInstaller(s.storage, root));
     expect(r.code).toBe(1);
     expect(r.stderr).toContain("these names hold different content:\n  blobs/sha256-3.safetensors\n");
     expect(r.stderr).toContain("modelshare: started ollama.service again: it was stopped to move its models, and the run stopped before the move finished.");
-    expect(node.calls().split("\n").filter((c) => /^(stop|start|restart)/.test(c))).toEqual(["stop ollama.service", "start ollama.service"]);
+    expect(
+      node
+        .calls()
+        .split("\n")
+        .filter((c) => /^(stop|start|restart)/.test(c)),
+    ).toEqual(["stop ollama.service", "start ollama.service"]);
     expect(node.running()).toBe(true);
   });
 });

@@ -23,19 +23,21 @@ const parse = (raw: unknown) => parseSite(raw, { homedir: "/home/ada" });
 describe("the node environment file", () => {
   it("names the storage as each node sees it, one NAME=value a line", () => {
     const site = parse(seeds());
-    expect(renderEnvFile(site.storage, "/mnt/modelshare")).toBe([
-      "# modelshare: the shared storage as this node sees it. Written by modelshare; edits are replaced.",
-      "MODELSHARE_ROOT=/mnt/modelshare",
-      "MODELSHARE_MODELS=/mnt/modelshare/storage-models/models",
-      "MODELSHARE_MODELS_CHECKPOINTS=/mnt/modelshare/storage-models/models/checkpoints",
-      "MODELSHARE_MODELS_LORAS=/mnt/modelshare/storage-models/models/loras",
-      "OLLAMA_MODELS=/mnt/modelshare/storage-models/ollama",
-      "MODELSHARE_OUTPUTS=/mnt/modelshare/storage-user/output",
-      "MODELSHARE_INPUTS=/mnt/modelshare/storage-user/input",
-      "MODELSHARE_WORKFLOWS=/mnt/modelshare/storage-user/workflows",
-      "MODELSHARE_PROJECTS=/mnt/modelshare/projects",
-      "MODELSHARE_MEDIA_CACHE=/mnt/modelshare/media_cache",
-    ].join("\n"));
+    expect(renderEnvFile(site.storage, "/mnt/modelshare")).toBe(
+      [
+        "# modelshare: the shared storage as this node sees it. Written by modelshare; edits are replaced.",
+        "MODELSHARE_ROOT=/mnt/modelshare",
+        "MODELSHARE_MODELS=/mnt/modelshare/storage-models/models",
+        "MODELSHARE_MODELS_CHECKPOINTS=/mnt/modelshare/storage-models/models/checkpoints",
+        "MODELSHARE_MODELS_LORAS=/mnt/modelshare/storage-models/models/loras",
+        "OLLAMA_MODELS=/mnt/modelshare/storage-models/ollama",
+        "MODELSHARE_OUTPUTS=/mnt/modelshare/storage-user/output",
+        "MODELSHARE_INPUTS=/mnt/modelshare/storage-user/input",
+        "MODELSHARE_WORKFLOWS=/mnt/modelshare/storage-user/workflows",
+        "MODELSHARE_PROJECTS=/mnt/modelshare/projects",
+        "MODELSHARE_MEDIA_CACHE=/mnt/modelshare/media_cache",
+      ].join("\n"),
+    );
   });
 
   it("names the shared custom_nodes folder (code) only with comfyui.sharedCustomNodes", () => {
@@ -44,15 +46,24 @@ describe("the node environment file", () => {
     raw.comfyui = { sharedCustomNodes: true };
     const plan = planSite(parse(raw)).filter((p) => p.kind === "env");
     expect(plan.map((p) => p.programs[0].text.includes("MODELSHARE_COMFYUI_CUSTOM_NODES="))).toEqual([true, true]);
-    expect(renderEnvFile(parse(raw).storage, "/mnt/modelshare", true)).toContain("\nMODELSHARE_COMFYUI_CUSTOM_NODES=/mnt/modelshare/storage-models/comfyui/custom_nodes\n");
+    expect(renderEnvFile(parse(raw).storage, "/mnt/modelshare", true)).toContain(
+      "\nMODELSHARE_COMFYUI_CUSTOM_NODES=/mnt/modelshare/storage-models/comfyui/custom_nodes\n",
+    );
   });
 
   it("goes to the storage node (its root) and every NFS worker (its mount), not to a worker without the storage", () => {
     const plan = planSite(parse(seeds()));
-    expect(plan.filter((p) => p.kind === "env").map((p) => [p.name, /\nMODELSHARE_ROOT=(\S+)\n/.exec(p.programs[0].text)?.[1]])).toEqual([["storage-env", "/vol/service/cw"], ["gpu1-env", "/mnt/modelshare"]]);
+    expect(plan.filter((p) => p.kind === "env").map((p) => [p.name, /\nMODELSHARE_ROOT=(\S+)\n/.exec(p.programs[0].text)?.[1]])).toEqual([
+      ["storage-env", "/vol/service/cw"],
+      ["gpu1-env", "/mnt/modelshare"],
+    ]);
     const noNfs = seeds();
     noNfs.nfs.enabled = false;
-    expect(planSite(parse(noNfs)).filter((p) => p.kind === "env").map((p) => p.name)).toEqual(["storage-env"]);
+    expect(
+      planSite(parse(noNfs))
+        .filter((p) => p.kind === "env")
+        .map((p) => p.name),
+    ).toEqual(["storage-env"]);
   });
 
   it("a path with a space is single-quoted, and a shell that sources the file reads it back", () => {
@@ -86,6 +97,7 @@ describe("the node environment file", () => {
 });
 
 describe("modelshare:projects", () => {
+  // prettier-ignore
   const rejected: Rejected[] = [
     ["a project id with a slash", (s) => { s.projects = ["a/b"]; }, "projects[0]", /one folder name, without \//],
     ["a project id that is hidden", (s) => { s.projects = [".secret"]; }, "projects[0]", /hidden folder name/],
@@ -100,7 +112,8 @@ describe("modelshare:projects", () => {
 describe("Ollama pointed at the shared folder", () => {
   it("a drop-in with its [Service] header, OLLAMA_MODELS where this node sees the folder (a % doubled for systemd)", () => {
     expect(renderOllamaDropIn("/mnt/modelshare/storage-models/ollama")).toBe(
-      "# modelshare: Ollama keeps its models in the shared folder\n[Service]\nEnvironment=\"OLLAMA_MODELS=/mnt/modelshare/storage-models/ollama\"");
+      '# modelshare: Ollama keeps its models in the shared folder\n[Service]\nEnvironment="OLLAMA_MODELS=/mnt/modelshare/storage-models/ollama"',
+    );
     expect(renderOllamaDropIn("/srv/100%/ollama")).toContain("OLLAMA_MODELS=/srv/100%%/ollama");
   });
 
@@ -110,22 +123,28 @@ describe("Ollama pointed at the shared folder", () => {
     raw.ollama = { nodes: ["storage", "gpu1"] };
     const site = parse(raw);
     const plan = planSite(site).filter((p) => p.kind === "ollama");
-    expect(plan.map((p) => [p.name, p.outputs.modelsDir])).toEqual([["storage-ollama", "/vol/service/cw/storage-models/ollama"], ["gpu1-ollama", "/mnt/modelshare/storage-models/ollama"]]);
+    expect(plan.map((p) => [p.name, p.outputs.modelsDir])).toEqual([
+      ["storage-ollama", "/vol/service/cw/storage-models/ollama"],
+      ["gpu1-ollama", "/mnt/modelshare/storage-models/ollama"],
+    ]);
     const program = renderOllamaInstaller(site.storage, "/mnt/modelshare");
     // Every check, the dry comparison included, before the drop-in is written or Ollama stopped.
-    expect(program).toContain([
-      "  ollama_service",
-      "  ollama_group '1000'",
-      "  ollama_access '/mnt/modelshare/storage-models/ollama' '1000'",
-      "  ollama_precheck '/mnt/modelshare/storage-models/ollama'",
-      "  ollama_drop_in '# modelshare: Ollama keeps its models in the shared folder",
-    ].join("\n"));
+    expect(program).toContain(
+      [
+        "  ollama_service",
+        "  ollama_group '1000'",
+        "  ollama_access '/mnt/modelshare/storage-models/ollama' '1000'",
+        "  ollama_precheck '/mnt/modelshare/storage-models/ollama'",
+        "  ollama_drop_in '# modelshare: Ollama keeps its models in the shared folder",
+      ].join("\n"),
+    );
     expect(program).toContain("  ollama_migrate '/mnt/modelshare/storage-models/ollama'\n  ollama_live\n");
     expect(program).toContain('run_as "$(id -u ollama)" "$(id -g ollama)" init ollama_merge "$ollama_old" "$1"');
     expect(program).not.toMatch(/chmod -R|chmod .*-R/);
     expect(shellcheck([program])).toBe("");
   });
 
+  // prettier-ignore
   const rejected: Rejected[] = [
     ["an unknown node", (s) => { s.ollama = { nodes: ["gpu9"] }; }, "ollama.nodes[0]", /no node is named "gpu9"/],
     ["a node listed twice", (s) => { s.ollama = { nodes: ["gpu1", "GPU1"] }; }, "ollama.nodes[1]", /lists gpu1 twice/],
@@ -148,11 +167,16 @@ describe("ComfyUIInstaller, run for real on a fake checkout", () => {
 
   function checkout(): { root: string; path: string; site: ReturnType<typeof parse> } {
     const root = tempRoot();
-    const raw = { nodes: [{ name: "here", host: "localhost", roles: ["storage", "worker"] }], storage: { root, minFreeGB: 0, categories: ["checkpoints", "loras", "text_encoders"] }, comfyui: { installs: [{ node: "here", path: `${root}-comfy`, python: "/usr/bin/python3" }] } };
+    const raw = {
+      nodes: [{ name: "here", host: "localhost", roles: ["storage", "worker"] }],
+      storage: { root, minFreeGB: 0, categories: ["checkpoints", "loras", "text_encoders"] },
+      comfyui: { installs: [{ node: "here", path: `${root}-comfy`, python: "/usr/bin/python3" }] },
+    };
     const site = parseSite(raw, { homedir: "/nonexistent" });
     expect(runProgram(renderStorageLayout(site.storage)).code).toBe(0);
     const path = `${root}-comfy`;
-    for (const d of ["models/checkpoints", "models/loras", "models/clip", "models/text_encoders", "custom_nodes"]) mkdirSync(join(path, d), { recursive: true });
+    for (const d of ["models/checkpoints", "models/loras", "models/clip", "models/text_encoders", "custom_nodes"])
+      mkdirSync(join(path, d), { recursive: true });
     for (const f of ["main.py", "folder_paths.py", "models/checkpoints/put_checkpoints_here", "models/loras/put_loras_here"]) writeFileSync(join(path, f), "");
     writeFileSync(join(path, "models/checkpoints/sd15.safetensors"), Buffer.alloc(200_000, 7));
     writeFileSync(join(path, "models/clip/t5.safetensors"), "t5-bytes");
@@ -160,7 +184,8 @@ describe("ComfyUIInstaller, run for real on a fake checkout", () => {
     return { root, path, site };
   }
   const program = (site: ReturnType<typeof parse>) => renderComfyUIInstaller(site.storage, site.storage.root, site.comfyui.installs[0]);
-  const yaml = (file: string) => spawnSync("/usr/bin/python3", ["-c", "import json, sys, yaml; print(json.dumps(yaml.safe_load(open(sys.argv[1]))))", file], { encoding: "utf8" });
+  const yaml = (file: string) =>
+    spawnSync("/usr/bin/python3", ["-c", "import json, sys, yaml; print(json.dumps(yaml.safe_load(open(sys.argv[1]))))", file], { encoding: "utf8" });
 
   it("adds its section beside the admin's (comments kept), moves the models into the store (placeholders stay for git); a second run changes nothing", () => {
     const { root, path, site } = checkout();
@@ -172,7 +197,10 @@ describe("ComfyUIInstaller, run for real on a fake checkout", () => {
     expect(JSON.parse(yaml(join(path, "extra_model_paths.yaml")).stdout)).toEqual({
       a111: { base_path: "/opt/sd-webui/", checkpoints: "models/Stable-diffusion" },
       modelshare: {
-        base_path: `${root}/storage-models/models`, checkpoints: "checkpoints", loras: "loras", text_encoders: "text_encoders",
+        base_path: `${root}/storage-models/models`,
+        checkpoints: "checkpoints",
+        loras: "loras",
+        text_encoders: "text_encoders",
       },
     });
     expect(readFileSync(join(path, "extra_model_paths.yaml.modelshare-backup"), "utf8")).toBe(ADMIN_YAML);
@@ -196,7 +224,8 @@ describe("ComfyUIInstaller, run for real on a fake checkout", () => {
     const shared = () => renderComfyUIInstaller(site.storage, site.storage.root, site.comfyui.installs[0], true);
     const nodes = join(root, "storage-models/comfyui/custom_nodes");
     // The skeleton: the root and the folders above the leaves root's, 0755; custom_nodes too.
-    for (const d of [root, join(root, "storage-models"), join(root, "storage-models/comfyui"), nodes]) spawnSync("bash", ["-c", `chown 0:0 '${d}' && chmod 0755 '${d}'`]);
+    for (const d of [root, join(root, "storage-models"), join(root, "storage-models/comfyui"), nodes])
+      spawnSync("bash", ["-c", `chown 0:0 '${d}' && chmod 0755 '${d}'`]);
     expect(runProgram(program(site)).code).toBe(0);
     expect(JSON.parse(yaml(join(path, "extra_model_paths.yaml")).stdout).modelshare.custom_nodes).toBeUndefined();
     const on = runProgram(shared());
@@ -215,7 +244,11 @@ describe("ComfyUIInstaller, run for real on a fake checkout", () => {
   it("every check (checkout, unit, custom_nodes) comes before anything changes; the models move as the program decides, not through comfyui_as", () => {
     const { site } = checkout();
     const text = renderComfyUIInstaller(site.storage, "/mnt/modelshare", { ...site.comfyui.installs[0], service: "comfyui.service" }, true);
-    const steps = text.slice(text.indexOf("converge_privileged() {"), text.indexOf("converge_owner() {")).split("\n").map((l) => l.trim().split(" ")[0]).filter((w) => w.startsWith("comfyui_"));
+    const steps = text
+      .slice(text.indexOf("converge_privileged() {"), text.indexOf("converge_owner() {"))
+      .split("\n")
+      .map((l) => l.trim().split(" ")[0])
+      .filter((w) => w.startsWith("comfyui_"));
     expect(steps).toEqual(["comfyui_checkout", "comfyui_unit", "comfyui_code_dir", "comfyui_as", "comfyui_migrate", "comfyui_output"]);
     expect(shellcheck([text])).toBe("");
   });
@@ -224,7 +257,14 @@ describe("ComfyUIInstaller, run for real on a fake checkout", () => {
     const raw = seeds();
     raw.storage.owner = "unmanaged";
     raw.comfyui = { sharedCustomNodes: true };
-    expectProblem(problemsOf(() => raw, () => undefined), "comfyui.sharedCustomNodes", /needs storage\.owner as \{uid, gid\}/);
+    expectProblem(
+      problemsOf(
+        () => raw,
+        () => undefined,
+      ),
+      "comfyui.sharedCustomNodes",
+      /needs storage\.owner as \{uid, gid\}/,
+    );
   });
 
   it("with PyYAML alone (no ruamel.yaml) the section is written too, and the run says the comments are gone and where the copy is", () => {
@@ -235,9 +275,13 @@ describe("ComfyUIInstaller, run for real on a fake checkout", () => {
     mkdirSync(join(venv, "only"));
     symlinkSync("/usr/lib/python3/dist-packages/yaml", join(venv, "only/yaml"));
     const install = { ...site.comfyui.installs[0], python: join(venv, "bin/python") };
-    const r = runProgram(renderComfyUIInstaller(site.storage, site.storage.root, install), "converge", { env: { ...process.env, PYTHONPATH: join(venv, "only") } });
+    const r = runProgram(renderComfyUIInstaller(site.storage, site.storage.root, install), "converge", {
+      env: { ...process.env, PYTHONPATH: join(venv, "only") },
+    });
     expect(r.code, r.stderr).toBe(0);
-    expect(r.stdout).toContain(`note: PyYAML does not keep comments: the comments in ${path}/extra_model_paths.yaml are gone (a copy of the file is beside it)`);
+    expect(r.stdout).toContain(
+      `note: PyYAML does not keep comments: the comments in ${path}/extra_model_paths.yaml are gone (a copy of the file is beside it)`,
+    );
     expect(JSON.parse(yaml(join(path, "extra_model_paths.yaml")).stdout).a111).toEqual({ base_path: "/opt/sd-webui/", checkpoints: "models/Stable-diffusion" });
     expect(readFileSync(join(path, "extra_model_paths.yaml.modelshare-backup"), "utf8")).toBe(ADMIN_YAML);
   });
@@ -268,7 +312,9 @@ describe("ComfyUIInstaller, run for real on a fake checkout", () => {
     expect(check.stdout).toContain(`drift: ${path}/extra_model_paths.yaml lacks modelshare's section as the config gives it`);
     expect(runProgram(program(site)).code).toBe(0);
     expect(runProgram(program(site), "remove").code).toBe(0);
-    expect(JSON.parse(yaml(join(path, "extra_model_paths.yaml")).stdout)).toEqual({ a111: { base_path: "/opt/sd-webui/", checkpoints: "models/Stable-diffusion" } });
+    expect(JSON.parse(yaml(join(path, "extra_model_paths.yaml")).stdout)).toEqual({
+      a111: { base_path: "/opt/sd-webui/", checkpoints: "models/Stable-diffusion" },
+    });
     expect(shellcheck([program(site)])).toBe("");
   });
 });

@@ -18,7 +18,11 @@ function pathWithout(...missing: string[]): string {
   for (const dir of ["/usr/sbin", "/usr/bin", "/sbin", "/bin"]) {
     for (const name of readdirSync(dir)) {
       if (missing.includes(name)) continue;
-      try { symlinkSync(join(dir, name), join(bin, name)); } catch { /* the same name from an earlier dir wins */ }
+      try {
+        symlinkSync(join(dir, name), join(bin, name));
+      } catch {
+        /* the same name from an earlier dir wins */
+      }
     }
   }
   return bin;

@@ -29,7 +29,10 @@ function tree(skeleton: "root" | "owner") {
   mkdirSync(join(store, "checkpoints"), { recursive: true });
   writeFileSync(join(store, "checkpoints/sd.safetensors"), "model-bytes\n");
   const own = skeleton === "root" ? 0 : OWNER.uid;
-  for (const d of [root, dirname(store), store]) { chownSync(d, own, own); chmodSync(d, 0o755); }
+  for (const d of [root, dirname(store), store]) {
+    chownSync(d, own, own);
+    chmodSync(d, 0o755);
+  }
   for (const p of [join(store, "checkpoints"), join(store, "checkpoints/sd.safetensors")]) chownSync(p, OWNER.uid, OWNER.gid);
   chmodSync(join(store, "checkpoints"), 0o775);
   return { root, store };
@@ -37,7 +40,13 @@ function tree(skeleton: "root" | "owner") {
 
 const serverSteps = (root: string, privileged: string[], owner: string[] = [], who: StorageOwner["owner"] = OWNER) =>
   runProgram(renderProgram({ title: "export paths", libs: [SYSTEM, WAY, SERVER], storage: { root, owner: who }, converge: { privileged, owner } }));
-const exportPaths = (root: string, paths: string[], who: StorageOwner["owner"] = OWNER) => serverSteps(root, paths.map((p) => call("nfs_export_path", p)), [], who);
+const exportPaths = (root: string, paths: string[], who: StorageOwner["owner"] = OWNER) =>
+  serverSteps(
+    root,
+    paths.map((p) => call("nfs_export_path", p)),
+    [],
+    who,
+  );
 const refused = (r: Run, says: RegExp) => {
   expect(r.code, r.stdout).not.toBe(0);
   expect(r.stderr).toMatch(says);
@@ -53,7 +62,13 @@ describe("the export's paths: nothing on the way the owner could swap for a link
 
   it("a skeleton not yet migrated: the models export is refused naming the folder the owner can write; the root export passes (its parent is root's)", () => {
     const { root, store } = tree("owner");
-    refused(exportPaths(root, [root, store]), new RegExp(`^modelshare: ${root} can be written by the storage owner \\(uid 1000\\), who could rename ${root}/storage-models, on the way to the exported folder ${store}, and put a link in its place between converges`, "m"));
+    refused(
+      exportPaths(root, [root, store]),
+      new RegExp(
+        `^modelshare: ${root} can be written by the storage owner \\(uid 1000\\), who could rename ${root}/storage-models, on the way to the exported folder ${store}, and put a link in its place between converges`,
+        "m",
+      ),
+    );
     expect(exportPaths(root, [root]).code).toBe(0);
   });
 
@@ -63,7 +78,10 @@ describe("the export's paths: nothing on the way the owner could swap for a link
     mkdirSync(join(outside.secret, "models"));
     const before = outside.digest();
     asOwner(`mv ${root}/storage-models ${root}/storage-models.old && ln -s ${outside.secret} ${root}/storage-models`);
-    refused(exportPaths(root, [root, store]), new RegExp(`^modelshare: ${root}/storage-models, on the way to the exported folder ${store}, is a symbolic link \\(to ${outside.secret}\\)`, "m"));
+    refused(
+      exportPaths(root, [root, store]),
+      new RegExp(`^modelshare: ${root}/storage-models, on the way to the exported folder ${store}, is a symbolic link \\(to ${outside.secret}\\)`, "m"),
+    );
     expect(outside.digest()).toEqual(before);
   });
 
@@ -86,7 +104,10 @@ describe("the export's paths: nothing on the way the owner could swap for a link
     mkdirSync(join(mine, "cw"), { recursive: true });
     chownSync(mine, OWNER.uid, OWNER.gid);
     chmodSync(mine, 0o555); // even without its write bit: the owner may chmod its own folder
-    refused(exportPaths(join(mine, "cw"), [join(mine, "cw")]), new RegExp(`${base} can be written by the storage owner \\(uid 1000\\), who could rename ${mine}`));
+    refused(
+      exportPaths(join(mine, "cw"), [join(mine, "cw")]),
+      new RegExp(`${base} can be written by the storage owner \\(uid 1000\\), who could rename ${mine}`),
+    );
   });
 
   it("owner: unmanaged takes the root folder's owner: the root export passes, the models export under its folders is refused", () => {
@@ -111,7 +132,11 @@ describe("the export's marker", () => {
     const r = writeMarker(root);
     expect(r.code, r.stderr).toBe(0);
     const st = statSync(join(root, ".modelshare-export"));
-    expect([st.uid, (st.mode & 0o777).toString(8), readFileSync(join(root, ".modelshare-export"), "utf8")]).toEqual([0, "644", "modelshare export here:/srv/cw\n"]);
+    expect([st.uid, (st.mode & 0o777).toString(8), readFileSync(join(root, ".modelshare-export"), "utf8")]).toEqual([
+      0,
+      "644",
+      "modelshare export here:/srv/cw\n",
+    ]);
     expect(outside.digest()).toEqual(before);
     expect(writeMarker(root).changed).toBe(0);
   });
@@ -174,10 +199,18 @@ function worker() {
   writeFileSync(join(bin, "dpkg-query"), "#!/bin/sh\necho installed\n", { mode: 0o755 });
   writeFileSync(join(dir, "sources"), "");
   writeFileSync(join(dir, "log"), "");
-  const env = { ...process.env, PATH: `${bin}:${process.env.PATH}`, FAKE: dir, MODELSHARE_UNIT_DIR: units, MODELSHARE_NFS_WAIT: "5", MODELSHARE_NFS_GRACE: "4" };
+  const env = {
+    ...process.env,
+    PATH: `${bin}:${process.env.PATH}`,
+    FAKE: dir,
+    MODELSHARE_UNIT_DIR: units,
+    MODELSHARE_NFS_WAIT: "5",
+    MODELSHARE_NFS_GRACE: "4",
+  };
   workers.push(dir);
   return {
-    dir, units,
+    dir,
+    units,
     run: (program: string, verb: "converge" | "check" | "remove" = "converge") => runProgram(program, verb, { env }),
     log: () => readFileSync(join(dir, "log"), "utf8").trim().split("\n").filter(Boolean),
     enabled: () => readdirSync(join(dir, "enabled")).sort(),
@@ -187,7 +220,10 @@ function worker() {
 const workers: string[] = [];
 afterAll(() => {
   // Inner mounts first: every bind mount a test left under its folders.
-  const mounted = readFileSync("/proc/self/mountinfo", "utf8").split("\n").map((l) => l.split(" ")[4]).filter((m) => m && workers.some((w) => m.startsWith(`${w}/`)));
+  const mounted = readFileSync("/proc/self/mountinfo", "utf8")
+    .split("\n")
+    .map((l) => l.split(" ")[4])
+    .filter((m) => m && workers.some((w) => m.startsWith(`${w}/`)));
   for (const m of mounted.sort((a, b) => b.length - a.length)) spawnSync("umount", ["-l", m]);
 });
 
@@ -248,7 +284,13 @@ describe("a worker with nfs.modelsReadOnly", () => {
     const r = w.run(renderNfsMount(nfsOf(mp, { modelsReadOnly: false, mountOptions: ["noatime"] }), storageOf(root), SERVER_HOST));
     expect(r.code, r.stderr).toBe(0);
     const unit = mountUnitName(mp);
-    expect(w.log()).toEqual([`is-enabled --quiet -- ${unit}`, `disable --quiet -- ${unit}`, "daemon-reload", `is-enabled --quiet -- ${unit}`, `enable --quiet -- ${unit}`]);
+    expect(w.log()).toEqual([
+      `is-enabled --quiet -- ${unit}`,
+      `disable --quiet -- ${unit}`,
+      "daemon-reload",
+      `is-enabled --quiet -- ${unit}`,
+      `enable --quiet -- ${unit}`,
+    ]);
     expect(readFileSync(join(w.units, unit), "utf8")).toContain("Options=nfsvers=4.2,hard,rw,_netdev,noatime\n");
   });
 
@@ -313,7 +355,10 @@ describe("a worker's mount points: nothing on the way the owner could swap", () 
     const program = renderNfsMount(nfsOf(join(theirs, "mnt")), storageOf(root), SERVER_HOST);
     refused(w.run(program), new RegExp(`^modelshare: ${theirs} can be written by the storage owner \\(uid 1000\\), who could rename ${theirs}/mnt`, "m"));
     asOwner(`ln -s ${outside.open} ${theirs}/mnt`);
-    refused(w.run(program), new RegExp(`^modelshare: ${theirs} can be written by the storage owner|${theirs}/mnt, on the way to the mount point .* is a symbolic link`, "m"));
+    refused(
+      w.run(program),
+      new RegExp(`^modelshare: ${theirs} can be written by the storage owner|${theirs}/mnt, on the way to the mount point .* is a symbolic link`, "m"),
+    );
     expect([w.unitFiles(), w.enabled(), outside.digest()]).toEqual([[], [], before]);
   });
 
@@ -323,7 +368,13 @@ describe("a worker's mount points: nothing on the way the owner could swap", () 
     const mp = join(w.dir, "mnt");
     const inner = join(mp, "storage-models/models");
     const r = w.run(renderNfsMount(nfsOf(mp), storageOf(root), SERVER_HOST));
-    refused(r, new RegExp(`^modelshare: ${mp} can be written by the storage owner \\(uid 1000\\), who could rename ${mp}/storage-models, on the way to the model store's mount point ${inner}`, "m"));
+    refused(
+      r,
+      new RegExp(
+        `^modelshare: ${mp} can be written by the storage owner \\(uid 1000\\), who could rename ${mp}/storage-models, on the way to the model store's mount point ${inner}`,
+        "m",
+      ),
+    );
     expect([w.enabled(), existsSync(join(w.units, mountUnitName(inner)))]).toEqual([[mountUnitName(mp)], false]);
   });
 

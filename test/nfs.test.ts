@@ -31,8 +31,16 @@ describe("modelshare:nfs", () => {
   it("fills in the documented defaults, and the clients are the workers' hosts plus what the admin adds", () => {
     const site = parse(seeds({ clients: ["192.168.0.0/24"] }));
     expect(site.nfs).toEqual({
-      enabled: true, server: "kernel", clients: ["192.168.0.0/24"], allowAnyClient: false, mountPoint: "/mnt/modelshare",
-      rootSquash: true, modelsReadOnly: false, version: "4.2", mountOptions: [], fsid: 4711,
+      enabled: true,
+      server: "kernel",
+      clients: ["192.168.0.0/24"],
+      allowAnyClient: false,
+      mountPoint: "/mnt/modelshare",
+      rootSquash: true,
+      modelsReadOnly: false,
+      version: "4.2",
+      mountOptions: [],
+      fsid: 4711,
     });
     const plan = planSite(site);
     const server = plan.find((p) => p.kind === "nfs-server");
@@ -45,9 +53,14 @@ describe("modelshare:nfs", () => {
   it("a storage node that is also a worker mounts nothing: it has the files", () => {
     const raw = seeds();
     raw.nodes[0].roles.push("worker");
-    expect(planSite(parse(raw)).filter((p) => p.kind === "nfs-mount").map((p) => p.node.name)).toEqual(["gpu1", "gpu2"]);
+    expect(
+      planSite(parse(raw))
+        .filter((p) => p.kind === "nfs-mount")
+        .map((p) => p.node.name),
+    ).toEqual(["gpu1", "gpu2"]);
   });
 
+  // prettier-ignore
   const rejected: Rejected[] = [
     ["a client network that does not parse", (s) => { s.nfs.clients = ["192.168.0/24"]; }, "nfs.clients[0]", /not an IP address or network/],
     ["a client network with host bits set", (s) => { s.nfs.clients = ["10.0.0.5/8"]; }, "nfs.clients[0]", /host bits set; the network is 10\.0\.0\.0\/8/],
@@ -90,7 +103,15 @@ describe("what modelshare writes for NFS", () => {
   it("ganesha's exports: NFSv4 over TCP, the clients only, root squashed", () => {
     const site = parse(seeds({ server: "ganesha" }));
     const conf = renderGaneshaExports(site.nfs, site.storage, ["192.168.0.21"]);
-    for (const line of ['Path = "/vol/service/cw";', "Protocols = 4;", "Squash = Root_Squash;", "Filesystem_Id = 4711.4711;", "Access_Type = None;", "CLIENT { Clients = 192.168.0.21; Access_Type = RW; }", "FSAL { Name = VFS; }"]) {
+    for (const line of [
+      'Path = "/vol/service/cw";',
+      "Protocols = 4;",
+      "Squash = Root_Squash;",
+      "Filesystem_Id = 4711.4711;",
+      "Access_Type = None;",
+      "CLIENT { Clients = 192.168.0.21; Access_Type = RW; }",
+      "FSAL { Name = VFS; }",
+    ]) {
       expect(conf).toContain(line);
     }
   });
@@ -100,7 +121,11 @@ describe("what modelshare writes for NFS", () => {
     const mounts = mountsOf(site.nfs, site.storage, "192.168.0.6");
     expect(mounts).toEqual([
       { where: "/mnt/modelshare", what: "192.168.0.6:/vol/service/cw", options: "nfsvers=4.2,hard,rw,_netdev,noatime,nconnect=4" },
-      { where: "/mnt/modelshare/storage-models/models", what: "192.168.0.6:/vol/service/cw/storage-models/models", options: "nfsvers=4.2,hard,ro,_netdev,noatime,nconnect=4" },
+      {
+        where: "/mnt/modelshare/storage-models/models",
+        what: "192.168.0.6:/vol/service/cw/storage-models/models",
+        options: "nfsvers=4.2,hard,ro,_netdev,noatime,nconnect=4",
+      },
     ]);
     expect(renderMountUnit(mounts[1]).split("\n")).toEqual([
       "# modelshare: an NFS mount of the storage; rewritten by every converge, removed when no longer configured and on destroy.",
@@ -142,21 +167,27 @@ describe("what modelshare writes for NFS", () => {
     const marker = "'/vol/service/cw/.modelshare-export' 'modelshare export 192.168.0.6:/vol/service/cw'";
     expect(server).toContain(`\nconverge_owner() {\n  nfs_owner_marker ${marker}\n`);
     expect(server).toContain("\n  nfs_export_path '/vol/service/cw'\n  nfs_export_path '/vol/service/cw/storage-models/models'\n  nfs_ganesha_unexport\n");
-    expect(server).toContain(`\n  ${call("nfs_kernel_exports", renderKernelExports(site.nfs, site.storage, ["192.168.0.21"]), "/vol/service/cw", "/vol/service/cw/storage-models/models")}\n  nfs_root_marker ${marker}\n  :\n}`);
+    expect(server).toContain(
+      `\n  ${call("nfs_kernel_exports", renderKernelExports(site.nfs, site.storage, ["192.168.0.21"]), "/vol/service/cw", "/vol/service/cw/storage-models/models")}\n  nfs_root_marker ${marker}\n  :\n}`,
+    );
     const root = "'mnt-modelshare.mount'";
     const store = "'mnt-modelshare-storage\\x2dmodels-models.mount'";
     const [rootUnit, storeUnit] = mountsOf(site.nfs, site.storage, "192.168.0.6").map(renderMountUnit);
-    expect(mount).toContain([
-      "\nconverge_privileged() {",
-      "  ensure_packages 'nfs-common'",
-      `  nfs_stale_units ${root} ${store}`,
-      `  ${call("nfs_mount", "/mnt/modelshare", "192.168.0.6:/vol/service/cw", "mnt-modelshare.mount", rootUnit, "modelshare export 192.168.0.6:/vol/service/cw")}`,
-      `  ${call("nfs_models_mount", "/mnt/modelshare/storage-models/models", "192.168.0.6:/vol/service/cw/storage-models/models", "mnt-modelshare-storage\\x2dmodels-models.mount", storeUnit, "/mnt/modelshare")}`,
-      "  :",
-      "}",
-    ].join("\n"));
+    expect(mount).toContain(
+      [
+        "\nconverge_privileged() {",
+        "  ensure_packages 'nfs-common'",
+        `  nfs_stale_units ${root} ${store}`,
+        `  ${call("nfs_mount", "/mnt/modelshare", "192.168.0.6:/vol/service/cw", "mnt-modelshare.mount", rootUnit, "modelshare export 192.168.0.6:/vol/service/cw")}`,
+        `  ${call("nfs_models_mount", "/mnt/modelshare/storage-models/models", "192.168.0.6:/vol/service/cw/storage-models/models", "mnt-modelshare-storage\\x2dmodels-models.mount", storeUnit, "/mnt/modelshare")}`,
+        "  :",
+        "}",
+      ].join("\n"),
+    );
     expect(mount).toContain("\nowner_steps=no\n");
-    expect(mount).toContain(`\nremove_privileged() {\n  nfs_stale_units\n  nfs_unmounted '/mnt/modelshare/storage-models/models' ${store}\n  nfs_unmounted '/mnt/modelshare' ${root}\n`);
+    expect(mount).toContain(
+      `\nremove_privileged() {\n  nfs_stale_units\n  nfs_unmounted '/mnt/modelshare/storage-models/models' ${store}\n  nfs_unmounted '/mnt/modelshare' ${root}\n`,
+    );
     expect(shellcheck([server, ganesha, mount])).toBe("");
   });
 });
@@ -170,10 +201,15 @@ describe("the marker a worker reads", () => {
     const secret = join(dirname(mp), "root-only");
     writeFileSync(secret, "modelshare export x:/srv/cw\n");
     chmodSync(secret, 0o600);
-    const state = () => runProgram(renderProgram({
-      title: "marker", libs: [SYSTEM, shellLib("components/nfs", "mount")], storage: { root: "/nonexistent", owner: { uid: 1000, gid: 1000 } },
-      converge: { privileged: [`note "$(${call("nfs_marker_state", mp, "modelshare export x:/srv/cw")})"`] },
-    })).stdout.split("\n")[0];
+    const state = () =>
+      runProgram(
+        renderProgram({
+          title: "marker",
+          libs: [SYSTEM, shellLib("components/nfs", "mount")],
+          storage: { root: "/nonexistent", owner: { uid: 1000, gid: 1000 } },
+          converge: { privileged: [`note "$(${call("nfs_marker_state", mp, "modelshare export x:/srv/cw")})"`] },
+        }),
+      ).stdout.split("\n")[0];
     symlinkSync(secret, join(mp, ".modelshare-export"));
     expect(state()).toBe("other");
     spawnSync("rm", [join(mp, ".modelshare-export")]);
@@ -195,7 +231,11 @@ describe("NFS under mocks", () => {
       const site = new Site("site", loadSite());
       const nfs = site.nfs!;
       outputs = await new Promise((resolve) => {
-        (nfs.export as any).apply((e: string) => (nfs.mountCommand as any).apply((c: string) => (nfs.mountPoints as any).apply((m: unknown) => resolve({ export: e, mountCommand: c, mountPoints: m }))));
+        (nfs.export as any).apply((e: string) =>
+          (nfs.mountCommand as any).apply((c: string) =>
+            (nfs.mountPoints as any).apply((m: unknown) => resolve({ export: e, mountCommand: c, mountPoints: m })),
+          ),
+        );
       });
     });
     const exportCmd = byName(rs, "storage-nfs-export-converge");

@@ -13,7 +13,14 @@ import { RECORDED_SITES } from "./helpers/recordPlan";
 const everything = RECORDED_SITES["seeds-everything"];
 const stack = () => siteFromConfig(everything.config, (k) => everything.secretKeys.includes(k));
 const item = (name: string, after: string[]): PlanItem =>
-  planItem({ kind: "layout", type: "modelshare:test:Item", name, node: stack().config.nodes[0], after, programs: [{ text: "#!/usr/bin/env bash\n", removes: false }] });
+  planItem({
+    kind: "layout",
+    type: "modelshare:test:Item",
+    name,
+    node: stack().config.nodes[0],
+    after,
+    programs: [{ text: "#!/usr/bin/env bash\n", removes: false }],
+  });
 
 describe("the plan: one source for pulumi up and npm run check", () => {
   it("every Command pulumi up declares runs exactly the program check runs (text and stdin), and every converging program is declared", async () => {
@@ -37,7 +44,10 @@ describe("the plan: one source for pulumi up and npm run check", () => {
   it("names each program after its item, and check reports a converge program as its item", () => {
     const plan = planSite(stack().config);
     const smb = plan.find((p) => p.kind === "smb");
-    expect(smb?.programs.map((p) => [p.name, p.component])).toEqual([["storage-smb-converge", "storage-smb"], ["storage-smb-passwords", "storage-smb-passwords"]]);
+    expect(smb?.programs.map((p) => [p.name, p.component])).toEqual([
+      ["storage-smb-converge", "storage-smb"],
+      ["storage-smb-passwords", "storage-smb-passwords"],
+    ]);
     const container = plan.find((p) => p.name === "gpu1-comfyui");
     expect(container?.programs.map((p) => [p.name, p.converges])).toEqual([["gpu1-comfyui-container", false]]);
   });

@@ -37,8 +37,13 @@ describe("the resource graph under mocks", () => {
     expect(links.deleteBeforeReplace).toBe(true);
     expect(layout.inputs.delete).toBeUndefined(); // destroy never touches the folders
     expect(reveal(layout.inputs.connection)).toEqual({
-      host: "192.168.0.6", port: 22, user: "root", privateKey: PRIVATE_KEY, hostKey: HOST_KEY,
-      perDialTimeout: 10, dialErrorLimit: 3,
+      host: "192.168.0.6",
+      port: 22,
+      user: "root",
+      privateKey: PRIVATE_KEY,
+      hostKey: HOST_KEY,
+      perDialTimeout: 10,
+      dialErrorLimit: 3,
     });
     expect(layout.inputs.addPreviousOutputInEnv).toBe(false);
     // The program travels on stdin; the command is three words any login shell parses alike.
@@ -46,12 +51,18 @@ describe("the resource graph under mocks", () => {
     expect(String(layout.inputs.stdin)).toMatch(/^#!\/usr\/bin\/env bash\n# modelshare: storage layout under \/vol\/service\/cw\n/);
     expect(links.inputs.create).toBe("bash -s converge");
     expect(links.inputs.delete).toBe("bash -s remove");
-    expect(String(links.inputs.stdin)).toContain("ensure_link '/vol/service/cw/storage-user/models-upload/checkpoints' '../../storage-models/models/checkpoints' '/vol/service/cw/storage-models/models/checkpoints'");
+    expect(String(links.inputs.stdin)).toContain(
+      "ensure_link '/vol/service/cw/storage-user/models-upload/checkpoints' '../../storage-models/models/checkpoints' '/vol/service/cw/storage-models/models/checkpoints'",
+    );
     expect(String(links.inputs.stdin)).toContain("remove_link ");
   });
 
   it("a new convergeToken changes only each program's text: an in-place update that re-runs create, never a replace", async () => {
-    const withToken = (token: string) => declare({ stack: "seeds", config: { ...seeds, "modelshare:sshKey": PRIVATE_KEY, "modelshare:convergeToken": token }, secretKeys: ["modelshare:sshKey"] }, build);
+    const withToken = (token: string) =>
+      declare(
+        { stack: "seeds", config: { ...seeds, "modelshare:sshKey": PRIVATE_KEY, "modelshare:convergeToken": token }, secretKeys: ["modelshare:sshKey"] },
+        build,
+      );
     const [a, b] = [await withToken("2026-11-23T10:00:00.000Z"), await withToken("2026-11-24T10:00:00.000Z")];
     const commands = a.filter((r) => r.custom);
     expect(commands).toHaveLength(4); // layout, two link sets, the environment file
@@ -82,7 +93,9 @@ describe("the resource graph under mocks", () => {
     const { config, secretKeys } = stackConfig("Pulumi.dev.yaml");
     const home = process.env.HOME;
     process.env.HOME = "/home/ada"; // the dev stack is a user's; a root under /root is refused
-    const rs = await declare({ stack: "dev", config, secretKeys }, build).finally(() => { process.env.HOME = home; });
+    const rs = await declare({ stack: "dev", config, secretKeys }, build).finally(() => {
+      process.env.HOME = home;
+    });
     const commands = rs.filter((r) => r.custom);
     expect(commands.map((r) => r.type)).toEqual(["command:local:Command", "command:local:Command", "command:local:Command"]);
     expect(commands[0].inputs.connection).toBeUndefined();
@@ -103,7 +116,10 @@ describe("the resource graph under mocks", () => {
       storageRoot: "/vol/service/cw",
       modelStore: "/vol/service/cw/storage-models/models",
       linkFolders: ["/vol/service/cw/storage-user/models", "/vol/service/cw/storage-user/models-upload"],
-      categoryFolders: expect.objectContaining({ checkpoints: "/vol/service/cw/storage-models/models/checkpoints", clip: "/vol/service/cw/storage-models/models/clip" }),
+      categoryFolders: expect.objectContaining({
+        checkpoints: "/vol/service/cw/storage-models/models/checkpoints",
+        clip: "/vol/service/cw/storage-models/models/clip",
+      }),
       projectFolders: {},
     });
     expect(Object.keys(outputs.categoryFolders as object)).toHaveLength(8);
@@ -113,14 +129,18 @@ describe("the resource graph under mocks", () => {
 describe("config the program refuses before declaring anything", () => {
   const refused = async (config: Record<string, string>, secretKeys: string[] = []) => {
     let declared: Declared[] = [];
-    const attempt = declare({ stack: "bad", config, secretKeys }, build).then((rs) => { declared = rs; });
+    const attempt = declare({ stack: "bad", config, secretKeys }, build).then((rs) => {
+      declared = rs;
+    });
     await expect(attempt).rejects.toThrow(/nothing was changed on any node/);
     expect(declared).toEqual([]);
     return attempt.catch((e: Error) => e.message);
   };
 
   it("an SSH key stored in plain text", async () => {
-    expect(await refused({ ...seeds, "modelshare:sshKey": PRIVATE_KEY })).toMatch(/modelshare:sshKey: is stored in plain text; .*pulumi config set --secret sshKey/);
+    expect(await refused({ ...seeds, "modelshare:sshKey": PRIVATE_KEY })).toMatch(
+      /modelshare:sshKey: is stored in plain text; .*pulumi config set --secret sshKey/,
+    );
   });
   it("a missing SSH key, naming the nodes that need it", async () => {
     expect(await refused(seeds)).toMatch(/modelshare:sshKey: missing; node\(s\) storage, gpu1 need/);
@@ -129,9 +149,13 @@ describe("config the program refuses before declaring anything", () => {
     expect(await refused({ ...seeds, "modelshare:sshKey": "hunter2" }, ["modelshare:sshKey"])).toMatch(/does not hold a private key/);
   });
   it("a misspelt setting", async () => {
-    expect(await refused({ ...seeds, "modelshare:sshKey": PRIVATE_KEY, "modelshare:storge": "{}" }, ["modelshare:sshKey"])).toMatch(/modelshare:storge: is not a modelshare setting/);
+    expect(await refused({ ...seeds, "modelshare:sshKey": PRIVATE_KEY, "modelshare:storge": "{}" }, ["modelshare:sshKey"])).toMatch(
+      /modelshare:storge: is not a modelshare setting/,
+    );
   });
   it("a bad value anywhere", async () => {
-    expect(await refused({ ...seeds, "modelshare:storage": JSON.stringify({ root: "/etc/models" }) })).toMatch(/storage\.root: "\/etc\/models" is inside the system path \/etc/);
+    expect(await refused({ ...seeds, "modelshare:storage": JSON.stringify({ root: "/etc/models" }) })).toMatch(
+      /storage\.root: "\/etc\/models" is inside the system path \/etc/,
+    );
   });
 });

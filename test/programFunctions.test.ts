@@ -26,11 +26,60 @@ import { RECORDED_SITES } from "./helpers/recordPlan";
  * library is missing cannot pass for a command.
  */
 const EXTERNAL = new Set([
-  "apt-get", "awk", "cat", "chmod", "chown", "cmp", "cp", "cut", "date", "df", "dirname", "docker", "dpkg-query", "env",
-  "exportfs", "find", "findmnt", "flock", "getent", "grep", "groupadd", "head", "hostname", "id", "install", "iptables",
-  "journalctl", "ln", "ls", "mkdir", "mktemp", "mv", "od", "pdbedit", "readlink", "rm", "rmdir", "sed", "setpriv",
-  "sha256sum", "sleep", "smbcontrol", "smbpasswd", "sort", "stat", "systemctl", "tail", "testparm", "timeout", "tr",
-  "umount", "useradd", "usermod", "wc",
+  "apt-get",
+  "awk",
+  "cat",
+  "chmod",
+  "chown",
+  "cmp",
+  "cp",
+  "cut",
+  "date",
+  "df",
+  "dirname",
+  "docker",
+  "dpkg-query",
+  "env",
+  "exportfs",
+  "find",
+  "findmnt",
+  "flock",
+  "getent",
+  "grep",
+  "groupadd",
+  "head",
+  "hostname",
+  "id",
+  "install",
+  "iptables",
+  "journalctl",
+  "ln",
+  "ls",
+  "mkdir",
+  "mktemp",
+  "mv",
+  "od",
+  "pdbedit",
+  "readlink",
+  "rm",
+  "rmdir",
+  "sed",
+  "setpriv",
+  "sha256sum",
+  "sleep",
+  "smbcontrol",
+  "smbpasswd",
+  "sort",
+  "stat",
+  "systemctl",
+  "tail",
+  "testparm",
+  "timeout",
+  "tr",
+  "umount",
+  "useradd",
+  "usermod",
+  "wc",
 ]);
 
 /**
@@ -128,7 +177,9 @@ class Scanner {
   constructor(private readonly s: string) {}
 
   private fail(what: string): never {
-    throw new Error(`cannot read ${what} at ${JSON.stringify(this.s.slice(Math.max(0, this.i - 40), this.i))} ^ ${JSON.stringify(this.s.slice(this.i, this.i + 40))}`);
+    throw new Error(
+      `cannot read ${what} at ${JSON.stringify(this.s.slice(Math.max(0, this.i - 40), this.i))} ^ ${JSON.stringify(this.s.slice(this.i, this.i + 40))}`,
+    );
   }
 
   private at(text: string): boolean {
@@ -549,8 +600,9 @@ function check(program: string): Checked {
     for (const c of calls) if (c.caller === fn && c.name !== null && defined.has(c.name)) reachable.add(c.name);
   }
   const known = (name: string) => defined.has(name) || BASH_WORDS.has(name) || EXTERNAL.has(name);
-  const unknown = (inReach: boolean) =>
-    [...new Set(calls.filter((c) => c.name !== null && !known(c.name) && reachable.has(c.caller) === inReach).map((c) => `${c.caller} calls ${c.name}`))];
+  const unknown = (inReach: boolean) => [
+    ...new Set(calls.filter((c) => c.name !== null && !known(c.name) && reachable.has(c.caller) === inReach).map((c) => `${c.caller} calls ${c.name}`)),
+  ];
   return { defined, calls, reachable, undefined: unknown(true), latent: unknown(false) };
 }
 
@@ -566,7 +618,13 @@ function everyProgram(): Array<{ name: string; text: string }> {
   const other = {
     ...config,
     "modelshare:nfs": JSON.stringify({ enabled: true, server: "ganesha", modelsReadOnly: true }),
-    "modelshare:smb": JSON.stringify({ ...JSON.parse(config["modelshare:smb"]), recycle: { enabled: false }, modelsShare: "ki_Models", macos: false, audit: false }),
+    "modelshare:smb": JSON.stringify({
+      ...JSON.parse(config["modelshare:smb"]),
+      recycle: { enabled: false },
+      modelsShare: "ki_Models",
+      macos: false,
+      audit: false,
+    }),
   };
   return Object.entries({ everything: config, "other options": other }).flatMap(([siteName, values]) => {
     const site = siteFromConfig(values, (k) => secretKeys.includes(k));
@@ -597,10 +655,27 @@ describe("every function a program calls is defined in it", () => {
     const text = (name: string) => programs.find((p) => p.name === name)?.text;
     expect(text("other options: storage-nfs-export-converge")).not.toBe(text("everything: storage-nfs-export-converge"));
     expect(text("other options: storage-smb-converge")).not.toBe(text("everything: storage-smb-converge"));
-    for (const kind of ["-layout-converge", "-links-storage-user/models-converge", "-smb-converge", "-smb-passwords", "-nfs-export-converge", "-nfs-mount-converge", "-docker-converge", "-comfyui-container", "-env-converge", "-ollama-converge"]) {
-      expect(programs.some((p) => p.name.endsWith(kind)), kind).toBe(true);
+    for (const kind of [
+      "-layout-converge",
+      "-links-storage-user/models-converge",
+      "-smb-converge",
+      "-smb-passwords",
+      "-nfs-export-converge",
+      "-nfs-mount-converge",
+      "-docker-converge",
+      "-comfyui-container",
+      "-env-converge",
+      "-ollama-converge",
+    ]) {
+      expect(
+        programs.some((p) => p.name.endsWith(kind)),
+        kind,
+      ).toBe(true);
     }
-    expect(programs.some((p) => /-comfyui-.*-converge$/.test(p.name)), "a ComfyUI install").toBe(true);
+    expect(
+      programs.some((p) => /-comfyui-.*-converge$/.test(p.name)),
+      "a ComfyUI install",
+    ).toBe(true);
     const found = Object.fromEntries([...checked].map(([name, c]) => [name, c.undefined]).filter(([, u]) => u.length > 0));
     expect(found).toEqual({});
   });
@@ -627,7 +702,10 @@ describe("every function a program calls is defined in it", () => {
       expect(called, name).toContain("new_frame -> od"); // in $( )
       const steps = c.calls.filter((x) => (x.caller === "converge_privileged" || x.caller === "converge_owner") && x.name !== ":");
       expect(steps.length, `${name} has steps`).toBeGreaterThan(0);
-      expect(steps.every((x) => x.name !== null && c.defined.has(x.name)), `${name}: every step is a helper`).toBe(true);
+      expect(
+        steps.every((x) => x.name !== null && c.defined.has(x.name)),
+        `${name}: every step is a helper`,
+      ).toBe(true);
     }
     const layout = all.find((c) => c.defined.has("ensure_tree"));
     const calls = new Set(layout?.calls.map((x) => `${x.caller} -> ${x.name}`));
@@ -641,7 +719,11 @@ describe("every function a program calls is defined in it", () => {
     expect(check(oneStep([DIRS], "no_such_helper 'x'")).undefined).toEqual(["converge_privileged calls no_such_helper"]);
     // …also inside a command substitution, a pipeline, a condition, and given to act.
     const hidden = `[ -n "$(other_missing x | cat)" ] && third_missing || act 'found' 'made' fourth_missing 'x'`;
-    expect(check(oneStep([DIRS], hidden)).undefined).toEqual(["converge_privileged calls other_missing", "converge_privileged calls third_missing", "converge_privileged calls fourth_missing"]);
+    expect(check(oneStep([DIRS], hidden)).undefined).toEqual([
+      "converge_privileged calls other_missing",
+      "converge_privileged calls third_missing",
+      "converge_privileged calls fourth_missing",
+    ]);
   });
 
   it("reports a helper whose definition is gone from its library, called directly or through act", () => {

@@ -2,7 +2,26 @@ import { spawnSync } from "node:child_process";
 import { describe, expect, it } from "vitest";
 import { call, callRows, quote } from "../components/shell/quote";
 
-const tricky = ["plain", "with space", "it's", "$(reboot)", "`id`", "a\"b", "back\\slash", "line\nbreak", "tab\there", "*", "~", "-rf", "", "ü ß 模型", "'", "''", "$HOME", "!!"];
+const tricky = [
+  "plain",
+  "with space",
+  "it's",
+  "$(reboot)",
+  "`id`",
+  'a"b',
+  "back\\slash",
+  "line\nbreak",
+  "tab\there",
+  "*",
+  "~",
+  "-rf",
+  "",
+  "ü ß 模型",
+  "'",
+  "''",
+  "$HOME",
+  "!!",
+];
 
 describe("quote", () => {
   it.each(tricky)("round-trips %j through bash unchanged", (value) => {
@@ -28,7 +47,12 @@ describe("quote", () => {
 
 describe("callRows", () => {
   it("puts one quoted row on each line, joined by backslash continuations", () => {
-    expect(callRows("ensure_dirs", [["/srv/a b", "00775"], ["/srv/it's", 2775]])).toBe("ensure_dirs \\\n  '/srv/a b' '00775' \\\n  '/srv/it'\\''s' '2775'");
+    expect(
+      callRows("ensure_dirs", [
+        ["/srv/a b", "00775"],
+        ["/srv/it's", 2775],
+      ]),
+    ).toBe("ensure_dirs \\\n  '/srv/a b' '00775' \\\n  '/srv/it'\\''s' '2775'");
     expect(() => callRows("bad name", [])).toThrow(/not a shell function name/);
   });
 });

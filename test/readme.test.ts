@@ -15,7 +15,9 @@ import { PRIVATE_KEY } from "./fixtures/site";
  * the commands, paths and links it names exist.
  */
 const readme = readFileSync("README.md", "utf8");
-const docs = readdirSync("docs").filter((f) => f.endsWith(".md")).map((f) => `docs/${f}`);
+const docs = readdirSync("docs")
+  .filter((f) => f.endsWith(".md"))
+  .map((f) => `docs/${f}`);
 const pkg = JSON.parse(readFileSync("package.json", "utf8"));
 
 /** The fenced block right after `<!-- marker -->`. */
@@ -51,7 +53,11 @@ describe("README", () => {
   it("its example is a valid site with the seeds' layout, SMB, NFS and services", () => {
     const config = example();
     // The sections only: the secret keys (SSH key, SMB passwords) are read by stackConfig.
-    const raw = Object.fromEntries(Object.entries(config).map(([k, v]) => [k.split(":")[1], v]).filter(([k]) => (SECTIONS as readonly string[]).includes(k as string)));
+    const raw = Object.fromEntries(
+      Object.entries(config)
+        .map(([k, v]) => [k.split(":")[1], v])
+        .filter(([k]) => (SECTIONS as readonly string[]).includes(k as string)),
+    );
     const site = parseSite(raw, { homedir: "/home/x" });
     expect(site.nodes.find((n) => n.roles.includes("storage"))?.host).toBe("192.168.0.6");
     expect(site.storage.root).toBe("/vol/service/cw");
@@ -66,9 +72,12 @@ describe("README", () => {
     const config = example();
     // The stack as the engine passes it: sections as JSON, the `secure:` keys as secrets.
     const secretKeys = Object.keys(config).filter((k) => (config[k] as { secure?: string })?.secure !== undefined);
-    const values = Object.fromEntries(Object.entries(config).map(([k, v]) => [k, secretKeys.includes(k)
-      ? (k.endsWith("sshKey") ? PRIVATE_KEY : "a password of the README's")
-      : JSON.stringify(v)]));
+    const values = Object.fromEntries(
+      Object.entries(config).map(([k, v]) => [
+        k,
+        secretKeys.includes(k) ? (k.endsWith("sshKey") ? PRIVATE_KEY : "a password of the README's") : JSON.stringify(v),
+      ]),
+    );
     let outputs: Record<string, unknown> = {};
     await declare({ stack: "seeds", config: values, secretKeys }, async () => {
       const site = new Site("site", loadSite());
@@ -109,8 +118,15 @@ describe("README", () => {
   });
 
   it("links only to files and headings that exist, in the README and in docs/", () => {
-    const anchors = (file: string) => new Set([...readFileSync(file, "utf8").matchAll(/^#+ (.+)$/gm)]
-      .map((m) => m[1].toLowerCase().replace(/[^\w\- ]/g, "").replace(/ /g, "-")));
+    const anchors = (file: string) =>
+      new Set(
+        [...readFileSync(file, "utf8").matchAll(/^#+ (.+)$/gm)].map((m) =>
+          m[1]
+            .toLowerCase()
+            .replace(/[^\w\- ]/g, "")
+            .replace(/ /g, "-"),
+        ),
+      );
     for (const file of ["README.md", ...docs]) {
       for (const [, target] of readFileSync(file, "utf8").matchAll(/\]\(([^)\s]+)\)/g)) {
         if (/^https?:/.test(target)) continue;
@@ -138,8 +154,9 @@ describe("README", () => {
 describe("docs/contributing.md", () => {
   it("names every test file", () => {
     const contributing = readFileSync("docs/contributing.md", "utf8");
-    const files = [...readdirSync("test").map((f) => `test/${f}`), ...readdirSync("test/lab").map((f) => `test/lab/${f}`)]
-      .filter((f) => f.endsWith(".test.ts"));
+    const files = [...readdirSync("test").map((f) => `test/${f}`), ...readdirSync("test/lab").map((f) => `test/lab/${f}`)].filter((f) =>
+      f.endsWith(".test.ts"),
+    );
     expect(files.length).toBeGreaterThanOrEqual(14);
     for (const f of files) expect(contributing, f).toContain(`\`${f}\``);
   });

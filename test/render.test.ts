@@ -88,7 +88,9 @@ describe("rendered scripts", () => {
       "'/vol/service/cw/storage-user/models-upload' 'root' '00755'",
       `hand_over '/vol/service/cw/storage-user/models-upload' '1000' '1000' ${names}`,
       `prune_links '/vol/service/cw/storage-user/models-upload' '../../storage-models/models' ${names}`,
-      ...s.categories.map((c) => `ensure_link '/vol/service/cw/storage-user/models-upload/${c}' '../../storage-models/models/${c}' '/vol/service/cw/storage-models/models/${c}'`),
+      ...s.categories.map(
+        (c) => `ensure_link '/vol/service/cw/storage-user/models-upload/${c}' '../../storage-models/models/${c}' '/vol/service/cw/storage-models/models/${c}'`,
+      ),
     ]);
     expect(steps(renderSymlinkSet(s, upload), "converge_owner")).toEqual([]);
     expect(steps(renderSymlinkSet(s, models), "remove_owner")).toEqual([]);
@@ -115,21 +117,26 @@ describe("rendered scripts", () => {
 
   // The awkward site holds a literal "$HOME" on purpose, which is exactly what SC2016 (an
   // info about `$` inside single quotes) points at; everything else must be clean.
-  it.each([["the seeds' site", seedsStorage, []], ["an awkward site", weird, ["--exclude=SC2016"]]] as const)(
-    "every rendered script for %s is shellcheck-clean",
-    (_name, storage, extra) => {
-      const s = storage();
-      const scripts = [renderStorageLayout(s), ...linkFolders(s).map((set) => renderSymlinkSet(s, set))];
-      expect(shellcheck(scripts, extra)).toBe("");
-    },
-  );
+  it.each([
+    ["the seeds' site", seedsStorage, []],
+    ["an awkward site", weird, ["--exclude=SC2016"]],
+  ] as const)("every rendered script for %s is shellcheck-clean", (_name, storage, extra) => {
+    const s = storage();
+    const scripts = [renderStorageLayout(s), ...linkFolders(s).map((set) => renderSymlinkSet(s, set))];
+    expect(shellcheck(scripts, extra)).toBe("");
+  });
 });
 
 describe("shell files in the tree", () => {
   it("the helper libraries, scripts/, lab/ and .ci/run are shellcheck-clean", () => {
-    const dirs = readdirSync("components", { withFileTypes: true }).filter((d) => d.isDirectory()).map((d) => `components/${d.name}`);
-    const files = [...dirs, "scripts", "lab"].filter(existsSync)
-      .flatMap((dir) => readdirSync(dir).filter((f) => f.endsWith(".sh")).map((f) => `${dir}/${f}`));
+    const dirs = readdirSync("components", { withFileTypes: true })
+      .filter((d) => d.isDirectory())
+      .map((d) => `components/${d.name}`);
+    const files = [...dirs, "scripts", "lab"].filter(existsSync).flatMap((dir) =>
+      readdirSync(dir)
+        .filter((f) => f.endsWith(".sh"))
+        .map((f) => `${dir}/${f}`),
+    );
     expect(files.length).toBeGreaterThanOrEqual(5);
     expect(shellcheck([...files, ".ci/run"].map((f) => readFileSync(f, "utf8")))).toBe("");
   });

@@ -29,10 +29,22 @@ const FAKE_FRAME = "0".repeat(32);
 // Each planted name: as bash writes it ($'…'), the bytes it is, and how the program shows it.
 const PLANTED = [
   { bash: String.raw`$'p\ndrift: fake'`, bytes: Buffer.from("p\ndrift: fake"), shown: String.raw`p\ndrift: fake` },
-  { bash: String.raw`$'q\nreport: category 999 999 fake'`, bytes: Buffer.from("q\nreport: category 999 999 fake"), shown: String.raw`q\nreport: category 999 999 fake` },
-  { bash: String.raw`$'r\n${FAKE_FRAME} drift: fake'`, bytes: Buffer.from(`r\n${FAKE_FRAME} drift: fake`), shown: String.raw`r\n` + `${FAKE_FRAME} drift: fake` },
+  {
+    bash: String.raw`$'q\nreport: category 999 999 fake'`,
+    bytes: Buffer.from("q\nreport: category 999 999 fake"),
+    shown: String.raw`q\nreport: category 999 999 fake`,
+  },
+  {
+    bash: String.raw`$'r\n${FAKE_FRAME} drift: fake'`,
+    bytes: Buffer.from(`r\n${FAKE_FRAME} drift: fake`),
+    shown: String.raw`r\n` + `${FAKE_FRAME} drift: fake`,
+  },
   { bash: String.raw`$'\033]0;title\007'`, bytes: Buffer.from("\x1b]0;title\x07"), shown: String.raw`\x1b]0;title\x07` },
-  { bash: String.raw`$'bad\xff\xfe\xc2\x9b31m'`, bytes: Buffer.from([0x62, 0x61, 0x64, 0xff, 0xfe, 0xc2, 0x9b, 0x33, 0x31, 0x6d]), shown: String.raw`bad\xff\xfe\xc2\x9b31m` },
+  {
+    bash: String.raw`$'bad\xff\xfe\xc2\x9b31m'`,
+    bytes: Buffer.from([0x62, 0x61, 0x64, 0xff, 0xfe, 0xc2, 0x9b, 0x33, 0x31, 0x6d]),
+    shown: String.raw`bad\xff\xfe\xc2\x9b31m`,
+  },
   { bash: String.raw`$'tab\there\\ and caf\xc3\xa9'`, bytes: Buffer.from("tab\there\\ and café"), shown: String.raw`tab\there\\ and café` },
 ];
 
@@ -85,7 +97,9 @@ describe("names planted by the owner, in npm run check", () => {
     expect(rows.map((row: { path: string }) => row.path).sort()).toEqual(PLANTED.map((p) => `${root}/projects/${p.bytes.toString("utf8")}`).sort());
     // Where the name is not UTF-8, escapedPath gives its exact bytes.
     const bad = PLANTED[4];
-    expect(unescapeBytes(rows.find((row: { escapedPath: string }) => row.escapedPath.includes("bad")).escapedPath)).toEqual(Buffer.concat([Buffer.from(`${root}/projects/`), bad.bytes]));
+    expect(unescapeBytes(rows.find((row: { escapedPath: string }) => row.escapedPath.includes("bad")).escapedPath)).toEqual(
+      Buffer.concat([Buffer.from(`${root}/projects/`), bad.bytes]),
+    );
   });
 
   it("converging over them: the names show escaped in the log, and only real changes count", () => {
@@ -108,9 +122,13 @@ describe("names planted by the owner, in npm run check", () => {
     const { r, frame, c } = checked(renderStorageLayout(s));
     expect(r.code).toBe(1);
     expect(r.stderr).not.toMatch(CONTROL);
-    expect(r.stderr).toContain(`${frame} modelshare: ${store}/loras is a symbolic link (to /x\\nmodelshare: fake\\n${FAKE_FRAME} modelshare: fake\\x1b]0;title\\x07)`);
+    expect(r.stderr).toContain(
+      `${frame} modelshare: ${store}/loras is a symbolic link (to /x\\nmodelshare: fake\\n${FAKE_FRAME} modelshare: fake\\x1b]0;title\\x07)`,
+    );
     const check = c as ComponentCheck;
-    expect(check.refusal).toMatch(/^\S+\/loras is a symbolic link \(to \/x\\nmodelshare: fake\\n0{32} modelshare: fake\\x1b\]0;title\\x07\), where modelshare expects a real folder/);
+    expect(check.refusal).toMatch(
+      /^\S+\/loras is a symbolic link \(to \/x\\nmodelshare: fake\\n0{32} modelshare: fake\\x1b\]0;title\\x07\), where modelshare expects a real folder/,
+    );
     const text = formatText([node(check)]);
     expect(text).toContain(`here-layout: converge would refuse: ${store}/loras is a symbolic link (to /x\\nmodelshare: fake`);
     expect(text).not.toMatch(CONTROL);
@@ -119,10 +137,13 @@ describe("names planted by the owner, in npm run check", () => {
 
 describe("the frame", () => {
   // A step that prints what a tool printed: text the owner wrote, as it is.
-  const program = (where: "privileged" | "owner") => renderProgram({
-    title: "a tool's raw output", libs: [], storage: { root, owner: OWNER },
-    converge: { [where]: [`cat -- ${root}/planted.txt`] },
-  });
+  const program = (where: "privileged" | "owner") =>
+    renderProgram({
+      title: "a tool's raw output",
+      libs: [],
+      storage: { root, owner: OWNER },
+      converge: { [where]: [`cat -- ${root}/planted.txt`] },
+    });
   beforeEach(() => {
     writeFileSync(join(root, "planted.txt"), `drift: fake\nchanged: fake\nreport: project 999 999 /x\n${FAKE_FRAME} drift: fake\n\x1b]0;title\x07\n`);
   });
@@ -159,7 +180,11 @@ describe("escape_line (prelude.sh)", () => {
     texts.forEach((t, i) => writeFileSync(join(dir, String(i).padStart(4, "0")), t));
     const prelude = readFileSync(join(__dirname, "../components/shell/prelude.sh"), "utf8");
     const fn = prelude.slice(prelude.indexOf("escape_line() {"), prelude.indexOf("\n}\n", prelude.indexOf("escape_line() {")) + 3);
-    const r = spawnSync("bash", ["-c", `${fn}\nfor f in "$1"/*; do IFS= read -r -d '' s <"$f" || true; escape_line "$s"; printf '%s\\n' "$escaped"; done`, "x", dir], { encoding: "buffer" });
+    const r = spawnSync(
+      "bash",
+      ["-c", `${fn}\nfor f in "$1"/*; do IFS= read -r -d '' s <"$f" || true; escape_line "$s"; printf '%s\\n' "$escaped"; done`, "x", dir],
+      { encoding: "buffer" },
+    );
     expect(r.status, r.stderr.toString()).toBe(0);
     return r.stdout.toString("utf8").replace(/\n$/, "").split("\n");
   };
@@ -175,8 +200,13 @@ describe("escape_line (prelude.sh)", () => {
     ];
     // And random bytes (no NUL: no name holds one), biased towards the interesting ones.
     const pool = [0x0a, 0x09, 0x1b, 0x5c, 0x7f, 0x80, 0x9b, 0xc2, 0xc3, 0xe2, 0xed, 0xf0, 0xf4, 0xff, 0x41, 0x20, 0x2f];
-    const random = Array.from({ length: 300 }, () => Buffer.from(Array.from({ length: 1 + Math.floor(Math.random() * 12) }, () =>
-      Math.random() < 0.6 ? pool[Math.floor(Math.random() * pool.length)] : 1 + Math.floor(Math.random() * 255))));
+    const random = Array.from({ length: 300 }, () =>
+      Buffer.from(
+        Array.from({ length: 1 + Math.floor(Math.random() * 12) }, () =>
+          Math.random() < 0.6 ? pool[Math.floor(Math.random() * pool.length)] : 1 + Math.floor(Math.random() * 255),
+        ),
+      ),
+    );
     const out = escapeFiles([...cases.map(([b]) => b), ...random]);
     expect(out.slice(0, cases.length)).toEqual(cases.map(([, e]) => e));
     [...cases.map(([b]) => b), ...random].forEach((bytes, i) => {
@@ -191,7 +221,20 @@ describe("what ops/ prints", () => {
   it("formatText and formatJson pass no control character on, whatever a node sent", () => {
     const hostile: NodeCheck[] = [
       { node: "a", host: "10.0.0.1", error: "could not connect: \x1b]0;owned\x07\nsecond line", components: [], sessions: 0, ms: 1 },
-      { node: "b", host: "10.0.0.2", components: [{ component: "b-layout", drift: ["raw\x1b[31m"], refusal: "no\u009b31m", report: [{ kind: "project", bytes: 1, count: 1, path: "/p/\x1b\u2028", escapedPath: "/p/\u009b" }] }], sessions: 1, ms: 1 },
+      {
+        node: "b",
+        host: "10.0.0.2",
+        components: [
+          {
+            component: "b-layout",
+            drift: ["raw\x1b[31m"],
+            refusal: "no\u009b31m",
+            report: [{ kind: "project", bytes: 1, count: 1, path: "/p/\x1b\u2028", escapedPath: "/p/\u009b" }],
+          },
+        ],
+        sessions: 1,
+        ms: 1,
+      },
     ];
     const text = formatText(hostile);
     expect(text).not.toMatch(CONTROL);

@@ -23,17 +23,39 @@ function site(): any {
 const parse = (raw: unknown) => parseSite(raw, { homedir: "/home/ada" });
 const problems = (mutate: (s: any) => void) => problemsOf(site, mutate);
 
-const hostsAllow = (list: string[]) => (s: any) => { s.smb.hostsAllow = list; };
-const clients = (list: string[]) => (s: any) => { s.nfs.clients = list; };
-const user = (u: string) => (s: any) => { s.services.comfyui.user = u; };
-const port = (p: number, node = "gpu1") => (s: any) => { s.services.comfyui.nodes = [node]; s.services.comfyui.ports = [{ host: p, container: 8188 }]; };
-const host = (h: string) => (s: any) => { s.nodes[1].host = h; };
-const mountPoint = (m: string) => (s: any) => { s.nfs.mountPoint = m; };
-const smbUser = (name: string) => (s: any) => { s.smb.users = [{ name, passwordKey: "smbPasswordX" }]; };
-const unit = (u: string) => (s: any) => { s.comfyui.installs[0].service = u; };
-const install = (i: Record<string, unknown>) => (s: any) => { s.comfyui.installs = [{ node: "gpu1", path: "/opt/ComfyUI", ...i }]; };
+const hostsAllow = (list: string[]) => (s: any) => {
+  s.smb.hostsAllow = list;
+};
+const clients = (list: string[]) => (s: any) => {
+  s.nfs.clients = list;
+};
+const user = (u: string) => (s: any) => {
+  s.services.comfyui.user = u;
+};
+const port =
+  (p: number, node = "gpu1") =>
+  (s: any) => {
+    s.services.comfyui.nodes = [node];
+    s.services.comfyui.ports = [{ host: p, container: 8188 }];
+  };
+const host = (h: string) => (s: any) => {
+  s.nodes[1].host = h;
+};
+const mountPoint = (m: string) => (s: any) => {
+  s.nfs.mountPoint = m;
+};
+const smbUser = (name: string) => (s: any) => {
+  s.smb.users = [{ name, passwordKey: "smbPasswordX" }];
+};
+const unit = (u: string) => (s: any) => {
+  s.comfyui.installs[0].service = u;
+};
+const install = (i: Record<string, unknown>) => (s: any) => {
+  s.comfyui.installs = [{ node: "gpu1", path: "/opt/ComfyUI", ...i }];
+};
 
 describe("addresses and networks are parsed", () => {
+  // prettier-ignore
   const rejected: Rejected[] = [
     ["0.0.0.0/00 (a prefix with a leading zero)", hostsAllow(["0.0.0.0/00"]), "smb.hostsAllow[0]", /leading zero; write 0\.0\.0\.0\/0/],
     ["::0/0 without allowAnyHost", hostsAllow(["::0/0"]), "smb.hostsAllow[0]", /every address connect.*smb\.allowAnyHost: true/],
@@ -69,8 +91,20 @@ describe("addresses and networks are parsed", () => {
     expect(problems(hostsAllow(["0.0.0.0/1", "128.0.0.0/2", "8000::/1"]))).toEqual([]);
     expect(problems(clients(["0.0.0.0/1", "8000::/1", "10.0.0.0/8"]))).toEqual([]);
     for (const list of [["0.0.0.0/0"], ["::/0"], ["0.0.0.0/1", "128.0.0.0/1"], ["*"]]) {
-      expect(problems((s) => { s.smb.hostsAllow = list; s.smb.allowAnyHost = true; }), list.join()).toEqual([]);
-      expect(problems((s) => { s.nfs.clients = list; s.nfs.allowAnyClient = true; }), list.join()).toEqual([]);
+      expect(
+        problems((s) => {
+          s.smb.hostsAllow = list;
+          s.smb.allowAnyHost = true;
+        }),
+        list.join(),
+      ).toEqual([]);
+      expect(
+        problems((s) => {
+          s.nfs.clients = list;
+          s.nfs.allowAnyClient = true;
+        }),
+        list.join(),
+      ).toEqual([]);
     }
   });
 
@@ -91,6 +125,7 @@ describe("addresses and networks are parsed", () => {
 });
 
 describe("uids and gids are numbers", () => {
+  // prettier-ignore
   const rejected: Rejected[] = [
     ["00:1000 (uid 0 with a leading zero)", user("00:1000"), "services.comfyui.user", /leading zeros, which docker reads as 0:1000; write "0:1000"/],
     ["000:000", user("000:000"), "services.comfyui.user", /docker reads as 0:0/],
@@ -109,12 +144,18 @@ describe("uids and gids are numbers", () => {
   it("accepts unprivileged ids, and root with the opt-in", () => {
     expect(problems(user("1000:1000"))).toEqual([]);
     expect(problems(user("65534:65534"))).toEqual([]);
-    expect(problems((s) => { s.services.comfyui.user = "0:0"; s.services.comfyui.allowRootUser = true; })).toEqual([]);
+    expect(
+      problems((s) => {
+        s.services.comfyui.user = "0:0";
+        s.services.comfyui.allowRootUser = true;
+      }),
+    ).toEqual([]);
     expect(parseUser("0:1000")).toEqual({ uid: 0, gid: 1000 });
   });
 });
 
 describe("ports are checked against what the node already runs", () => {
+  // prettier-ignore
   const rejected: Rejected[] = [
     ["a service on the node's SSH port 22", port(22), "services.comfyui.ports[0].host", /22 is gpu1's SSH port \(nodes\[1\]\.port\)/],
     ["a service on a node's own SSH port 2222", port(2222, "gpu2"), "services.comfyui.ports[0].host", /gpu2's SSH port \(nodes\[2\]\.port\)/],
@@ -135,11 +176,17 @@ describe("ports are checked against what the node already runs", () => {
     expect(problems(port(8188))).toEqual([]);
     expect(problems(port(2222, "gpu1"))).toEqual([]);
     expect(problems(port(445, "gpu1"))).toEqual([]);
-    expect(problems((s) => { s.smb.enabled = false; port(445, "storage")(s); })).toEqual([]);
+    expect(
+      problems((s) => {
+        s.smb.enabled = false;
+        port(445, "storage")(s);
+      }),
+    ).toEqual([]);
   });
 });
 
 describe("hosts are addresses a node can have", () => {
+  // prettier-ignore
   const rejected: Rejected[] = [
     ["0.0.0.0", host("0.0.0.0"), "nodes[1].host", /0\.x means "this host"/],
     ["::", host("::"), "nodes[1].host", /unspecified address/],
@@ -168,6 +215,7 @@ describe("hosts are addresses a node can have", () => {
 });
 
 describe("system paths", () => {
+  // prettier-ignore
   const rejected: Rejected[] = [
     ["a mount point under /var/run (a link to /run)", mountPoint("/var/run/modelshare"), "nfs.mountPoint", /inside the system path \/var\/run/],
     ["a mount point under /run", mountPoint("/run/modelshare"), "nfs.mountPoint", /system path \/run/],
@@ -190,15 +238,53 @@ describe("system paths", () => {
   it("accepts the neighbours: /mnt/models, /srv/nfs/x; @ in a root when SMB is off; a root under /tmp (tests, the dev stack)", () => {
     expect(problems(mountPoint("/mnt/models"))).toEqual([]);
     expect(problems(mountPoint("/srv/nfs/models"))).toEqual([]);
-    expect(problems((s) => { s.smb.enabled = false; s.storage.root = "/vol/a@b"; })).toEqual([]);
-    expect(problems((s) => { s.storage.root = "/tmp/modelshare-x"; })).toEqual([]);
+    expect(
+      problems((s) => {
+        s.smb.enabled = false;
+        s.storage.root = "/vol/a@b";
+      }),
+    ).toEqual([]);
+    expect(
+      problems((s) => {
+        s.storage.root = "/tmp/modelshare-x";
+      }),
+    ).toEqual([]);
   });
 });
 
 describe("SMB users are people or dedicated accounts", () => {
-  const names = ["root", "daemon", "bin", "sys", "sync", "games", "man", "lp", "mail", "news", "uucp", "proxy", "www-data",
-    "backup", "list", "irc", "gnats", "nobody", "_apt", "sshd", "messagebus", "systemd-network", "systemd-timesync", "statd",
-    "_rpc", "ollama", "dockremap", "containerd", "polkitd", "_chrony"];
+  const names = [
+    "root",
+    "daemon",
+    "bin",
+    "sys",
+    "sync",
+    "games",
+    "man",
+    "lp",
+    "mail",
+    "news",
+    "uucp",
+    "proxy",
+    "www-data",
+    "backup",
+    "list",
+    "irc",
+    "gnats",
+    "nobody",
+    "_apt",
+    "sshd",
+    "messagebus",
+    "systemd-network",
+    "systemd-timesync",
+    "statd",
+    "_rpc",
+    "ollama",
+    "dockremap",
+    "containerd",
+    "polkitd",
+    "_chrony",
+  ];
   const rejected: Rejected[] = names.map((n) => [n, smbUser(n), "smb.users[0].name", /system account's name.*pick a person's name or a dedicated one/]);
   it.each(rejected)("refuses %s, naming the key", (_what, mutate, key, says) => expectProblem(problems(mutate), key, says));
 
@@ -208,6 +294,7 @@ describe("SMB users are people or dedicated accounts", () => {
 });
 
 describe("ComfyUI installs: their unit and their code", () => {
+  // prettier-ignore
   const rejected: Rejected[] = [
     ["ssh.service", unit("ssh.service"), "comfyui.installs[0].service", /system service.*rewrites its ExecStart/],
     ["sshd.service", unit("sshd.service"), "comfyui.installs[0].service", /system service/],
@@ -244,7 +331,14 @@ describe("ComfyUI installs: their unit and their code", () => {
     expect(problems(unit("comfyui@gpu0.service"))).toEqual([]);
     expect(problems(unit("docker-comfyui.service"))).toEqual([]);
     expect(problems(install({ path: "/usr/local/ComfyUI", python: "/usr/bin/python3" }))).toEqual([]);
-    expect(problems((s) => { s.comfyui.installs.push({ node: "gpu1", path: "/opt/ComfyUI-2", service: "comfyui-2.service" }, { node: "storage", path: "/opt/ComfyUI", service: "comfyui.service" }); })).toEqual([]);
+    expect(
+      problems((s) => {
+        s.comfyui.installs.push(
+          { node: "gpu1", path: "/opt/ComfyUI-2", service: "comfyui-2.service" },
+          { node: "storage", path: "/opt/ComfyUI", service: "comfyui.service" },
+        );
+      }),
+    ).toEqual([]);
     // The storage root's path on a worker is not the storage there: only the mount is.
     expect(problems(install({ path: "/vol/service/cw/ComfyUI" }))).toEqual([]);
   });

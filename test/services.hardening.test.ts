@@ -35,9 +35,13 @@ function seeds(): any {
 }
 const parse = (raw: unknown) => parseSite(raw, { homedir: "/home/ada" });
 const problems = (mutate: (site: any) => void) => problemsOf(seeds, mutate);
-const open = (s: any) => { s.services.comfyui.bind = "node"; s.services.comfyui.allowFrom = ["192.168.0.0/24"]; };
+const open = (s: any) => {
+  s.services.comfyui.bind = "node";
+  s.services.comfyui.allowFrom = ["192.168.0.0/24"];
+};
 
 describe("services bind to a declared address", () => {
+  // prettier-ignore
   const rejected: Rejected[] = [
     ["0.0.0.0 (every address)", (s) => { s.services.comfyui.bind = "0.0.0.0"; }, "services.comfyui.bind", /publishes on every address of the node; name one/],
     ["an address that is none", (s) => { s.services.comfyui.bind = "999.1.1.1"; }, "services.comfyui.bind", /"999\.1\.1\.1" is not an IPv4 address/],
@@ -61,7 +65,12 @@ describe("services bind to a declared address", () => {
 
   it("accepts bind node with an allow list, and a covered-but-partial union", () => {
     expect(problems(open)).toEqual([]);
-    expect(problems((s) => { open(s); s.services.comfyui.allowFrom = ["0.0.0.0/1", "128.0.0.0/2", "10.0.0.0/8"]; })).toEqual([]);
+    expect(
+      problems((s) => {
+        open(s);
+        s.services.comfyui.allowFrom = ["0.0.0.0/1", "128.0.0.0/2", "10.0.0.0/8"];
+      }),
+    ).toEqual([]);
   });
 
   it("every port is published on the bind address only: loopback by default, each node's own address with bind node", () => {
@@ -72,7 +81,10 @@ describe("services bind to a declared address", () => {
     ]);
     const raw = seeds();
     open(raw);
-    expect(ports(raw).map(([n, p]) => [n, (p as ContainerSpec["ports"])[0].ip])).toEqual([["gpu1", "192.168.0.21"], ["gpu2", "192.168.0.22"]]);
+    expect(ports(raw).map(([n, p]) => [n, (p as ContainerSpec["ports"])[0].ip])).toEqual([
+      ["gpu1", "192.168.0.21"],
+      ["gpu2", "192.168.0.22"],
+    ]);
   });
 });
 
@@ -106,13 +118,19 @@ function firewallProgram(containers: ContainerSpec[], etc: string): string {
     .replace(/\n {2}docker_bind_source '[^'\n]*'/g, "")
     .replaceAll("/etc/systemd/system/docker.service.d", etc);
 }
-function fakeNode(): { env: NodeJS.ProcessEnv; ipt: string; etc: string; chain: () => string; run: (program: string, verb?: "converge" | "check" | "remove") => Run } {
+function fakeNode(): {
+  env: NodeJS.ProcessEnv;
+  ipt: string;
+  etc: string;
+  chain: () => string;
+  run: (program: string, verb?: "converge" | "check" | "remove") => Run;
+} {
   const bin = mkdtempSync(join(tmpdir(), "modelshare-ipt-"));
   const ipt = join(bin, "state");
   mkdirSync(ipt);
   writeFileSync(join(ipt, "chain.DOCKER-USER"), "-A DOCKER-USER -j RETURN\n");
   writeFileSync(join(bin, "iptables"), FAKE_IPTABLES, { mode: 0o755 });
-  writeFileSync(join(bin, "systemctl"), "#!/bin/sh\necho \"$*\" >>\"$FAKE_IPT/systemctl\"\n", { mode: 0o755 });
+  writeFileSync(join(bin, "systemctl"), '#!/bin/sh\necho "$*" >>"$FAKE_IPT/systemctl"\n', { mode: 0o755 });
   const env = { ...process.env, PATH: `${bin}:${process.env.PATH}`, FAKE_IPT: ipt, MODELSHARE_LOCK_WAIT: "5" };
   const etc = join(bin, "docker.service.d");
   const chain = () => (existsSync(join(ipt, "chain.MODELSHARE-SERVICES")) ? readFileSync(join(ipt, "chain.MODELSHARE-SERVICES"), "utf8") : "(none)");
@@ -123,7 +141,10 @@ describe("the node's allow list: a chain in DOCKER-USER", () => {
   const raw = seeds();
   open(raw);
   raw.services.comfyui.allowFrom = ["192.168.0.7", "10.1.0.0/16"];
-  raw.services.comfyui.ports = [{ host: 8188, container: 8188 }, { host: 9000, container: 9000, protocol: "udp" }];
+  raw.services.comfyui.ports = [
+    { host: 8188, container: 8188 },
+    { host: 9000, container: 9000, protocol: "udp" },
+  ];
   const site = parse(raw);
   const spec = containerSpec("comfyui", site.services.comfyui, "none", site.storage, "/mnt/modelshare", "192.168.0.21");
   const loopback = containerSpec("ollama", { ...site.services.ollama, enabled: true }, "none", site.storage, "/mnt/modelshare", "192.168.0.21");
@@ -140,16 +161,22 @@ describe("the node's allow list: a chain in DOCKER-USER", () => {
       // Loopback: nobody through FORWARD (docker's NAT path to 127.0.0.1 from the link).
       `${C} -p tcp -m conntrack --ctstate NEW --ctorigdst 127.0.0.1 --ctorigdstport 11434 -j DROP`,
     ]);
-    expect(firewallDropIn(firewallRules([loopback]))).toBe([
-      "# modelshare: who may reach the service ports, in place before docker starts its containers",
-      "[Service]",
-      "ExecStartPre=-/usr/sbin/iptables -w -N DOCKER-USER",
-      "ExecStartPre=-/usr/sbin/iptables -w -N MODELSHARE-SERVICES",
-      "ExecStartPre=/usr/sbin/iptables -w -F MODELSHARE-SERVICES",
-      `ExecStartPre=/usr/sbin/iptables -w ${C} -p tcp -m conntrack --ctstate NEW --ctorigdst 127.0.0.1 --ctorigdstport 11434 -j DROP`,
-      "ExecStartPre=/bin/sh -c '/usr/sbin/iptables -w -C DOCKER-USER -j MODELSHARE-SERVICES 2>/dev/null || /usr/sbin/iptables -w -I DOCKER-USER -j MODELSHARE-SERVICES'",
-    ].join("\n"));
-    expect(shellcheck([renderDockerHost("root", [spec, loopback], site.storage, [])]).split("\n").filter((l) => /docker_firewall|fw_|require_bind|docker_bind/.test(l))).toEqual([]);
+    expect(firewallDropIn(firewallRules([loopback]))).toBe(
+      [
+        "# modelshare: who may reach the service ports, in place before docker starts its containers",
+        "[Service]",
+        "ExecStartPre=-/usr/sbin/iptables -w -N DOCKER-USER",
+        "ExecStartPre=-/usr/sbin/iptables -w -N MODELSHARE-SERVICES",
+        "ExecStartPre=/usr/sbin/iptables -w -F MODELSHARE-SERVICES",
+        `ExecStartPre=/usr/sbin/iptables -w ${C} -p tcp -m conntrack --ctstate NEW --ctorigdst 127.0.0.1 --ctorigdstport 11434 -j DROP`,
+        "ExecStartPre=/bin/sh -c '/usr/sbin/iptables -w -C DOCKER-USER -j MODELSHARE-SERVICES 2>/dev/null || /usr/sbin/iptables -w -I DOCKER-USER -j MODELSHARE-SERVICES'",
+      ].join("\n"),
+    );
+    expect(
+      shellcheck([renderDockerHost("root", [spec, loopback], site.storage, [])])
+        .split("\n")
+        .filter((l) => /docker_firewall|fw_|require_bind|docker_bind/.test(l)),
+    ).toEqual([]);
   });
 
   it("converges the chain and the jump once (second run changed=0), repairs an edited chain, reports drift in check, and remove takes all of it away", () => {
@@ -196,7 +223,8 @@ describe("bind sources: the skeleton above each is root's", () => {
       chownSync(m.source, OWNER.uid, OWNER.gid);
       chmodSync(m.source, 0o775);
     }
-    if (!migrated) for (const d of ["storage-models", "storage-models/models", "storage-user", "storage-user/output"]) chownSync(join(base, d), OWNER.uid, OWNER.gid);
+    if (!migrated)
+      for (const d of ["storage-models", "storage-models/models", "storage-user", "storage-user/output"]) chownSync(join(base, d), OWNER.uid, OWNER.gid);
     const program = renderDockerHost("root", [spec], site.storage, [])
       .replace(/\n {2}ensure_packages 'docker\.io'\n {2}ensure_service 'docker'\n {2}docker_user 'root'\n/, "\n")
       .replace("\n  docker_firewall '", "\n  : '"); // the firewall step as a no-op with the same words
@@ -207,7 +235,9 @@ describe("bind sources: the skeleton above each is root's", () => {
     const t = tree(true);
     const r = runProgram(t.program);
     expect(r.code, r.stderr).toBe(0);
-    const attack = asOwner(`mv ${t.base}/storage-models/models ${t.base}/storage-models/old 2>&1 || echo refused; ln -s / ${t.base}/storage-user/evil 2>&1 || echo refused`);
+    const attack = asOwner(
+      `mv ${t.base}/storage-models/models ${t.base}/storage-models/old 2>&1 || echo refused; ln -s / ${t.base}/storage-user/evil 2>&1 || echo refused`,
+    );
     expect(attack.match(/refused/g)).toHaveLength(2);
   });
 
@@ -215,7 +245,11 @@ describe("bind sources: the skeleton above each is root's", () => {
     const t = tree(false);
     const r = runProgram(t.program);
     expect(r.code).toBe(1);
-    expect(r.stderr).toMatch(new RegExp(`modelshare: ${t.base}/storage-models/models, above the bind source ${t.base}/storage-models/models/checkpoints, can be renamed by the storage owner \\(it is 1000:1000, mode 755\\).*converge the storage node \\(it migrates the skeleton\\)`));
+    expect(r.stderr).toMatch(
+      new RegExp(
+        `modelshare: ${t.base}/storage-models/models, above the bind source ${t.base}/storage-models/models/checkpoints, can be renamed by the storage owner \\(it is 1000:1000, mode 755\\).*converge the storage node \\(it migrates the skeleton\\)`,
+      ),
+    );
     // The owner, who can, swaps the models folder for a link to a decoy: refused as a link.
     const d = decoy();
     const before = d.digest();
@@ -240,7 +274,9 @@ describe("the docker provider's SSH key stays in memory", () => {
     const mem = shm();
     expect(sshDir("p", "s", { XDG_RUNTIME_DIR: disk() }, mem)).toBe(join(mem, `modelshare-ssh-${process.getuid?.()}`, "p-s"));
     expect(sshDir("p", "s", {}, mem)).toBe(join(mem, `modelshare-ssh-${process.getuid?.()}`, "p-s"));
-    expect(() => sshDir("p", "s", { XDG_RUNTIME_DIR: disk() }, disk())).toThrow(/written only to a memory filesystem.*is not a tmpfs.*give the key to ssh-agent instead \(ssh-add the node's key and run with SSH_AUTH_SOCK set/);
+    expect(() => sshDir("p", "s", { XDG_RUNTIME_DIR: disk() }, disk())).toThrow(
+      /written only to a memory filesystem.*is not a tmpfs.*give the key to ssh-agent instead \(ssh-add the node's key and run with SSH_AUTH_SOCK set/,
+    );
     const agent = sshPlace("p", "s", { SSH_AUTH_SOCK: "/run/agent.sock" }, disk());
     expect(agent.agent).toBe(true);
     const files = writeSshFiles(agent.dir, node, undefined);
@@ -300,7 +336,9 @@ describe("the docker provider's SSH key stays in memory", () => {
   it("under mocks: each worker's files belong to a command the provider depends on, whose delete removes them", async () => {
     process.env.XDG_RUNTIME_DIR = shm();
     const config = flatConfig(seeds(), { sshKey: PRIVATE_KEY });
-    const rs: Declared[] = await declare({ stack: "seeds", config, secretKeys: ["modelshare:sshKey"] }, async () => { new Site("site", loadSite()); });
+    const rs: Declared[] = await declare({ stack: "seeds", config, secretKeys: ["modelshare:sshKey"] }, async () => {
+      new Site("site", loadSite());
+    });
     const held = rs.find((r) => r.name === "gpu2-docker-ssh-files");
     const provider = rs.find((r) => r.name === "gpu2-docker-provider");
     expect(held?.type).toBe("command:local:Command");

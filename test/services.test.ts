@@ -31,13 +31,25 @@ describe("modelshare:services", () => {
   it("fills in the documented defaults", () => {
     const site = parse(seeds());
     expect(site.services.comfyui).toEqual({
-      enabled: true, image: COMFY, pull: "missing", nodes: [{ name: "gpu1", gpus: "all" }, { name: "gpu2", gpus: "none" }],
-      ports: [{ host: 8188, container: 8188, protocol: "tcp" }], bind: "127.0.0.1", allowFrom: [], env: {}, modelsWritable: false, allowRootUser: false,
+      enabled: true,
+      image: COMFY,
+      pull: "missing",
+      nodes: [
+        { name: "gpu1", gpus: "all" },
+        { name: "gpu2", gpus: "none" },
+      ],
+      ports: [{ host: 8188, container: 8188, protocol: "tcp" }],
+      bind: "127.0.0.1",
+      allowFrom: [],
+      env: {},
+      modelsWritable: false,
+      allowRootUser: false,
       paths: { models: "/models", outputs: "/outputs", inputs: "/inputs", workflows: "/workflows" },
     });
     expect(site.services.ollama).toMatchObject({ enabled: false, nodes: [], ports: [{ host: 11434, container: 11434 }] });
   });
 
+  // prettier-ignore
   const rejected: Rejected[] = [
     ["a service on a node that does not exist", (s) => { s.services.comfyui.nodes = ["gpu9"]; }, "services.comfyui.nodes[0]", /no node is named "gpu9"/],
     ["a service on a node that is not a worker", (s) => { s.services.comfyui.nodes = ["storage"]; }, "services.comfyui.nodes[0]", /has no worker role/],
@@ -87,9 +99,11 @@ describe("where each UI finds each category", () => {
       // Only aliases (which one site cannot both keep) may share a folder.
       const aliases = new Set(["clip|text_encoders", "controlnet|t2i_adapter", "diffusion_models|unet"]);
       const folders = Object.entries(table);
-      folders.forEach(([a, fa], i) => folders.slice(i + 1).forEach(([b, fb]) => {
-        if (fa === fb) expect(aliases.has([a, b].sort().join("|")), `${ui}: ${a} and ${b} share ${fa}`).toBe(true);
-      }));
+      folders.forEach(([a, fa], i) =>
+        folders.slice(i + 1).forEach(([b, fb]) => {
+          if (fa === fb) expect(aliases.has([a, b].sort().join("|")), `${ui}: ${a} and ${b} share ${fa}`).toBe(true);
+        }),
+      );
     }
   });
 
@@ -104,7 +118,12 @@ describe("where each UI finds each category", () => {
       { type: "bind", source: "/mnt/modelshare/storage-user/workflows", target: "/workflows", readOnly: false },
     ]);
     expect(spec).toMatchObject({
-      name: "modelshare-comfyui", image: COMFY, local: false, user: "1000:1000", envs: [], restart: "unless-stopped",
+      name: "modelshare-comfyui",
+      image: COMFY,
+      local: false,
+      user: "1000:1000",
+      envs: [],
+      restart: "unless-stopped",
       ports: [{ internal: 8188, external: 8188, protocol: "tcp", ip: "127.0.0.1" }],
       deviceRequests: [{ driver: "nvidia", count: -1, capabilities: ["gpu"] }],
     });
@@ -115,7 +134,13 @@ describe("where each UI finds each category", () => {
     const raw = seeds();
     raw.storage.categories = ["checkpoints", "diffusion_models", "loras", "embeddings", "text_encoders", "upscale_models", "audio_encoders"];
     const site = parse(raw);
-    const forge = containerSpec("forge", { ...site.services.forge, image: "x/forge", paths: { ...site.services.forge.paths, models: "/app/models" } }, "none", site.storage, "/srv");
+    const forge = containerSpec(
+      "forge",
+      { ...site.services.forge, image: "x/forge", paths: { ...site.services.forge.paths, models: "/app/models" } },
+      "none",
+      site.storage,
+      "/srv",
+    );
     expect(forge.mounts.slice(0, -3).map((m) => [m.source.split("/").pop(), m.target, m.readOnly])).toEqual([
       ["checkpoints", "/app/models/Stable-diffusion/sd", true],
       ["diffusion_models", "/app/models/Stable-diffusion/unet", true],
@@ -126,7 +151,10 @@ describe("where each UI finds each category", () => {
     ]);
     const fooocus = containerSpec("fooocus", { ...site.services.fooocus, modelsWritable: true }, "none", site.storage, "/srv");
     expect(fooocus.mounts.slice(0, -3).map((m) => [m.target, m.readOnly])).toEqual([
-      ["/models/checkpoints", false], ["/models/loras", false], ["/models/embeddings", false], ["/models/upscale_models", false],
+      ["/models/checkpoints", false],
+      ["/models/loras", false],
+      ["/models/embeddings", false],
+      ["/models/upscale_models", false],
     ]);
     expect(fooocus.mounts.at(-3)?.source).toBe("/srv/storage-user/output/Fooocus");
   });
@@ -178,7 +206,9 @@ describe("docker on a node: the program", () => {
   /** A stand-in docker CLI on PATH that answers from files in `dir`. */
   function fakeDocker(answers: Record<string, string>): NodeJS.ProcessEnv {
     const dir = mkdtempSync(join(tmpdir(), "modelshare-docker-"));
-    const cases = Object.entries(answers).map(([k, v]) => `  ${JSON.stringify(k)}) printf '%s\\n' ${JSON.stringify(v)}; exit 0 ;;`).join("\n");
+    const cases = Object.entries(answers)
+      .map(([k, v]) => `  ${JSON.stringify(k)}) printf '%s\\n' ${JSON.stringify(v)}; exit 0 ;;`)
+      .join("\n");
     writeFileSync(join(dir, "docker"), `#!/bin/bash\ncase "$1 $2" in\n${cases}\n  *) exit 1 ;;\nesac\n`, { mode: 0o755 });
     return { ...process.env, PATH: `${dir}:${process.env.PATH}`, MODELSHARE_LOCK_WAIT: "5" };
   }
@@ -205,10 +235,16 @@ describe("docker on a node: the program", () => {
     const digest = spec.labels[1].value;
     const check = renderContainerCheck(spec, site.storage);
     expect(shellcheck([check])).toBe("");
-    const drift = (answers: Record<string, string>) => runProgram(check, "check", { env: fakeDocker(answers) }).stdout.split("\n").filter((l) => l.startsWith("drift"));
+    const drift = (answers: Record<string, string>) =>
+      runProgram(check, "check", { env: fakeDocker(answers) })
+        .stdout.split("\n")
+        .filter((l) => l.startsWith("drift"));
     expect(drift({})).toEqual(["drift: container modelshare-comfyui is missing", "drift=1"]);
     expect(drift({ "inspect --type": `exited ${digest}` })).toEqual(["drift: container modelshare-comfyui is exited, not running", "drift=1"]);
-    expect(drift({ "inspect --type": "running 0123456789abcdef" })).toEqual([`drift: container modelshare-comfyui was made from another spec (0123456789abcdef, declared ${digest})`, "drift=1"]);
+    expect(drift({ "inspect --type": "running 0123456789abcdef" })).toEqual([
+      `drift: container modelshare-comfyui was made from another spec (0123456789abcdef, declared ${digest})`,
+      "drift=1",
+    ]);
     expect(drift({ "inspect --type": `running ${digest}` })).toEqual(["drift=0"]);
   });
 });
@@ -223,15 +259,29 @@ describe("the docker provider's SSH files", () => {
     expect(statSync(files.key as string).mode & 0o777).toBe(0o600);
     expect(statSync(dir).mode & 0o777).toBe(0o700);
     expect(readFileSync(files.knownHosts, "utf8")).toBe(`[gpu2.lan]:2222 ${KEY}\n`);
-    expect(sshOpts(files, true)).toEqual(["-i", files.key, "-o", "BatchMode=yes", "-o", "ConnectTimeout=10",
-      "-o", `UserKnownHostsFile=${files.knownHosts}`, "-o", "GlobalKnownHostsFile=/dev/null", "-o", "StrictHostKeyChecking=yes"]);
+    expect(sshOpts(files, true)).toEqual([
+      "-i",
+      files.key,
+      "-o",
+      "BatchMode=yes",
+      "-o",
+      "ConnectTimeout=10",
+      "-o",
+      `UserKnownHostsFile=${files.knownHosts}`,
+      "-o",
+      "GlobalKnownHostsFile=/dev/null",
+      "-o",
+      "StrictHostKeyChecking=yes",
+    ]);
     expect(sshOpts(files, false)).toContain("StrictHostKeyChecking=no");
   });
 
   it("refuses a folder someone else could enter or planted as a link", () => {
     const runtime = mkdtempSync(join("/dev/shm", "modelshare-xdg-"));
     mkdirSync(join(runtime, "modelshare", "p-s"), { recursive: true, mode: 0o755 });
-    expect(() => writeSshFiles(join(runtime, "modelshare", "p-s"), { name: "n", host: "h", port: 22 }, "K")).toThrow(/must be a real folder of uid \d+ with mode 0700/);
+    expect(() => writeSshFiles(join(runtime, "modelshare", "p-s"), { name: "n", host: "h", port: 22 }, "K")).toThrow(
+      /must be a real folder of uid \d+ with mode 0700/,
+    );
     const other = mkdtempSync(join("/dev/shm", "modelshare-xdg-"));
     symlinkSync(mkdtempSync(join(tmpdir(), "elsewhere-")), join(other, "modelshare"));
     expect(() => writeSshFiles(join(other, "modelshare", "p-s"), { name: "n", host: "h", port: 22 }, "K")).toThrow(/symbolic link/);
@@ -262,8 +312,20 @@ describe("services under mocks", () => {
     const dir = join(process.env.XDG_RUNTIME_DIR, "modelshare-ssh", "modelshare-seeds");
     expect(provider.inputs.host).toBe("ssh://root@gpu2.lan:2222");
     // Provider config reaches the engine as text (a list as JSON), as for every provider.
-    expect(JSON.parse(provider.inputs.sshOpts as string)).toEqual(["-i", `${dir}/gpu2.key`, "-o", "BatchMode=yes", "-o", "ConnectTimeout=10",
-      "-o", `UserKnownHostsFile=${dir}/gpu2.known_hosts`, "-o", "GlobalKnownHostsFile=/dev/null", "-o", "StrictHostKeyChecking=yes"]);
+    expect(JSON.parse(provider.inputs.sshOpts as string)).toEqual([
+      "-i",
+      `${dir}/gpu2.key`,
+      "-o",
+      "BatchMode=yes",
+      "-o",
+      "ConnectTimeout=10",
+      "-o",
+      `UserKnownHostsFile=${dir}/gpu2.known_hosts`,
+      "-o",
+      "GlobalKnownHostsFile=/dev/null",
+      "-o",
+      "StrictHostKeyChecking=yes",
+    ]);
     expect(readFileSync(`${dir}/gpu2.key`, "utf8")).toBe(PRIVATE_KEY);
 
     const container = byName(rs, "gpu1-comfyui-container");
@@ -275,8 +337,15 @@ describe("services under mocks", () => {
     const site = parse(seeds());
     const spec = containerSpec("comfyui", site.services.comfyui, "all", site.storage, "/mnt/modelshare");
     expect(container.inputs).toMatchObject({
-      name: spec.name, image: COMFY, user: "1000:1000", mounts: spec.mounts, restart: "unless-stopped", mustRun: true,
-      ports: spec.ports, deviceRequests: spec.deviceRequests, labels: spec.labels,
+      name: spec.name,
+      image: COMFY,
+      user: "1000:1000",
+      mounts: spec.mounts,
+      restart: "unless-stopped",
+      mustRun: true,
+      ports: spec.ports,
+      deviceRequests: spec.deviceRequests,
+      labels: spec.labels,
     });
     expect(byName(rs, "gpu2-comfyui-container").inputs.deviceRequests).toEqual([]);
     // The private key reaches the engine only as a secret, in the commands' connections.
@@ -291,15 +360,37 @@ describe("services under mocks", () => {
 describe("the converge harness's docker provider", () => {
   it("creates a container with the flags that carry each declared input: bind mounts, read-only, user, env, ports, restart, GPUs, labels", () => {
     const site = parse(seeds());
-    const raw = containerSpec("comfyui", { ...site.services.comfyui, env: { A: "1,2" }, ports: [{ host: 80, container: 8188, protocol: "tcp" }] }, ["0", "1"], site.storage, "/m");
+    const raw = containerSpec(
+      "comfyui",
+      { ...site.services.comfyui, env: { A: "1,2" }, ports: [{ host: 80, container: 8188, protocol: "tcp" }] },
+      ["0", "1"],
+      site.storage,
+      "/m",
+    );
     const spec = { ...raw, mounts: [{ type: "bind" as const, source: "/m/a,b", target: "/models/x", readOnly: true }, raw.mounts.at(-1)!] };
     expect(createArgs(spec)).toEqual([
-      "create", "--name", "modelshare-comfyui", "--user", "1000:1000", "--env", "A=1,2",
-      "--mount", "type=bind,\"source=/m/a,b\",target=/models/x,readonly",
-      "--mount", "type=bind,source=/m/storage-user/workflows,target=/workflows",
-      "--publish", "127.0.0.1:80:8188/tcp", "--restart", "unless-stopped",
-      "--gpus", "\"device=0,1\",capabilities=gpu",
-      "--label", "org.modelshare.service=comfyui", "--label", `org.modelshare.spec=${raw.labels[1].value}`, COMFY,
+      "create",
+      "--name",
+      "modelshare-comfyui",
+      "--user",
+      "1000:1000",
+      "--env",
+      "A=1,2",
+      "--mount",
+      'type=bind,"source=/m/a,b",target=/models/x,readonly',
+      "--mount",
+      "type=bind,source=/m/storage-user/workflows,target=/workflows",
+      "--publish",
+      "127.0.0.1:80:8188/tcp",
+      "--restart",
+      "unless-stopped",
+      "--gpus",
+      '"device=0,1",capabilities=gpu',
+      "--label",
+      "org.modelshare.service=comfyui",
+      "--label",
+      `org.modelshare.spec=${raw.labels[1].value}`,
+      COMFY,
     ]);
   });
 });

@@ -15,9 +15,16 @@ import { SambaNode, sambaMissing } from "./helpers/smbd";
  * deleted where Samba cannot move it into the bin, the bin smbd cannot make in root's share
  * root, a share named like one of the admin's sections, an admin's Samba account.
  */
-const USERS = [{ name: "artist", uid: 2901 }, { name: "viewer", uid: 2902 }];
+const USERS = [
+  { name: "artist", uid: 2901 },
+  { name: "viewer", uid: 2902 },
+];
 const PW = { artist: "PW-SECRET 'q' $HOME", viewer: "viewer-pw" };
-const OWNER_NAME = () => readFileSync("/etc/passwd", "utf8").split("\n").find((l) => l.split(":")[2] === String(OWNER.uid))!.split(":")[0];
+const OWNER_NAME = () =>
+  readFileSync("/etc/passwd", "utf8")
+    .split("\n")
+    .find((l) => l.split(":")[2] === String(OWNER.uid))!
+    .split(":")[0];
 
 let node: SambaNode | undefined;
 afterEach(async () => {
@@ -29,15 +36,23 @@ beforeAll(() => {
 });
 
 function site(root: string, smb: Record<string, unknown> = {}): Site {
-  return parseSite({
-    nodes: [{ name: "here", host: "localhost", roles: ["storage", "smb"] }],
-    storage: { root, minFreeGB: 0, owner: OWNER },
-    smb: {
-      enabled: true, hostsAllow: ["127.0.0.1"], macos: false,
-      users: [{ name: "artist", passwordKey: "smbPasswordArtist" }, { name: "viewer", passwordKey: "smbPasswordViewer", readOnly: true }],
-      ...smb,
+  return parseSite(
+    {
+      nodes: [{ name: "here", host: "localhost", roles: ["storage", "smb"] }],
+      storage: { root, minFreeGB: 0, owner: OWNER },
+      smb: {
+        enabled: true,
+        hostsAllow: ["127.0.0.1"],
+        macos: false,
+        users: [
+          { name: "artist", passwordKey: "smbPasswordArtist" },
+          { name: "viewer", passwordKey: "smbPasswordViewer", readOnly: true },
+        ],
+        ...smb,
+      },
     },
-  }, { homedir: "/nonexistent" });
+    { homedir: "/nonexistent" },
+  );
 }
 
 /**
@@ -49,15 +64,25 @@ function site(root: string, smb: Record<string, unknown> = {}): Site {
 function skeleton(x: Site): void {
   const s = x.storage;
   const leaves = [
-    ...s.categories.map((c) => categoryDir(s, c)), ...s.outputs.map((o) => join(s.root, s.user, "output", o)),
-    join(s.root, s.user, "input"), join(s.root, s.user, "workflows"), join(s.root, s.ollamaModels), join(s.root, s.mediaCache),
+    ...s.categories.map((c) => categoryDir(s, c)),
+    ...s.outputs.map((o) => join(s.root, s.user, "output", o)),
+    join(s.root, s.user, "input"),
+    join(s.root, s.user, "workflows"),
+    join(s.root, s.ollamaModels),
+    join(s.root, s.mediaCache),
   ];
   const skel = [s.root, join(s.root, s.user, "output"), join(s.root, s.projects), join(s.root, s.comfyuiCustomNodes), ...s.links.map((l) => join(s.root, l))];
   for (const d of [...skel, ...leaves]) {
     for (let p = d; p.startsWith(s.root) && !existsSync(p); p = posix.dirname(p)) mkdirSync(p, { recursive: true });
   }
-  for (const d of [...skel, ...leaves.map(posix.dirname)]) { chownSync(d, 0, 0); chmodSync(d, 0o755); }
-  for (const d of leaves) { chownSync(d, OWNER.uid, OWNER.gid); chmodSync(d, 0o775); }
+  for (const d of [...skel, ...leaves.map(posix.dirname)]) {
+    chownSync(d, 0, 0);
+    chmodSync(d, 0o755);
+  }
+  for (const d of leaves) {
+    chownSync(d, OWNER.uid, OWNER.gid);
+    chmodSync(d, 0o775);
+  }
   for (const l of s.links) for (const c of s.categories) symlinkSync(posix.relative(join(s.root, l), categoryDir(s, c)), join(s.root, l, c));
 }
 
@@ -65,7 +90,8 @@ function skeleton(x: Site): void {
 function model(x: Site, category: string, name: string, inside?: SambaNode): string {
   const path = join(categoryDir(x.storage, category), name);
   const make = `printf 'model-bytes %s' ${name} > ${path} && chown ${OWNER.uid}:${OWNER.gid} ${path}`;
-  if (inside) inside.sh(make); else asOwner(`printf 'model-bytes %s' ${name} > ${path}`);
+  if (inside) inside.sh(make);
+  else asOwner(`printf 'model-bytes %s' ${name} > ${path}`);
   return path;
 }
 
@@ -79,8 +105,12 @@ describe("no silent purge: a file deleted over SMB is in the bin, or the share d
     const r = node.run(renderSmbShare(x.smb, x.storage));
     expect(r.code, r.stdout).toBe(1);
     expect(r.stderr).toContain(`${checkpoints} (a mount point)`);
-    expect(r.stderr).toMatch(/deletes it for good\. Put them on the filesystem of .*, or share that filesystem on its own \(smb\.path\), or set smb\.recycle\.enabled: false/);
-    expect(node.sh("test -e /etc/samba/modelshare.conf && echo written || echo none; grep -c '^include = /etc/samba/modelshare.conf' /etc/samba/smb.conf || true")).toBe("none\n0\n");
+    expect(r.stderr).toMatch(
+      /deletes it for good\. Put them on the filesystem of .*, or share that filesystem on its own \(smb\.path\), or set smb\.recycle\.enabled: false/,
+    );
+    expect(
+      node.sh("test -e /etc/samba/modelshare.conf && echo written || echo none; grep -c '^include = /etc/samba/modelshare.conf' /etc/samba/smb.conf || true"),
+    ).toBe("none\n0\n");
     // check names it too, every time it runs (a disk mounted after the last converge).
     expect(node.run(renderSmbShare(x.smb, x.storage), "check").stderr).toContain(`${checkpoints} (a mount point)`);
     // Two mounts of one filesystem (a bind mount) fail a rename the same way: also refused.
@@ -112,7 +142,9 @@ describe("no silent purge: a file deleted over SMB is in the bin, or the share d
     const path = model(x, "checkpoints", "sdxl.safetensors", node);
     // The configuration modelshare would write, put live by hand, with its bin made.
     const conf = renderSmbConf(x.smb, x.storage).replaceAll("@owner_user@", OWNER_NAME()).replaceAll("@owner_group@", OWNER_NAME());
-    node.sh(`cat > /etc/samba/modelshare.conf <<'EOF'\n${conf}\nEOF\necho 'include = /etc/samba/modelshare.conf' >> /etc/samba/smb.conf && install -d -o ${OWNER.uid} -g ${OWNER.gid} -m 0775 ${x.storage.root}/.recycle`);
+    node.sh(
+      `cat > /etc/samba/modelshare.conf <<'EOF'\n${conf}\nEOF\necho 'include = /etc/samba/modelshare.conf' >> /etc/samba/smb.conf && install -d -o ${OWNER.uid} -g ${OWNER.gid} -m 0775 ${x.storage.root}/.recycle`,
+    );
     node.sh(`printf '%s\\n%s\\n' 'pw' 'pw' | smbpasswd -s -a artist >/dev/null`);
     node.startSmbd();
     const del = node.client("artist", "pw", "ki_Daten", "cd storage-models/models/checkpoints; del sdxl.safetensors");
@@ -144,7 +176,12 @@ describe("no silent purge: a file deleted over SMB is in the bin, or the share d
     const landed = join(categoryDir(x.storage, "checkpoints"), "upload.bin");
     expect([readFileSync(landed, "utf8"), statSync(landed).uid]).toEqual(["uploaded model", OWNER.uid]);
     model(x, "loras", "style.safetensors");
-    const del = node.client("artist", PW.artist, "ki_Daten", "cd storage-models/models/loras; del style.safetensors; cd /storage-user/models-upload/checkpoints; del upload.bin");
+    const del = node.client(
+      "artist",
+      PW.artist,
+      "ki_Daten",
+      "cd storage-models/models/loras; del style.safetensors; cd /storage-user/models-upload/checkpoints; del upload.bin",
+    );
     expect(del.code, del.out).toBe(0);
     expect(readFileSync(join(bin, "storage-models/models/loras/style.safetensors"), "utf8")).toBe("model-bytes style.safetensors");
     // Samba names a file deleted through a link by its real place: the store.
@@ -214,9 +251,12 @@ describe("no silent purge: a file deleted over SMB is in the bin, or the share d
 describe("share names against the admin's own Samba configuration", () => {
   it("Samba merges two sections whose names differ only in case (what the refusal prevents)", () => {
     node = new SambaNode(USERS, "[Models]\n   path = /srv/theirs\n   read only = yes\n[models]\n   path = /srv/ours\n");
-    expect(node.sh("testparm -s 2>/dev/null | grep -ci '^\\[models\\]'; testparm -s --section-name=Models --parameter-name=path 2>/dev/null")).toBe("1\n/srv/ours\n");
+    expect(node.sh("testparm -s 2>/dev/null | grep -ci '^\\[models\\]'; testparm -s --section-name=Models --parameter-name=path 2>/dev/null")).toBe(
+      "1\n/srv/ours\n",
+    );
   });
 
+  // prettier-ignore
   it.each([
     ["the share", { share: "ki_Daten" }, "[KI_daten]", "smb.share"],
     ["the models share", { modelsShare: "ki_Models" }, "[KI_MODELS]", "smb.modelsShare"],
@@ -243,7 +283,8 @@ describe("share names against the admin's own Samba configuration", () => {
 
 describe("a Samba account that existed before modelshare", () => {
   const entry = (n: SambaNode, name: string) => n.try(`pdbedit -L -w -u ${name} 2>/dev/null`).stdout;
-  const passwords = (x: Site, verb: "converge" | "remove" = "converge") => node!.run(renderSmbPasswords(x.smb, x.storage), verb, `${PW.artist}\n${PW.viewer}\n`);
+  const passwords = (x: Site, verb: "converge" | "remove" = "converge") =>
+    node!.run(renderSmbPasswords(x.smb, x.storage), verb, `${PW.artist}\n${PW.viewer}\n`);
 
   it("is refused without adopt, naming the account and the key; its password stays the admin's and none is printed", () => {
     const x = site(tempRoot());
@@ -264,7 +305,12 @@ describe("a Samba account that existed before modelshare", () => {
   });
 
   it("adopted, its password is the stack's; destroy deletes only the account modelshare created", () => {
-    const x = site(tempRoot(), { users: [{ name: "artist", passwordKey: "smbPasswordArtist", adopt: true }, { name: "viewer", passwordKey: "smbPasswordViewer" }] });
+    const x = site(tempRoot(), {
+      users: [
+        { name: "artist", passwordKey: "smbPasswordArtist", adopt: true },
+        { name: "viewer", passwordKey: "smbPasswordViewer" },
+      ],
+    });
     node = new SambaNode(USERS);
     node.sh("printf '%s\\n%s\\n' admins-pw admins-pw | smbpasswd -s -a artist >/dev/null");
     const before = entry(node, "artist");

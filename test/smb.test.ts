@@ -25,7 +25,10 @@ function seeds(smb: Record<string, unknown> = {}): any {
     storage: { root: SEEDS_ROOT, links: seedsLinks() },
     smb: {
       enabled: true,
-      users: [{ name: "artist", passwordKey: "smbPasswordArtist" }, { name: "viewer", passwordKey: "smbPasswordViewer", readOnly: true }],
+      users: [
+        { name: "artist", passwordKey: "smbPasswordArtist" },
+        { name: "viewer", passwordKey: "smbPasswordViewer", readOnly: true },
+      ],
       hostsAllow: ["192.168.0.0/24"],
       ...smb,
     },
@@ -37,9 +40,20 @@ const problems = (mutate: (site: any) => void) => problemsOf(seeds, mutate);
 describe("modelshare:smb", () => {
   it("fills in the documented defaults", () => {
     expect(parse(seeds()).smb).toEqual({
-      enabled: true, share: "ki_Daten", path: "", allowAnyHost: false, encryption: "desired", minProtocol: "SMB2_10",
-      macos: true, recycle: { enabled: true, days: 30 }, audit: true, hostsAllow: ["192.168.0.0/24"],
-      users: [{ name: "artist", passwordKey: "smbPasswordArtist", readOnly: false, adopt: false }, { name: "viewer", passwordKey: "smbPasswordViewer", readOnly: true, adopt: false }],
+      enabled: true,
+      share: "ki_Daten",
+      path: "",
+      allowAnyHost: false,
+      encryption: "desired",
+      minProtocol: "SMB2_10",
+      macos: true,
+      recycle: { enabled: true, days: 30 },
+      audit: true,
+      hostsAllow: ["192.168.0.0/24"],
+      users: [
+        { name: "artist", passwordKey: "smbPasswordArtist", readOnly: false, adopt: false },
+        { name: "viewer", passwordKey: "smbPasswordViewer", readOnly: true, adopt: false },
+      ],
     });
   });
 
@@ -49,6 +63,7 @@ describe("modelshare:smb", () => {
     expect(() => parse(seeds({ path: "storage-user" }))).not.toThrow();
   });
 
+  // prettier-ignore
   const rejected: Rejected[] = [
     ["a share name Samba reserves", (s) => { s.smb.share = "Homes"; }, "smb.share", /reserves/],
     ["a share name with a $", (s) => { s.smb.share = "print$"; }, "smb.share", /letters, digits/],
@@ -90,6 +105,7 @@ describe("SMB passwords in the stack config", () => {
     expect(siteFromConfig(values(), (k) => SECRET_KEYS.includes(k)).smbPasswords).toEqual({ artist: PASSWORD, viewer: "viewer-pw" });
   });
 
+  // prettier-ignore
   it.each([
     ["stored in plain text", values(), (k: string) => k !== "modelshare:smbPasswordArtist", /modelshare:smbPasswordArtist: is stored in plain text; .*pulumi config rm smbPasswordArtist && pulumi config set --secret smbPasswordArtist/],
     ["missing", values(undefined, { smbPasswordArtist: PASSWORD } as any), (k: string) => SECRET_KEYS.includes(k), /modelshare:smbPasswordViewer: missing; the SMB user viewer needs a password there/],
@@ -113,7 +129,10 @@ const section = (conf: string, name: string) => {
   const start = lines.indexOf(`[${name}]`);
   expect(start, `no [${name}]`).toBeGreaterThanOrEqual(0);
   const end = lines.findIndex((l, i) => i > start && /^\[/.test(l));
-  return lines.slice(start + 1, end < 0 ? undefined : end).map((l) => l.trim()).filter(Boolean);
+  return lines
+    .slice(start + 1, end < 0 ? undefined : end)
+    .map((l) => l.trim())
+    .filter(Boolean);
 };
 
 describe("what modelshare writes for Samba", () => {
@@ -122,17 +141,38 @@ describe("what modelshare writes for Samba", () => {
     const conf = renderSmbConf(site.smb, site.storage);
     expect(section(conf, "global")).toEqual(["server min protocol = SMB2_10", "fruit:aapl = yes", "fruit:nfs_aces = no"]);
     const share = section(conf, "ki_Daten");
-    expect(share).toEqual(expect.arrayContaining([
-      "path = /vol/service/cw", "read only = no", "valid users = artist viewer", "read list = viewer", "guest ok = no",
-      "hosts allow = 192.168.0.0/24", "hosts deny = ALL", "server smb encrypt = desired",
-      "force user = @owner_user@", "force group = @owner_group@", "create mask = 0664", "force create mode = 0664",
-      "directory mask = 0775", "force directory mode = 0775", "follow symlinks = yes", "wide links = no",
-      "vfs objects = full_audit recycle catia fruit streams_xattr", "recycle:repository = .recycle",
-      "full_audit:prefix = %U|%I|%S",
-    ]));
-    expect(section(conf, "ki_Models")).toEqual(expect.arrayContaining([
-      "path = /vol/service/cw/storage-models/models", "read only = yes", "valid users = artist viewer", "hosts deny = ALL", "wide links = no",
-    ]));
+    expect(share).toEqual(
+      expect.arrayContaining([
+        "path = /vol/service/cw",
+        "read only = no",
+        "valid users = artist viewer",
+        "read list = viewer",
+        "guest ok = no",
+        "hosts allow = 192.168.0.0/24",
+        "hosts deny = ALL",
+        "server smb encrypt = desired",
+        "force user = @owner_user@",
+        "force group = @owner_group@",
+        "create mask = 0664",
+        "force create mode = 0664",
+        "directory mask = 0775",
+        "force directory mode = 0775",
+        "follow symlinks = yes",
+        "wide links = no",
+        "vfs objects = full_audit recycle catia fruit streams_xattr",
+        "recycle:repository = .recycle",
+        "full_audit:prefix = %U|%I|%S",
+      ]),
+    );
+    expect(section(conf, "ki_Models")).toEqual(
+      expect.arrayContaining([
+        "path = /vol/service/cw/storage-models/models",
+        "read only = yes",
+        "valid users = artist viewer",
+        "hosts deny = ALL",
+        "wide links = no",
+      ]),
+    );
     expect(conf).not.toMatch(/allow insecure wide links|guest ok = yes|map to guest/);
   });
 
@@ -156,7 +196,9 @@ describe("what modelshare writes for Samba", () => {
     const conf = renderSmbConf(site.smb, site.storage);
     expect(conf).not.toMatch(/vfs objects|fruit|recycle|full_audit/);
     expect(section(conf, "global")).toEqual(["server min protocol = SMB3"]);
-    expect(section(conf, "ki_Daten")).toEqual(expect.arrayContaining(["server smb encrypt = required", "create mask = 0660", "directory mask = 0770", "force directory mode = 2770"]));
+    expect(section(conf, "ki_Daten")).toEqual(
+      expect.arrayContaining(["server smb encrypt = required", "create mask = 0660", "directory mask = 0770", "force directory mode = 2770"]),
+    );
     const program = renderSmbShare(site.smb, site.storage);
     expect(program).toContain("\n  smb_no_recycle\n");
   });
@@ -164,10 +206,14 @@ describe("what modelshare writes for Samba", () => {
   it("the recycle bin empties as the storage owner, never following a link or leaving the filesystem", () => {
     const site = parse(seeds({ recycle: { days: 7 } }));
     const { service, timer } = renderRecycleUnits(site.smb, site.storage);
-    expect(service.split("\n")).toEqual(expect.arrayContaining([
-      "User=@owner_uid@", "Group=@owner_gid@", "NoNewPrivileges=yes",
-      'ExecStart=/usr/bin/find -P "/vol/service/cw/.recycle" -xdev -mindepth 1 ( -type f -o -type l ) -cmin +10080 -delete',
-    ]));
+    expect(service.split("\n")).toEqual(
+      expect.arrayContaining([
+        "User=@owner_uid@",
+        "Group=@owner_gid@",
+        "NoNewPrivileges=yes",
+        'ExecStart=/usr/bin/find -P "/vol/service/cw/.recycle" -xdev -mindepth 1 ( -type f -o -type l ) -cmin +10080 -delete',
+      ]),
+    );
     expect(timer).toContain("OnCalendar=daily");
   });
 
@@ -175,8 +221,10 @@ describe("what modelshare writes for Samba", () => {
     const site = parse(seeds({ modelsShare: "ki_Models" }));
     const share = renderSmbShare(site.smb, site.storage);
     const passwords = renderSmbPasswords(site.smb, site.storage);
-    expect(share).toContain("\n  ensure_packages 'samba' 'samba-vfs-modules'\n  smb_owner\n  smb_accounts 'artist' 'viewer'\n  smb_adoptions \\\n  'artist' 'create' 'smb.users[0].adopt' \\\n  'viewer' 'create' 'smb.users[1].adopt'\n  smb_folders '/vol/service/cw' '/vol/service/cw/storage-models/models'\n"
-      + "  smb_names 'smb.share' 'ki_Daten' 'smb.modelsShare' 'ki_Models'\n  smb_one_filesystem '/vol/service/cw' \\\n  '/vol/service/cw/storage-models' \\\n");
+    expect(share).toContain(
+      "\n  ensure_packages 'samba' 'samba-vfs-modules'\n  smb_owner\n  smb_accounts 'artist' 'viewer'\n  smb_adoptions \\\n  'artist' 'create' 'smb.users[0].adopt' \\\n  'viewer' 'create' 'smb.users[1].adopt'\n  smb_folders '/vol/service/cw' '/vol/service/cw/storage-models/models'\n" +
+        "  smb_names 'smb.share' 'ki_Daten' 'smb.modelsShare' 'ki_Models'\n  smb_one_filesystem '/vol/service/cw' \\\n  '/vol/service/cw/storage-models' \\\n",
+    );
     expect(share).toContain("\n  '/vol/service/cw/storage-user/output/Forge'\n  smb_bin '/vol/service/cw' '00775'\n  smb_conf '# Written by modelshare");
     expect(share).toContain("\nowner_steps=no\n");
     expect(share).toContain("\nremove_privileged() {\n  smb_no_recycle\n  smb_unconf\n");
@@ -194,7 +242,13 @@ describe("what modelshare writes for Samba", () => {
       windows: "\\\\192.168.0.6\\ki_Daten\\storage-user\\models-upload\\",
       finder: "smb://192.168.0.6/ki_Daten/storage-user/models-upload/",
     });
-    expect(Object.keys(where.folders)).toEqual(["storage-user/models", "storage-user/models-upload", "storage-user/output", "storage-user/input", "storage-user/workflows"]);
+    expect(Object.keys(where.folders)).toEqual([
+      "storage-user/models",
+      "storage-user/models-upload",
+      "storage-user/output",
+      "storage-user/input",
+      "storage-user/workflows",
+    ]);
     const v6 = shareFolders("fd00::6", parse(seeds({ path: "storage-user" })).smb, site.storage);
     expect(v6.unc).toBe("\\\\fd00--6.ipv6-literal.net\\ki_Daten");
     expect(v6.folders["output"].finder).toBe("smb://[fd00::6]/ki_Daten/output/");
@@ -208,10 +262,13 @@ describe("packages", () => {
     writeFileSync(join(bin, "apt-get"), `#!/bin/sh\necho "$*" >> ${bin}/calls\necho 'E: no mirror' >&2\nexit 100\n`, { mode: 0o755 });
     return { bin, env: { ...process.env, PATH: `${bin}:${process.env.PATH}` } };
   };
-  const install = (...packages: string[]) => renderProgram({
-    title: "packages", libs: [SYSTEM], storage: { root: "/nonexistent", owner: "unmanaged" },
-    converge: { privileged: [call("ensure_packages", ...packages)] },
-  });
+  const install = (...packages: string[]) =>
+    renderProgram({
+      title: "packages",
+      libs: [SYSTEM],
+      storage: { root: "/nonexistent", owner: "unmanaged" },
+      converge: { privileged: [call("ensure_packages", ...packages)] },
+    });
 
   it("a node that has them never calls apt, so it converges without a mirror", () => {
     const { bin, env } = withoutMirror();
@@ -254,7 +311,9 @@ describe("the SMB share under mocks", () => {
     expect(byName(rs, "storage-smb").type).toBe("modelshare:smb:SmbShare");
     expect(share.parent).toBe(byName(rs, "storage-smb").urn);
     // The engine expands a dependency on a component into its commands.
-    expect(byName(rs, "storage-smb").dependencies).toEqual(expect.arrayContaining([byName(rs, "storage-layout-converge").urn, byName(rs, "storage-links-storage-user/models-upload-converge").urn]));
+    expect(byName(rs, "storage-smb").dependencies).toEqual(
+      expect.arrayContaining([byName(rs, "storage-layout-converge").urn, byName(rs, "storage-links-storage-user/models-upload-converge").urn]),
+    );
     expect(passwords.dependencies).toContain(share.urn);
     expect(isSecretValue(share.inputs.stdin)).toBe(false);
     expect(String(share.inputs.stdin)).toContain("smb_conf '# Written by modelshare");
@@ -265,6 +324,11 @@ describe("the SMB share under mocks", () => {
       expect(JSON.stringify(rest), r.name).not.toContain("PW-SECRET");
       if (r !== passwords) expect(JSON.stringify(stdin ?? ""), r.name).not.toContain("PW-SECRET");
     }
-    expect([share.inputs.create, share.inputs.delete, passwords.inputs.create, passwords.inputs.delete]).toEqual(["bash -s converge", "bash -s remove", "bash -s converge", "bash -s remove"]);
+    expect([share.inputs.create, share.inputs.delete, passwords.inputs.create, passwords.inputs.delete]).toEqual([
+      "bash -s converge",
+      "bash -s remove",
+      "bash -s converge",
+      "bash -s remove",
+    ]);
   });
 });

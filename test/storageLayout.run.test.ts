@@ -15,7 +15,17 @@ describe("project folders, run for real", () => {
     const first = runProgram(renderStorageLayout(s, ["spring-campaign", "Logo 2027"]));
     expect(first.code, first.stderr).toBe(0);
     const p = join(root, "projects/spring-campaign");
-    for (const sub of ["workflows", "prompts", "generated/images", "generated/videos", "generated/audio", "intermediate/latents", "intermediate/masks", "intermediate/frames", "final"]) {
+    for (const sub of [
+      "workflows",
+      "prompts",
+      "generated/images",
+      "generated/videos",
+      "generated/audio",
+      "intermediate/latents",
+      "intermediate/masks",
+      "intermediate/frames",
+      "final",
+    ]) {
       const st = statSync(join(p, sub));
       expect([st.isDirectory(), st.uid, st.gid, mode(join(p, sub))], sub).toEqual([true, 1000, 1000, "775"]);
     }
@@ -56,15 +66,31 @@ describe("storage layout, run for real", () => {
     expect(first.code, first.stderr).toBe(0);
     expect(first.stderr).toBe("");
     // The leaves are the owner's, with the configured modes.
-    for (const sub of ["storage-models/models/checkpoints", "storage-models/models/diffusion_models", "storage-user/output/ComfyUI",
-      "storage-user/output/Forge", "storage-user/input", "storage-user/workflows", "media_cache", "storage-models/ollama"]) {
+    for (const sub of [
+      "storage-models/models/checkpoints",
+      "storage-models/models/diffusion_models",
+      "storage-user/output/ComfyUI",
+      "storage-user/output/Forge",
+      "storage-user/input",
+      "storage-user/workflows",
+      "media_cache",
+      "storage-models/ollama",
+    ]) {
       const st = statSync(join(root, sub));
       expect(st.isDirectory(), sub).toBe(true);
       expect([st.uid, st.gid, mode(join(root, sub))], sub).toEqual([1000, 1000, "775"]);
     }
     // The skeleton above them, and code, are root's: the owner cannot rename or add a name there.
-    for (const sub of ["", "storage-models", "storage-models/models", "storage-user", "storage-user/output", "projects",
-      "storage-models/comfyui", "storage-models/comfyui/custom_nodes"]) {
+    for (const sub of [
+      "",
+      "storage-models",
+      "storage-models/models",
+      "storage-user",
+      "storage-user/output",
+      "projects",
+      "storage-models/comfyui",
+      "storage-models/comfyui/custom_nodes",
+    ]) {
       const st = statSync(join(root, sub));
       expect([st.isDirectory(), st.uid, st.gid, mode(join(root, sub))], sub || "root").toEqual([true, 0, 0, "755"]);
     }
@@ -119,7 +145,9 @@ describe("storage layout, run for real", () => {
     const root = tempRoot();
     const r = runProgram(renderStorageLayout(localStorage({ root, minFreeGB: 900_000 })));
     expect(r.code).not.toBe(0);
-    expect(r.stderr).toMatch(/only \d+\.\d GB are free on the filesystem holding .*, but storage\.minFreeGB asks for at least 900000\.0 GB; free some space or lower storage\.minFreeGB\./);
+    expect(r.stderr).toMatch(
+      /only \d+\.\d GB are free on the filesystem holding .*, but storage\.minFreeGB asks for at least 900000\.0 GB; free some space or lower storage\.minFreeGB\./,
+    );
     expect(existsSync(root)).toBe(false);
   });
 

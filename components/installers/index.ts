@@ -29,16 +29,28 @@ export const installers: Concern<typeof sections> = {
     return [
       // /etc/modelshare/env: the storage node's names its root, a worker's its mount.
       ...[ctx.storageNode, ...(site.nfs.enabled ? nfsWorkers(site) : [])].map((n) =>
-        item("env", "modelshare:installers:NodeEnv", `${n.name}-env`, n, renderNodeEnv(s, ctx.base(n), shared), { path: ENV_FILE })),
+        item("env", "modelshare:installers:NodeEnv", `${n.name}-env`, n, renderNodeEnv(s, ctx.base(n), shared), { path: ENV_FILE }),
+      ),
       // An installed Ollama: a drop-in, the ollama user in the owner's group, its models moved over.
-      ...site.nodes.filter((n) => site.ollama.nodes.some((o) => o.toLowerCase() === n.name.toLowerCase())).map((n) =>
-        item("ollama", "modelshare:installers:OllamaInstaller", `${n.name}-ollama`, n, renderOllamaInstaller(s, ctx.base(n)), { modelsDir: ollamaDir(s, ctx.base(n)) })),
+      ...site.nodes
+        .filter((n) => site.ollama.nodes.some((o) => o.toLowerCase() === n.name.toLowerCase()))
+        .map((n) =>
+          item("ollama", "modelshare:installers:OllamaInstaller", `${n.name}-ollama`, n, renderOllamaInstaller(s, ctx.base(n)), {
+            modelsDir: ollamaDir(s, ctx.base(n)),
+          }),
+        ),
       // An existing checkout: a section in its extra_model_paths.yaml, its models moved into the
       // store, its service saving into output/ComfyUI (models/ and custom_nodes/ never links).
       ...site.comfyui.installs.map((install) => {
         const n = byName(site.nodes, install.node);
-        return item("comfyui", "modelshare:installers:ComfyUIInstaller", comfyuiName(n.name, install.path), n,
-          renderComfyUIInstaller(s, ctx.base(n), install, shared), { extraModelPaths: posix.join(install.path, "extra_model_paths.yaml") });
+        return item(
+          "comfyui",
+          "modelshare:installers:ComfyUIInstaller",
+          comfyuiName(n.name, install.path),
+          n,
+          renderComfyUIInstaller(s, ctx.base(n), install, shared),
+          { extraModelPaths: posix.join(install.path, "extra_model_paths.yaml") },
+        );
       }),
     ];
   },

@@ -16,16 +16,15 @@ export interface Export {
 
 /** The storage root, rw; with modelsReadOnly also the model store, ro (mounted over it). */
 export function exportsOf(nfs: Nfs, s: Storage): Export[] {
-  return [
-    { path: s.root, fsid: nfs.fsid, readOnly: false },
-    ...(nfs.modelsReadOnly ? [{ path: modelStoreDir(s), fsid: nfs.fsid + 1, readOnly: true }] : []),
-  ];
+  return [{ path: s.root, fsid: nfs.fsid, readOnly: false }, ...(nfs.modelsReadOnly ? [{ path: modelStoreDir(s), fsid: nfs.fsid + 1, readOnly: true }] : [])];
 }
 
 /** One line per export, every client with the same options. */
 export function renderKernelExports(nfs: Nfs, s: Storage, clients: readonly string[]): string {
   const lines = exportsOf(nfs, s).map((e) => {
-    const options = [e.readOnly ? "ro" : "rw", "sync", "no_subtree_check", nfs.rootSquash ? "root_squash" : "no_root_squash", `fsid=${e.fsid}`, "sec=sys"].join(",");
+    const options = [e.readOnly ? "ro" : "rw", "sync", "no_subtree_check", nfs.rootSquash ? "root_squash" : "no_root_squash", `fsid=${e.fsid}`, "sec=sys"].join(
+      ",",
+    );
     return `${e.path} ${clients.map((c) => `${c}(${options})`).join(" ")}`;
   });
   return ["# Written by modelshare: rewritten on every converge, removed on destroy.", ...lines].join("\n");
@@ -78,11 +77,13 @@ export function mountsOf(nfs: Nfs, s: Storage, server: string): Array<{ where: s
 export function mountUnitName(path: string): string {
   const trimmed = path.replace(/\/+/g, "/").replace(/^\/|\/$/g, "");
   if (trimmed === "") return "-.mount";
-  const escaped = [...Buffer.from(trimmed, "utf8")].map((b, i) => {
-    const c = String.fromCharCode(b);
-    if (c === "/") return "-";
-    return /[A-Za-z0-9:_.]/.test(c) && !(i === 0 && c === ".") ? c : `\\x${b.toString(16).padStart(2, "0")}`;
-  }).join("");
+  const escaped = [...Buffer.from(trimmed, "utf8")]
+    .map((b, i) => {
+      const c = String.fromCharCode(b);
+      if (c === "/") return "-";
+      return /[A-Za-z0-9:_.]/.test(c) && !(i === 0 && c === ".") ? c : `\\x${b.toString(16).padStart(2, "0")}`;
+    })
+    .join("");
   return `${escaped}.mount`;
 }
 

@@ -9,8 +9,7 @@ import { renderNfsServer } from "./server";
 const sections = { nfs: nfsSchema };
 
 /** The nodes that mount the export: every worker but the storage node (which has the files). */
-export const nfsWorkers = (site: Pick<Site, "nodes">): SiteNode[] =>
-  site.nodes.filter((n) => n.roles.includes("worker") && !n.roles.includes("storage"));
+export const nfsWorkers = (site: Pick<Site, "nodes">): SiteNode[] => site.nodes.filter((n) => n.roles.includes("worker") && !n.roles.includes("storage"));
 
 /** The node that exports the storage, when the site has NFS on. */
 export const nfsServerNode = (site: Pick<Site, "nodes" | "nfs">): SiteNode | undefined =>
@@ -29,7 +28,8 @@ export const nfs: Concern<typeof sections> = {
       return;
     }
     const workers = nfsWorkers(site);
-    if (workers.length > 0 && isLocal(server)) add("nfs.enabled", `the storage node's host is ${server.host}, which workers cannot reach; give it the address they use`);
+    if (workers.length > 0 && isLocal(server))
+      add("nfs.enabled", `the storage node's host is ${server.host}, which workers cannot reach; give it the address they use`);
     workers.forEach((w) => {
       if (isLocal(w)) add("nfs.enabled", `worker ${w.name}'s host is ${w.host}, which cannot be an export's client; give it its address on the network`);
     });
@@ -42,16 +42,26 @@ export const nfs: Concern<typeof sections> = {
     // Who may mount: the workers' hosts, then nfs.clients. After the layout and the links.
     const clients = [...new Set([...workers.map((w) => w.host), ...site.nfs.clients])];
     const exported = planItem({
-      kind: "nfs-server", type: "modelshare:nfs:NfsServer", name: `${server.name}-nfs-export`, node: server, after: ctx.ready(ctx.storageNode, true),
+      kind: "nfs-server",
+      type: "modelshare:nfs:NfsServer",
+      name: `${server.name}-nfs-export`,
+      node: server,
+      after: ctx.ready(ctx.storageNode, true),
       programs: [{ text: renderNfsServer(site.nfs, s, clients, server.host), removes: true }],
       outputs: { export: remote(server.host, s.root), mountCommand: mountCommand(site.nfs, s, server.host) },
     });
     // Every mount waits for the export (and its marker).
-    const mounts = workers.map((w) => planItem({
-      kind: "nfs-mount", type: "modelshare:nfs:NfsMount", name: `${w.name}-nfs-mount`, node: w, after: [exported.name],
-      programs: [{ text: renderNfsMount(site.nfs, s, server.host), removes: true }],
-      outputs: { mountPoint: site.nfs.mountPoint },
-    }));
+    const mounts = workers.map((w) =>
+      planItem({
+        kind: "nfs-mount",
+        type: "modelshare:nfs:NfsMount",
+        name: `${w.name}-nfs-mount`,
+        node: w,
+        after: [exported.name],
+        programs: [{ text: renderNfsMount(site.nfs, s, server.host), removes: true }],
+        outputs: { mountPoint: site.nfs.mountPoint },
+      }),
+    );
     return [exported, ...mounts];
   },
 };

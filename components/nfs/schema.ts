@@ -14,27 +14,60 @@ const MOUNT_FLAGS = ["noatime", "nodiratime", "relatime"];
 const MOUNT_NUMBERS = ["nconnect", "rsize", "wsize", "timeo", "retrans", "actimeo"];
 const MOUNT_OPTIONS_HELP = `${MOUNT_FLAGS.join(", ")}, ${MOUNT_NUMBERS.map((o) => `${o}=N`).join(", ")}`;
 
-export const nfsSchema = z.strictObject({
-  enabled: z.boolean().default(false).describe("Export the storage root over NFS from the nfs-server node and mount it on every worker."),
-  server: z.enum(["kernel", "ganesha"], { error: "must be kernel or ganesha" }).default("kernel")
-    .describe("NFS server: kernel (nfs-kernel-server) or ganesha (nfs-ganesha, in user space, for hosts without kernel nfsd)."),
-  clients: z.array(z.string()).default([])
-    .describe("Addresses and networks that may mount, besides the worker nodes' hosts (always included); parsed like smb.hostsAllow."),
-  allowAnyClient: z.boolean().default(false).describe("Opt in to everyone in clients: a prefix of 0 in any spelling, *, or networks that together cover every IPv4 or IPv6 address."),
-  mountPoint: z.string().default("/mnt/modelshare").describe("Where workers mount the storage root: not a system path (/run, /var/run, /usr…) nor under /tmp, /var/tmp or /dev/shm."),
-  rootSquash: z.boolean().default(true)
-    .describe("Map root on a client to nobody (root_squash). false (no_root_squash) is the explicit opt-in that lets every client's root act as root on the storage."),
-  modelsReadOnly: z.boolean().default(false)
-    .describe("Workers get the model store read-only (a second, ro export mounted over it). Off by default: services that download models need to write."),
-  version: z.enum(["4.2", "4.1"], { error: "must be \"4.2\" or \"4.1\" (quoted)" }).default("4.2")
-    .describe("NFS version the workers mount (4.1 where the server lacks 4.2)."),
-  mountOptions: z.array(z.string()).default([]).describe(`Extra mount options from: ${MOUNT_OPTIONS_HELP}.`),
-  fsid: z.number().int().min(1).max(2147483647).default(4711)
-    .describe("The export's fsid (explicit, so file handles survive a reboot or a disk rename); the models export uses fsid + 1."),
-}).default({
-  enabled: false, server: "kernel", clients: [], allowAnyClient: false, mountPoint: "/mnt/modelshare", rootSquash: true,
-  modelsReadOnly: false, version: "4.2", mountOptions: [], fsid: 4711,
-});
+export const nfsSchema = z
+  .strictObject({
+    enabled: z.boolean().default(false).describe("Export the storage root over NFS from the nfs-server node and mount it on every worker."),
+    server: z
+      .enum(["kernel", "ganesha"], { error: "must be kernel or ganesha" })
+      .default("kernel")
+      .describe("NFS server: kernel (nfs-kernel-server) or ganesha (nfs-ganesha, in user space, for hosts without kernel nfsd)."),
+    clients: z
+      .array(z.string())
+      .default([])
+      .describe("Addresses and networks that may mount, besides the worker nodes' hosts (always included); parsed like smb.hostsAllow."),
+    allowAnyClient: z
+      .boolean()
+      .default(false)
+      .describe("Opt in to everyone in clients: a prefix of 0 in any spelling, *, or networks that together cover every IPv4 or IPv6 address."),
+    mountPoint: z
+      .string()
+      .default("/mnt/modelshare")
+      .describe("Where workers mount the storage root: not a system path (/run, /var/run, /usr…) nor under /tmp, /var/tmp or /dev/shm."),
+    rootSquash: z
+      .boolean()
+      .default(true)
+      .describe(
+        "Map root on a client to nobody (root_squash). false (no_root_squash) is the explicit opt-in that lets every client's root act as root on the storage.",
+      ),
+    modelsReadOnly: z
+      .boolean()
+      .default(false)
+      .describe("Workers get the model store read-only (a second, ro export mounted over it). Off by default: services that download models need to write."),
+    version: z
+      .enum(["4.2", "4.1"], { error: 'must be "4.2" or "4.1" (quoted)' })
+      .default("4.2")
+      .describe("NFS version the workers mount (4.1 where the server lacks 4.2)."),
+    mountOptions: z.array(z.string()).default([]).describe(`Extra mount options from: ${MOUNT_OPTIONS_HELP}.`),
+    fsid: z
+      .number()
+      .int()
+      .min(1)
+      .max(2147483647)
+      .default(4711)
+      .describe("The export's fsid (explicit, so file handles survive a reboot or a disk rename); the models export uses fsid + 1."),
+  })
+  .default({
+    enabled: false,
+    server: "kernel",
+    clients: [],
+    allowAnyClient: false,
+    mountPoint: "/mnt/modelshare",
+    rootSquash: true,
+    modelsReadOnly: false,
+    version: "4.2",
+    mountOptions: [],
+    fsid: 4711,
+  });
 
 export type Nfs = z.output<typeof nfsSchema>;
 
@@ -47,7 +80,8 @@ export function checkNfsSection(nfs: Nfs, storage: Storage, add: Add): void {
   const mountProblem = ownFolderProblem(nfs.mountPoint, "/mnt/modelshare", { mount: true });
   if (mountProblem) add("nfs.mountPoint", mountProblem);
   if (!nfs.enabled) return;
-  if (!mountProblem && !PLAIN_PATH.test(nfs.mountPoint)) add("nfs.mountPoint", "may hold only letters, digits and . _ / @ + , = - (no spaces): mount units and exports take it as it is");
+  if (!mountProblem && !PLAIN_PATH.test(nfs.mountPoint))
+    add("nfs.mountPoint", "may hold only letters, digits and . _ / @ + , = - (no spaces): mount units and exports take it as it is");
   const root = storage.root;
   if (!mountProblem && (nfs.mountPoint === root || nfs.mountPoint.startsWith(`${root}/`) || root.startsWith(`${nfs.mountPoint}/`))) {
     add("nfs.mountPoint", `"${nfs.mountPoint}" overlaps storage.root (${root}); workers mount the storage elsewhere, e.g. /mnt/modelshare`);
@@ -59,7 +93,10 @@ export function checkNfsSection(nfs: Nfs, storage: Storage, add: Add): void {
   // The models export's path is resolved again at every exportfs -r: only the skeleton a managed
   // owner gets (root's above the leaves) keeps the owner from swapping it between converges.
   if (nfs.modelsReadOnly && storage.owner === "unmanaged") {
-    add("nfs.modelsReadOnly", "needs storage.owner: {uid, gid}: with owner: unmanaged the folders above the model store are the owner's, who could swap the export for a link between converges; set the owner, or modelsReadOnly: false");
+    add(
+      "nfs.modelsReadOnly",
+      "needs storage.owner: {uid, gid}: with owner: unmanaged the folders above the model store are the owner's, who could swap the export for a link between converges; set the owner, or modelsReadOnly: false",
+    );
   }
   nfs.mountOptions.forEach((o, i) => {
     const [name, value, extra] = o.split("=");

@@ -26,9 +26,14 @@ export function renderNfsServer(nfs: Nfs, s: Storage, clients: readonly string[]
         kernel ? call("ensure_packages", "nfs-kernel-server") : call("ensure_packages", "nfs-ganesha", "nfs-ganesha-vfs", "rpcbind"),
         ...exported.map((e) => call("nfs_export_path", e.path)),
         ...(kernel
-          // Switching servers: the other one's exports of modelshare's go; the other server must
-          // not hold port 2049.
-          ? ["nfs_ganesha_unexport", "nfs_no_ganesha", call("ensure_service", "nfs-server"), call("nfs_kernel_exports", renderKernelExports(nfs, s, clients), ...exported.map((e) => e.path))]
+          ? // Switching servers: the other one's exports of modelshare's go; the other server must
+            // not hold port 2049.
+            [
+              "nfs_ganesha_unexport",
+              "nfs_no_ganesha",
+              call("ensure_service", "nfs-server"),
+              call("nfs_kernel_exports", renderKernelExports(nfs, s, clients), ...exported.map((e) => e.path)),
+            ]
           : ["nfs_kernel_unexport", "nfs_no_kernel_server", call("nfs_ganesha_exports", renderGaneshaExports(nfs, s, clients))]),
         call("nfs_root_marker", ...marker),
       ],

@@ -39,7 +39,6 @@ export function withToken(text: string, token: string | undefined): string {
   return `${text.slice(0, eol + 1)}# converge token: ${token.replace(/[\r\n]+/g, " ")}\n${text.slice(eol + 1)}`;
 }
 
-
 /**
  * One rendered program run on one node: `bash -s converge` on create and update, `bash -s
  * remove` on delete, the program on stdin (the provider stores stdin, so delete runs the
@@ -55,9 +54,10 @@ export function runProgram(
   const common = {
     create: commandFor("converge"),
     delete: program.removes ? commandFor("remove") : undefined,
-    stdin: program.input === undefined
-      ? withToken(program.text, program.token)
-      : pulumi.secret(pulumi.output(program.input).apply((input) => withToken(program.text, program.token) + input)),
+    stdin:
+      program.input === undefined
+        ? withToken(program.text, program.token)
+        : pulumi.secret(pulumi.output(program.input).apply((input) => withToken(program.text, program.token) + input)),
     addPreviousOutputInEnv: false,
   };
   const options = { ...opts, deleteBeforeReplace: program.removes };

@@ -23,8 +23,14 @@ export class Converged extends pulumi.ComponentResource {
     for (const program of args.item.programs.filter((p) => p.converges)) {
       const input = program.smbPasswords ? passwordInput(program.smbPasswords.map((u) => passwordOf(args.smbPasswords, u))) : undefined;
       // A component's dependsOn does not reach its children by itself: each Command waits too.
-      previous = [runProgram(program.name, args.node, { text: program.text, removes: program.removes, token: args.token, input },
-        { parent: this, dependsOn: [...opts.dependsOn, ...previous] })];
+      previous = [
+        runProgram(
+          program.name,
+          args.node,
+          { text: program.text, removes: program.removes, token: args.token, input },
+          { parent: this, dependsOn: [...opts.dependsOn, ...previous] },
+        ),
+      ];
     }
     this.registerOutputs(args.item.outputs);
   }

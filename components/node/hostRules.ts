@@ -92,15 +92,20 @@ export const isLocalHost = (host: string): boolean => canonicalHost(host) === "l
 export const isLocal = (node: { host: string }): boolean => isLocalHost(node.host);
 
 const KEY_TYPES: Record<string, number | undefined> = {
-  "ssh-ed25519": 32, "ssh-rsa": undefined, "ecdsa-sha2-nistp256": undefined, "ecdsa-sha2-nistp384": undefined,
-  "ecdsa-sha2-nistp521": undefined, "sk-ssh-ed25519@openssh.com": undefined, "sk-ecdsa-sha2-nistp256@openssh.com": undefined,
+  "ssh-ed25519": 32,
+  "ssh-rsa": undefined,
+  "ecdsa-sha2-nistp256": undefined,
+  "ecdsa-sha2-nistp384": undefined,
+  "ecdsa-sha2-nistp521": undefined,
+  "sk-ssh-ed25519@openssh.com": undefined,
+  "sk-ecdsa-sha2-nistp256@openssh.com": undefined,
 };
 
 /** `type base64 [comment]`: the base64 must decode to a key blob of that same type. */
 export function hostKeyProblem(value: string): string | undefined {
   const [type, data] = value.split(" ");
   if (!(type in KEY_TYPES) || !data || !/^[A-Za-z0-9+/]+={0,3}$/.test(data)) {
-    return "must be the node's SSH host public key, e.g. \"ssh-ed25519 AAAA…\" (ssh-keyscan -t ed25519 HOST, without the host name)";
+    return 'must be the node\'s SSH host public key, e.g. "ssh-ed25519 AAAA…" (ssh-keyscan -t ed25519 HOST, without the host name)';
   }
   const blob = Buffer.from(data, "base64");
   const copyHint = "copy the whole line ssh-keyscan prints, after the host name";

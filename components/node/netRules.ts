@@ -57,7 +57,7 @@ export function parseNetwork(entry: string): Network | string {
 function notAClient(n: Network): string | undefined {
   if (n.v4) {
     const first = Number(n.bits >> 24n);
-    if (n.prefix === V4_WIDTH && first === 0) return "is not a client's address (0.x is \"this host\" on the node)";
+    if (n.prefix === V4_WIDTH && first === 0) return 'is not a client\'s address (0.x is "this host" on the node)';
     if (n.prefix === V4_WIDTH && n.bits === 0xffffffffn) return "is the broadcast address, which no client connects from";
     if (n.prefix >= 4 && first >= 224 && first < 240) return "is multicast, which no client connects from";
     return undefined;
@@ -137,6 +137,9 @@ export function checkAllowList(key: string, list: readonly string[], optIn: { ke
     if (problem) add(`${key}[${i}]`, problem);
   });
   if (!one && !optIn.value && coversEveryone(list)) {
-    add(key, `together covers every IPv4 or every IPv6 address (${list.join(", ")}), which lets every address ${what}; list your networks, or set ${optIn.key}: true if you mean it`);
+    add(
+      key,
+      `together covers every IPv4 or every IPv6 address (${list.join(", ")}), which lets every address ${what}; list your networks, or set ${optIn.key}: true if you mean it`,
+    );
   }
 }

@@ -33,7 +33,8 @@ function systemPorts(site: PortSite, i: number, withSsh: boolean): Array<[number
   const out: Array<[number, string, string]> = [];
   if (withSsh) out.push([node.port, `nodes[${i}].port`, `${node.name}'s SSH port`]);
   if (site.smb.enabled && node.roles.includes("smb")) SMB_PORTS.forEach((p) => out.push([p, "smb.enabled", `an SMB port (Samba on ${node.name})`]));
-  if (site.nfs.enabled && node.roles.includes("nfs-server")) NFS_PORTS.forEach((p) => out.push([p, "nfs.enabled", `an NFS port (the NFS server on ${node.name})`]));
+  if (site.nfs.enabled && node.roles.includes("nfs-server"))
+    NFS_PORTS.forEach((p) => out.push([p, "nfs.enabled", `an NFS port (the NFS server on ${node.name})`]));
   const o = site.ollama.nodes.findIndex((n) => n.toLowerCase() === node.name.toLowerCase());
   if (o >= 0) out.push([OLLAMA_PORT, `ollama.nodes[${o}]`, `the port of the host Ollama on ${node.name}`]);
   return out;

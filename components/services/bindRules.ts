@@ -44,24 +44,41 @@ interface SiteNodeHost {
 export const bindAddress = (bind: string, node: { host: string }): string => (bind === "node" ? node.host : bind);
 
 /** The rules that need the service's nodes. */
-export function checkServiceAccess(at: string, svc: { bind: string; allowFrom: readonly string[]; nodes: ReadonlyArray<{ name: string }> }, nodes: readonly SiteNodeHost[], add: Add): void {
+export function checkServiceAccess(
+  at: string,
+  svc: { bind: string; allowFrom: readonly string[]; nodes: ReadonlyArray<{ name: string }> },
+  nodes: readonly SiteNodeHost[],
+  add: Add,
+): void {
   if (bindProblem(svc.bind) || svc.allowFrom.some((e) => allowFromProblem(e))) return; // said already
   if (svc.bind === "node") {
     for (const entry of svc.nodes) {
       const node = nodes.find((n) => n.name.toLowerCase() === entry.name.toLowerCase());
       if (node && (!isIPv4(node.host) || isLoopback(node.host))) {
-        add(`${at}.bind`, `is node, but nodes[].host of ${node.name} ("${node.host}") is not an IPv4 address of the node on the site network; write that address in nodes[].host, or bind to one address (the service then runs on one node)`);
+        add(
+          `${at}.bind`,
+          `is node, but nodes[].host of ${node.name} ("${node.host}") is not an IPv4 address of the node on the site network; write that address in nodes[].host, or bind to one address (the service then runs on one node)`,
+        );
       }
     }
   } else if (!isLoopback(svc.bind) && svc.nodes.length > 1) {
-    add(`${at}.bind`, `${svc.bind} is one node's address, but the service runs on ${svc.nodes.length} nodes; use bind: node (each node's own address), or 127.0.0.1`);
+    add(
+      `${at}.bind`,
+      `${svc.bind} is one node's address, but the service runs on ${svc.nodes.length} nodes; use bind: node (each node's own address), or 127.0.0.1`,
+    );
   }
   const loopback = svc.bind !== "node" && isLoopback(svc.bind);
   if (loopback && svc.allowFrom.length > 0) {
-    add(`${at}.allowFrom`, `lists addresses, but bind ${svc.bind} is reachable from the node itself only; set bind (node, or an address of the node) to open the service to them, or remove allowFrom`);
+    add(
+      `${at}.allowFrom`,
+      `lists addresses, but bind ${svc.bind} is reachable from the node itself only; set bind (node, or an address of the node) to open the service to them, or remove allowFrom`,
+    );
   }
   if (!loopback && svc.allowFrom.length === 0) {
-    add(`${at}.allowFrom`, `is empty, but bind ${svc.bind} is reachable from the network, and ComfyUI and Ollama ask for no password; list the addresses or networks that may connect, e.g. ["192.168.0.0/24"]`);
+    add(
+      `${at}.allowFrom`,
+      `is empty, but bind ${svc.bind} is reachable from the network, and ComfyUI and Ollama ask for no password; list the addresses or networks that may connect, e.g. ["192.168.0.0/24"]`,
+    );
   }
   if (svc.allowFrom.length > 0 && coversEveryone(svc.allowFrom)) {
     add(`${at}.allowFrom`, "together covers every IPv4 address; list the networks that should reach the service");

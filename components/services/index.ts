@@ -36,17 +36,27 @@ export const services: Concern<typeof sections> = {
       // Docker waits for the node's storage: the NFS mount on a worker, the layout and links on
       // the storage node. Every container on the node waits for docker, and so for both.
       const docker = planItem({
-        kind: "docker", type: "modelshare:services:DockerHost", name: `${node.name}-docker`, node, after: ctx.ready(node, true),
+        kind: "docker",
+        type: "modelshare:services:DockerHost",
+        name: `${node.name}-docker`,
+        node,
+        after: ctx.ready(node, true),
         programs: [{ text: renderDockerHost(dockerUser, containers, s, mountUnits), removes: true }],
       });
       out.push(docker);
       for (const spec of containers) {
         // The container is the docker provider's; its program is only checked (npm run check).
-        out.push(planItem({
-          kind: "service", type: "modelshare:services:ServiceContainer", name: `${node.name}-${spec.service}`, node, spec,
-          after: [docker.name, ...(local ? [] : ctx.ready(node))],
-          programs: [{ suffix: "container", text: renderContainerCheck(spec, s), removes: false, converges: false }],
-        }));
+        out.push(
+          planItem({
+            kind: "service",
+            type: "modelshare:services:ServiceContainer",
+            name: `${node.name}-${spec.service}`,
+            node,
+            spec,
+            after: [docker.name, ...(local ? [] : ctx.ready(node))],
+            programs: [{ suffix: "container", text: renderContainerCheck(spec, s), removes: false, converges: false }],
+          }),
+        );
       }
     }
     return out;

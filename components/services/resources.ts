@@ -28,8 +28,12 @@ export class DockerHost extends pulumi.ComponentResource {
     super("modelshare:services:DockerHost", name, {}, opts);
     const node = args.node;
     // A component's dependsOn does not reach its children by itself: the install waits too.
-    const install = runProgram(args.program.name, node, { text: args.program.text, removes: args.program.removes, token: args.token },
-      { parent: this, dependsOn: opts?.dependsOn });
+    const install = runProgram(
+      args.program.name,
+      node,
+      { text: args.program.text, removes: args.program.removes, token: args.token },
+      { parent: this, dependsOn: opts?.dependsOn },
+    );
     // The provider's inputs come from the install's output: it connects only after the install,
     // and a preview of a fresh site (output unknown) does not dial a daemon that is not there.
     const ready = <T>(value: pulumi.Input<T>) => pulumi.all([install.stdout, value]).apply(([, v]) => v);
@@ -41,17 +45,23 @@ export class DockerHost extends pulumi.ComponentResource {
       const { dir, agent } = sshPlace(project, stack); // a tmpfs (or ssh-agent), else the run stops here
       const target = node;
       // The key is written from inside the secret; only the paths come out (they are not secret).
-      const files = pulumi.unsecret(pulumi.secret(target.privateKey).apply((key) => {
-        removeLegacySshFiles(legacySshDir(project, stack), (m) => void pulumi.log.info(m, this));
-        return writeSshFiles(dir, target, agent ? undefined : key);
-      }));
+      const files = pulumi.unsecret(
+        pulumi.secret(target.privateKey).apply((key) => {
+          removeLegacySshFiles(legacySshDir(project, stack), (m) => void pulumi.log.info(m, this));
+          return writeSshFiles(dir, target, agent ? undefined : key);
+        }),
+      );
       // Deleted by the engine after the containers and the provider (which depend on it): its
       // delete removes the files, on destroy too. No create: the program writes them.
       const held = new command.local.Command(`${name}-ssh-files`, { delete: files.apply(removeSshFilesCommand) }, { parent: this });
-      this.provider = new docker.Provider(`${name}-provider`, {
-        host: ready(`ssh://${target.user}@${target.host.includes(":") ? `[${target.host}]` : target.host}:${target.port}`),
-        sshOpts: ready(files.apply((f) => sshOpts(f, target.hostKey !== undefined))),
-      }, { parent: this, dependsOn: [held] });
+      this.provider = new docker.Provider(
+        `${name}-provider`,
+        {
+          host: ready(`ssh://${target.user}@${target.host.includes(":") ? `[${target.host}]` : target.host}:${target.port}`),
+          sshOpts: ready(files.apply((f) => sshOpts(f, target.hostKey !== undefined))),
+        },
+        { parent: this, dependsOn: [held] },
+      );
     }
     this.registerOutputs({});
   }
@@ -75,20 +85,23 @@ export class ServiceContainer extends pulumi.ComponentResource {
   constructor(name: string, args: ServiceContainerArgs, opts?: pulumi.ComponentResourceOptions) {
     super("modelshare:services:ServiceContainer", name, {}, opts);
     const c = args.spec;
-    const container = new docker.Container(`${name}-container`, {
-      name: c.name,
-      image: c.image,
-      user: c.user,
-      envs: c.envs,
-      mounts: c.mounts,
-      ports: c.ports,
-      restart: c.restart,
-      deviceRequests: c.deviceRequests,
-      labels: c.labels,
-      mustRun: true,
-    }, { parent: this, provider: args.provider, deleteBeforeReplace: true });
+    const container = new docker.Container(
+      `${name}-container`,
+      {
+        name: c.name,
+        image: c.image,
+        user: c.user,
+        envs: c.envs,
+        mounts: c.mounts,
+        ports: c.ports,
+        restart: c.restart,
+        deviceRequests: c.deviceRequests,
+        labels: c.labels,
+        mustRun: true,
+      },
+      { parent: this, provider: args.provider, deleteBeforeReplace: true },
+    );
     this.containerName = container.name;
     this.registerOutputs({ containerName: this.containerName });
   }
 }
-

@@ -6,7 +6,6 @@ import { ownEnv } from "./spec";
 import { isRootUser, parseUser } from "./userRules";
 import type { Add } from "../concern";
 
-
 interface NodeRoles {
   name: string;
   host: string;
@@ -33,8 +32,13 @@ export function checkServices(site: { nodes: readonly NodeRoles[]; storage: Stor
       if (!node.roles.includes("worker")) return add(key, `node "${node.name}" has no worker role; add worker to its roles, or run the service elsewhere`);
       if (!svc.enabled) return;
       const storageNode = node.roles.includes("storage");
-      if (!storageNode && !site.nfs.enabled) add(key, `${node.name} is not the storage node and nfs.enabled is false, so it has no storage to give the container; enable nfs or run the service on the storage node`);
-      if (!storageNode && site.nfs.enabled && site.nfs.modelsReadOnly && svc.modelsWritable) add(`${at}.modelsWritable`, `is true, but nfs.modelsReadOnly gives ${node.name} the models read-only; drop one of them`);
+      if (!storageNode && !site.nfs.enabled)
+        add(
+          key,
+          `${node.name} is not the storage node and nfs.enabled is false, so it has no storage to give the container; enable nfs or run the service on the storage node`,
+        );
+      if (!storageNode && site.nfs.enabled && site.nfs.modelsReadOnly && svc.modelsWritable)
+        add(`${at}.modelsWritable`, `is true, but nfs.modelsReadOnly gives ${node.name} the models read-only; drop one of them`);
       svc.ports.forEach((p, j) => {
         const id = `${node.name}/${p.host}/${p.protocol}`;
         const other = ports.get(id);
@@ -46,29 +50,41 @@ export function checkServices(site: { nodes: readonly NodeRoles[]; storage: Stor
     if (svc.nodes.length === 0) add(`${at}.nodes`, "is empty; list the worker nodes that run the service, or set enabled: false");
     checkServiceAccess(at, svc, site.nodes, add);
     if (service !== "ollama" && !svc.image) {
-      add(`${at}.image`, `is required: modelshare names no default image for ${SERVICE_INFO[service].title}; name the one you use (the README lists widely used ones and the folders each expects)`);
+      add(
+        `${at}.image`,
+        `is required: modelshare names no default image for ${SERVICE_INFO[service].title}; name the one you use (the README lists widely used ones and the folders each expects)`,
+      );
     }
     // Decided on the numbers docker gets: the user as written, else the storage owner's ids.
     const owner = site.storage.owner;
     const ids = svc.user !== undefined ? parseUser(svc.user) : owner === "unmanaged" ? undefined : owner;
     if (typeof ids === "object" && isRootUser(ids) && !svc.allowRootUser) {
-      add(`${at}.user`, svc.user !== undefined
-        ? `"${svc.user}" runs the container with root's uid or gid; its writes through the shared folders would be root's. Use the storage owner's uid:gid (the default), or set allowRootUser: true if the image cannot run otherwise`
-        : `is unset, so the container runs as the storage owner, ${ids.uid}:${ids.gid}: root's uid or gid. Set user to an unprivileged uid:gid such as "1000:1000", or set allowRootUser: true if you mean it`);
+      add(
+        `${at}.user`,
+        svc.user !== undefined
+          ? `"${svc.user}" runs the container with root's uid or gid; its writes through the shared folders would be root's. Use the storage owner's uid:gid (the default), or set allowRootUser: true if the image cannot run otherwise`
+          : `is unset, so the container runs as the storage owner, ${ids.uid}:${ids.gid}: root's uid or gid. Set user to an unprivileged uid:gid such as "1000:1000", or set allowRootUser: true if you mean it`,
+      );
     }
-        if (!svc.user && site.storage.owner === "unmanaged") {
-      add(`${at}.user`, "is required while storage.owner is unmanaged: modelshare cannot tell which uid owns the files; set it, e.g. user: \"1000:1000\"");
+    if (!svc.user && site.storage.owner === "unmanaged") {
+      add(`${at}.user`, 'is required while storage.owner is unmanaged: modelshare cannot tell which uid owns the files; set it, e.g. user: "1000:1000"');
     }
     const output = SERVICE_INFO[service].output;
     if (output && !site.storage.outputs.includes(output)) {
-      add(`${at}.enabled`, `${SERVICE_INFO[service].title} writes to ${site.storage.user}/output/${output}, which storage.outputs does not list; add "${output}" to storage.outputs`);
+      add(
+        `${at}.enabled`,
+        `${SERVICE_INFO[service].title} writes to ${site.storage.user}/output/${output}, which storage.outputs does not list; add "${output}" to storage.outputs`,
+      );
     }
     for (const name of Object.keys(ownEnv(service, svc))) {
       if (name in svc.env) add(`${at}.env.${name}`, `is set by modelshare (from ${at}.paths.models); remove it here`);
     }
     const paths = Object.entries(svc.paths);
-    paths.forEach(([k, p], i) => paths.slice(i + 1).forEach(([k2, p2]) => {
-      if (p === p2 || p2.startsWith(`${p}/`) || p.startsWith(`${p2}/`)) add(`${at}.paths.${k2}`, `"${p2}" overlaps paths.${k} ("${p}"); give each a folder of its own`);
-    }));
+    paths.forEach(([k, p], i) =>
+      paths.slice(i + 1).forEach(([k2, p2]) => {
+        if (p === p2 || p2.startsWith(`${p}/`) || p.startsWith(`${p2}/`))
+          add(`${at}.paths.${k2}`, `"${p2}" overlaps paths.${k} ("${p}"); give each a folder of its own`);
+      }),
+    );
   }
 }

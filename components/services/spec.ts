@@ -95,8 +95,7 @@ export function serviceMounts(service: ServiceName, svc: Service, s: Storage, ba
 }
 
 /** The variables modelshare sets itself (the config may not set them too). */
-export const ownEnv = (service: ServiceName, svc: Service): Record<string, string> =>
-  service === "ollama" ? { OLLAMA_MODELS: svc.paths.models } : {};
+export const ownEnv = (service: ServiceName, svc: Service): Record<string, string> => (service === "ollama" ? { OLLAMA_MODELS: svc.paths.models } : {});
 
 /** `host`: the node's nodes[].host, what `bind: node` publishes on. */
 export function containerSpec(service: ServiceName, svc: Service, gpus: Gpus, s: Storage, base: string, host = "127.0.0.1"): ContainerSpec {
@@ -108,7 +107,9 @@ export function containerSpec(service: ServiceName, svc: Service, gpus: Gpus, s:
     image: svc.image ?? OLLAMA_IMAGE,
     local: svc.pull === "never",
     user: serviceUser(svc, s),
-    envs: Object.keys(env).sort().map((k) => `${k}=${env[k]}`),
+    envs: Object.keys(env)
+      .sort()
+      .map((k) => `${k}=${env[k]}`),
     mounts: serviceMounts(service, svc, s, base),
     // Published on the bind address only: docker's default (every address, IPv6 through
     // docker-proxy) would bypass the node's firewall.
@@ -116,7 +117,14 @@ export function containerSpec(service: ServiceName, svc: Service, gpus: Gpus, s:
     restart: "unless-stopped",
     deviceRequests: deviceRequests(gpus),
   };
-  return { ...spec, labels: [{ label: SERVICE_LABEL, value: service }, { label: SPEC_LABEL, value: specDigest(spec) }], allowFrom: [...svc.allowFrom] };
+  return {
+    ...spec,
+    labels: [
+      { label: SERVICE_LABEL, value: service },
+      { label: SPEC_LABEL, value: specDigest(spec) },
+    ],
+    allowFrom: [...svc.allowFrom],
+  };
 }
 
 /** A digest of everything the container is made from: the check variant compares it. */

@@ -1,4 +1,17 @@
-import { closeSync, existsSync, lstatSync, mkdirSync, openSync, readdirSync, renameSync, rmdirSync, statfsSync, unlinkSync, writeSync, constants } from "node:fs";
+import {
+  closeSync,
+  existsSync,
+  lstatSync,
+  mkdirSync,
+  openSync,
+  readdirSync,
+  renameSync,
+  rmdirSync,
+  statfsSync,
+  unlinkSync,
+  writeSync,
+  constants,
+} from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 
@@ -56,7 +69,9 @@ export function sshPlace(project: string, stack: string, env: NodeJS.ProcessEnv 
   if (runtime && inMemory(runtime)) return { dir: join(runtime, "modelshare-ssh", stackName(project, stack)), agent: false };
   if (inMemory(shm)) return { dir: join(shm, `modelshare-ssh-${uid()}`, stackName(project, stack)), agent: false };
   if (env.SSH_AUTH_SOCK) return { dir: join(tmpdir(), `modelshare-known-hosts-${uid()}`, stackName(project, stack)), agent: true };
-  throw new Error(`modelshare: the docker provider's SSH key is written only to a memory filesystem, and neither XDG_RUNTIME_DIR (${runtime ? `${runtime} is not a tmpfs` : "unset"}) nor ${shm} is a tmpfs here; run where one is (a login session, or a mounted /dev/shm), or give the key to ssh-agent instead (ssh-add the node's key and run with SSH_AUTH_SOCK set: modelshare then writes no key).`);
+  throw new Error(
+    `modelshare: the docker provider's SSH key is written only to a memory filesystem, and neither XDG_RUNTIME_DIR (${runtime ? `${runtime} is not a tmpfs` : "unset"}) nor ${shm} is a tmpfs here; run where one is (a login session, or a mounted /dev/shm), or give the key to ssh-agent instead (ssh-add the node's key and run with SSH_AUTH_SOCK set: modelshare then writes no key).`,
+  );
 }
 
 /** Where versions before this one wrote the key without XDG_RUNTIME_DIR: os.tmpdir(), often a disk. */
@@ -75,18 +90,34 @@ function privateDir(dir: string, secret: boolean): void {
     }
     const st = lstatSync(d);
     if (!st.isDirectory() || st.uid !== uid() || (st.mode & 0o077) !== 0) {
-      throw new Error(`modelshare: ${d} holds the docker provider's SSH keys, so it must be a real folder of uid ${uid()} with mode 0700; it is ${st.isSymbolicLink() ? "a symbolic link" : `uid ${st.uid}, mode ${(st.mode & 0o777).toString(8)}`}: remove it, then run again`);
+      throw new Error(
+        `modelshare: ${d} holds the docker provider's SSH keys, so it must be a real folder of uid ${uid()} with mode 0700; it is ${st.isSymbolicLink() ? "a symbolic link" : `uid ${st.uid}, mode ${(st.mode & 0o777).toString(8)}`}: remove it, then run again`,
+      );
+    }
   }
-  }
-  if (secret && !inMemory(dir)) throw new Error(`modelshare: ${dir} is not on a tmpfs, so the docker provider's SSH key would land on a disk; remove it, then run again`);
+  if (secret && !inMemory(dir))
+    throw new Error(`modelshare: ${dir} is not on a tmpfs, so the docker provider's SSH key would land on a disk; remove it, then run again`);
 }
 
 /** Written to a fresh file (never through a name that exists: O_EXCL|O_NOFOLLOW), then renamed into place. */
 function writePrivate(path: string, content: string): void {
-  const st = (() => { try { return lstatSync(path); } catch { return undefined; } })();
-  if (st && !st.isFile()) throw new Error(`modelshare: ${path} is ${st.isSymbolicLink() ? "a symbolic link" : "not a file"}, where modelshare writes the docker provider's SSH files; remove it, then run again`);
+  const st = (() => {
+    try {
+      return lstatSync(path);
+    } catch {
+      return undefined;
+    }
+  })();
+  if (st && !st.isFile())
+    throw new Error(
+      `modelshare: ${path} is ${st.isSymbolicLink() ? "a symbolic link" : "not a file"}, where modelshare writes the docker provider's SSH files; remove it, then run again`,
+    );
   const tmp = `${path}.new`;
-  try { unlinkSync(tmp); } catch { /* not there */ }
+  try {
+    unlinkSync(tmp);
+  } catch {
+    /* not there */
+  }
   const fd = openSync(tmp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o600);
   try {
     writeSync(fd, content);
@@ -115,7 +146,10 @@ export function writeSshFiles(dir: string, node: { name: string; host: string; p
  */
 export function removeSshFilesCommand(files: SshFiles): string {
   const q = (s: string) => `'${s.replace(/'/g, "'\\''")}'`;
-  return `rm -f -- ${[files.key, files.knownHosts].filter((f) => f !== undefined).map(q).join(" ")} && { rmdir -- ${q(files.dir)} 2>/dev/null || true; }`;
+  return `rm -f -- ${[files.key, files.knownHosts]
+    .filter((f) => f !== undefined)
+    .map(q)
+    .join(" ")} && { rmdir -- ${q(files.dir)} 2>/dev/null || true; }`;
 }
 
 /**
@@ -132,7 +166,11 @@ export function removeLegacySshFiles(dir: string, say: (message: string) => void
     unlinkSync(path);
     say(`modelshare: removed ${path}, an SSH file an earlier version left on a disk (the key now stays in memory only)`);
   }
-  try { rmdirSync(dir); } catch { /* not empty: left alone */ }
+  try {
+    rmdirSync(dir);
+  } catch {
+    /* not empty: left alone */
+  }
 }
 
 /**
@@ -143,8 +181,10 @@ export function removeLegacySshFiles(dir: string, say: (message: string) => void
 export function sshOpts(files: SshFiles, pinned: boolean): string[] {
   return [
     ...(files.key ? ["-i", files.key] : []),
-    "-o", "BatchMode=yes",
-    "-o", "ConnectTimeout=10",
+    "-o",
+    "BatchMode=yes",
+    "-o",
+    "ConnectTimeout=10",
     ...(pinned
       ? ["-o", `UserKnownHostsFile=${files.knownHosts}`, "-o", "GlobalKnownHostsFile=/dev/null", "-o", "StrictHostKeyChecking=yes"]
       : ["-o", "UserKnownHostsFile=/dev/null", "-o", "StrictHostKeyChecking=no"]),

@@ -14,7 +14,7 @@ export interface UserIds {
 
 export function parseUser(text: string): UserIds | string {
   const m = /^(\d+):(\d+)$/.exec(text);
-  if (!m) return "must be uid:gid in numbers, e.g. \"1000:1000\"";
+  if (!m) return 'must be uid:gid in numbers, e.g. "1000:1000"';
   const [uid, gid] = [m[1], m[2]];
   if (/^0\d/.test(uid) || /^0\d/.test(gid)) {
     return `writes a number with leading zeros, which docker reads as ${Number(uid)}:${Number(gid)}; write "${Number(uid)}:${Number(gid)}"`;

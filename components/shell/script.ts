@@ -25,8 +25,7 @@ export interface ShellLib {
   name: string;
   text: string;
 }
-export const shellLib = (dir: string, name: string): ShellLib =>
-  ({ name, text: readFileSync(join(dir, `${name}.sh`), "utf8").trimEnd() });
+export const shellLib = (dir: string, name: string): ShellLib => ({ name, text: readFileSync(join(dir, `${name}.sh`), "utf8").trimEnd() });
 
 const PRELUDE = shellLib(__dirname, "prelude").text;
 /** What every program leans on: never following a link, and the folder helpers. */
@@ -73,8 +72,7 @@ export interface ProgramSpec {
 
 // Only a step's first line is indented: its other lines may be inside a quoted value (a file's
 // content), which must reach the node byte for byte.
-const fn = (name: string, lines: readonly string[] | undefined) =>
-  [`${name}() {`, ...(lines ?? []).map((l) => `  ${l}`), "  :", "}"];
+const fn = (name: string, lines: readonly string[] | undefined) => [`${name}() {`, ...(lines ?? []).map((l) => `  ${l}`), "  :", "}"];
 
 /**
  * A converging bash program: strict mode, a per-host lock, a change counter, the helpers, the
@@ -113,7 +111,8 @@ export function renderProgram(spec: ProgramSpec): string {
     body,
   ].join("\n");
   // It travels as one argument (bash -c), which Linux caps at 128 KiB.
-  if (Buffer.byteLength(text) > 120_000) throw new Error(`modelshare: the program for ${title} is ${Buffer.byteLength(text)} bytes, over the 120,000 an argument may carry`);
+  if (Buffer.byteLength(text) > 120_000)
+    throw new Error(`modelshare: the program for ${title} is ${Buffer.byteLength(text)} bytes, over the 120,000 an argument may carry`);
   return text;
 }
 

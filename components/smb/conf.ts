@@ -32,7 +32,9 @@ export function needsWideLinks(smb: Smb, s: Storage): boolean {
  */
 export function reachedFolders(smb: Smb, s: Storage): string[] {
   const path = sharePath(smb, s);
-  const within = layoutDirs(s).map((d) => d.path).filter((d) => d !== path && inside(d, path));
+  const within = layoutDirs(s)
+    .map((d) => d.path)
+    .filter((d) => d !== path && inside(d, path));
   const outside = needsWideLinks(smb, s) ? s.categories.map((c) => categoryDir(s, c)) : [];
   return [...within, ...outside];
 }
@@ -50,11 +52,7 @@ export function renderSmbConf(smb: Smb, s: Storage): string {
   const mode = shareMode(smb, s);
   const users = smb.users.map((u) => u.name);
   const readers = smb.users.filter((u) => u.readOnly).map((u) => u.name);
-  const vfs = [
-    ...(smb.audit ? ["full_audit"] : []),
-    ...(smb.recycle.enabled ? ["recycle"] : []),
-    ...(smb.macos ? ["catia", "fruit", "streams_xattr"] : []),
-  ];
+  const vfs = [...(smb.audit ? ["full_audit"] : []), ...(smb.recycle.enabled ? ["recycle"] : []), ...(smb.macos ? ["catia", "fruit", "streams_xattr"] : [])];
   const access = [
     `valid users = ${users.join(" ")}`,
     ...(readers.length ? [`read list = ${readers.join(" ")}`] : []),
@@ -66,12 +64,22 @@ export function renderSmbConf(smb: Smb, s: Storage): string {
     "force group = @owner_group@",
   ];
   const macos = smb.macos
-    ? ["fruit:metadata = stream", "fruit:posix_rename = yes", "fruit:veto_appledouble = no",
-      "fruit:wipe_intentionally_left_blank_rfork = yes", "fruit:delete_empty_adfiles = yes"]
+    ? [
+        "fruit:metadata = stream",
+        "fruit:posix_rename = yes",
+        "fruit:veto_appledouble = no",
+        "fruit:wipe_intentionally_left_blank_rfork = yes",
+        "fruit:delete_empty_adfiles = yes",
+      ]
     : [];
   const audit = smb.audit
-    ? ["full_audit:prefix = %U|%I|%S", "full_audit:success = create_file mkdirat renameat unlinkat",
-      "full_audit:failure = none", "full_audit:facility = LOCAL5", "full_audit:priority = NOTICE"]
+    ? [
+        "full_audit:prefix = %U|%I|%S",
+        "full_audit:success = create_file mkdirat renameat unlinkat",
+        "full_audit:failure = none",
+        "full_audit:facility = LOCAL5",
+        "full_audit:priority = NOTICE",
+      ]
     : [];
   const section = (name: string, lines: string[]) => [`[${name}]`, ...lines.map((l) => `   ${l}`)];
   return [
@@ -97,22 +105,30 @@ export function renderSmbConf(smb: Smb, s: Storage): string {
       `wide links = ${wide ? "yes" : "no"}`,
       ...(vfs.length ? [`vfs objects = ${vfs.join(" ")}`] : []),
       ...(smb.recycle.enabled
-        ? ["recycle:repository = .recycle", "recycle:keeptree = yes", "recycle:versions = yes",
-          "recycle:exclude_dir = .recycle", `recycle:directory_mode = ${dirMode(mode)}`]
+        ? [
+            "recycle:repository = .recycle",
+            "recycle:keeptree = yes",
+            "recycle:versions = yes",
+            "recycle:exclude_dir = .recycle",
+            `recycle:directory_mode = ${dirMode(mode)}`,
+          ]
         : []),
       ...macos,
       ...audit,
     ]),
     ...(smb.modelsShare
-      ? ["", ...section(smb.modelsShare, [
-        "comment = modelshare: the model store, read-only",
-        `path = ${modelStoreDir(s)}`,
-        "read only = yes",
-        ...access,
-        "follow symlinks = yes",
-        "wide links = no",
-        ...(smb.macos ? ["vfs objects = catia fruit streams_xattr", ...macos] : []),
-      ])]
+      ? [
+          "",
+          ...section(smb.modelsShare, [
+            "comment = modelshare: the model store, read-only",
+            `path = ${modelStoreDir(s)}`,
+            "read only = yes",
+            ...access,
+            "follow symlinks = yes",
+            "wide links = no",
+            ...(smb.macos ? ["vfs objects = catia fruit streams_xattr", ...macos] : []),
+          ]),
+        ]
       : []),
   ].join("\n");
 }

@@ -19,7 +19,8 @@ export const smb: Concern<typeof sections> = {
     smb.users.forEach((u, i) => {
       const k = u.passwordKey;
       const example = `smbPassword${u.name.replace(/[^a-z0-9]/g, "").replace(/^./, (c) => c.toUpperCase())}`;
-      if (ctx.sections.includes(k) || k === "convergeToken") add(`smb.users[${i}].passwordKey`, `"${k}" is a modelshare setting of its own; name the key after the user, e.g. ${example}`);
+      if (ctx.sections.includes(k) || k === "convergeToken")
+        add(`smb.users[${i}].passwordKey`, `"${k}" is a modelshare setting of its own; name the key after the user, e.g. ${example}`);
       else if (sshKeys.has(k)) add(`smb.users[${i}].passwordKey`, `"${k}" holds a node's SSH key; give the password a key of its own, e.g. ${example}`);
     });
   },
@@ -30,13 +31,19 @@ export const smb: Concern<typeof sections> = {
     // Two programs: the share itself (packages, accounts, Samba's configuration, smbd), whose
     // text `pulumi preview --diff` shows; then the passwords, whose stdin is secret (its diff
     // shows only that something changed). After the layout and the links: the share shows them.
-    return [planItem({
-      kind: "smb", type: "modelshare:smb:SmbShare", name: `${node.name}-smb`, node, after: ctx.ready(ctx.storageNode, true),
-      programs: [
-        { text: renderSmbShare(site.smb, s), removes: true },
-        { suffix: "passwords", text: renderSmbPasswords(site.smb, s), removes: true, smbPasswords: site.smb.users.map((u) => u.name) },
-      ],
-      outputs: shareFolders(node.host, site.smb, s),
-    })];
+    return [
+      planItem({
+        kind: "smb",
+        type: "modelshare:smb:SmbShare",
+        name: `${node.name}-smb`,
+        node,
+        after: ctx.ready(ctx.storageNode, true),
+        programs: [
+          { text: renderSmbShare(site.smb, s), removes: true },
+          { suffix: "passwords", text: renderSmbPasswords(site.smb, s), removes: true, smbPasswords: site.smb.users.map((u) => u.name) },
+        ],
+        outputs: shareFolders(node.host, site.smb, s),
+      }),
+    ];
   },
 };

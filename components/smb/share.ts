@@ -24,7 +24,14 @@ export function renderSmbShare(smb: Smb, s: Storage): string {
   const units = renderRecycleUnits(smb, s);
   const path = sharePath(smb, s);
   const bin = smb.recycle.enabled
-    ? [callRows("smb_one_filesystem", reachedFolders(smb, s).map((f) => [f]), [path]), call("smb_bin", path, chmodMode(shareMode(smb, s)))]
+    ? [
+        callRows(
+          "smb_one_filesystem",
+          reachedFolders(smb, s).map((f) => [f]),
+          [path],
+        ),
+        call("smb_bin", path, chmodMode(shareMode(smb, s))),
+      ]
     : [];
   return renderProgram({
     title: `SMB share ${smb.share} of ${path}`,
@@ -72,13 +79,14 @@ export function shareFolders(host: string, smb: Smb, s: Storage): { unc: string;
   const url = `smb://${urlHost}/${encodeURIComponent(smb.share)}`;
   const base = sharePath(smb, s);
   const user = posix.join(s.root, s.user);
-  const wanted = [
-    ...linkFolders(s).map((f) => f.folder),
-    posix.join(user, "output"), posix.join(user, "input"), posix.join(user, "workflows"),
-  ].filter((f) => f.startsWith(`${base}/`));
-  const folders = Object.fromEntries(wanted.map((f) => {
-    const rel = posix.relative(base, f);
-    return [rel, { windows: `${unc}\\${rel.split("/").join("\\")}\\`, finder: `${url}/${rel.split("/").map(encodeURIComponent).join("/")}/` }];
-  }));
+  const wanted = [...linkFolders(s).map((f) => f.folder), posix.join(user, "output"), posix.join(user, "input"), posix.join(user, "workflows")].filter((f) =>
+    f.startsWith(`${base}/`),
+  );
+  const folders = Object.fromEntries(
+    wanted.map((f) => {
+      const rel = posix.relative(base, f);
+      return [rel, { windows: `${unc}\\${rel.split("/").join("\\")}\\`, finder: `${url}/${rel.split("/").map(encodeURIComponent).join("/")}/` }];
+    }),
+  );
   return { unc, url, folders };
 }

@@ -23,7 +23,11 @@ export const storage: Concern<typeof sections> = {
     const s = site.storage;
     // No delete: destroy leaves every folder (and so every model) where it is.
     const layout = planItem({
-      kind: "layout", type: "modelshare:storage:StorageLayout", name: `${node.name}-layout`, node, after: [],
+      kind: "layout",
+      type: "modelshare:storage:StorageLayout",
+      name: `${node.name}-layout`,
+      node,
+      after: [],
       programs: [{ text: renderStorageLayout(s, site.projects), removes: false }],
       outputs: {
         root: s.root,
@@ -34,11 +38,17 @@ export const storage: Concern<typeof sections> = {
     });
     // Named by folder, not position: a folder dropped from the config is then destroyed (its
     // links removed) instead of another folder's set being rewritten in its place.
-    const sets = linkFolders(s).map((set) => planItem({
-      kind: "links", type: "modelshare:storage:SymlinkSet", name: `${node.name}-links-${set.sub}`, node, after: [layout.name],
-      programs: [{ text: renderSymlinkSet(s, set), removes: true }],
-      outputs: { folder: set.folder, links: Object.fromEntries(set.links.map((l) => [l.name, `${set.folder}/${l.name}`])) },
-    }));
+    const sets = linkFolders(s).map((set) =>
+      planItem({
+        kind: "links",
+        type: "modelshare:storage:SymlinkSet",
+        name: `${node.name}-links-${set.sub}`,
+        node,
+        after: [layout.name],
+        programs: [{ text: renderSymlinkSet(s, set), removes: true }],
+        outputs: { folder: set.folder, links: Object.fromEntries(set.links.map((l) => [l.name, `${set.folder}/${l.name}`])) },
+      }),
+    );
     return [layout, ...sets];
   },
 };

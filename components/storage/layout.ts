@@ -18,7 +18,10 @@ export function renderStorageLayout(s: Storage, projects: readonly string[] = []
   const owner = ownerArgs(s);
   // The skeleton is root's wherever the owner is managed; unmanaged, it stays the runner's.
   const held = owner.uid ? { uid: "0", gid: "0" } : owner;
-  const tree = [...layoutDirs(s).filter((d) => d.path !== s.root), ...projects.map((id) => ({ path: projectDir(s, id), mode: s.modes.user, holder: "owner" as const }))];
+  const tree = [
+    ...layoutDirs(s).filter((d) => d.path !== s.root),
+    ...projects.map((id) => ({ path: projectDir(s, id), mode: s.modes.user, holder: "owner" as const })),
+  ];
   const inProjects = projectDirs(s, projects).filter((d) => !projects.some((id) => d.path === projectDir(s, id)));
   return renderProgram({
     title: `storage layout under ${s.root}`,
@@ -29,10 +32,21 @@ export function renderStorageLayout(s: Storage, projects: readonly string[] = []
         call("check_free_space", s.root, Math.round(s.minFreeGB * 1e9), "storage.minFreeGB"),
         call("require_safe_ancestors", s.root, owner.uid, owner.gid),
         call("ensure_root", s.root, held.uid, held.gid, chmodMode(SKELETON_MODE), "storage.root"),
-        callRows("ensure_tree", tree.map((d) => [d.path, d.holder, chmodMode(d.mode)]), [owner.uid, owner.gid]),
+        callRows(
+          "ensure_tree",
+          tree.map((d) => [d.path, d.holder, chmodMode(d.mode)]),
+          [owner.uid, owner.gid],
+        ),
       ],
       owner: [
-        ...(inProjects.length ? [callRows("ensure_dirs", inProjects.map((d) => [d.path, chmodMode(d.mode)]))] : []),
+        ...(inProjects.length
+          ? [
+              callRows(
+                "ensure_dirs",
+                inProjects.map((d) => [d.path, chmodMode(d.mode)]),
+              ),
+            ]
+          : []),
         ...projects.map((id) => call("project_metadata", projectDir(s, id), JSON.stringify(id))),
         call("projects_unlisted", posix.join(s.root, s.projects), ...projects),
       ],

@@ -83,8 +83,17 @@ export function linkFolders(s: Storage): LinkFolder[] {
 
 /** Each project's folders (seed 003's layout), parents first: the project, then what it holds. */
 export const PROJECT_FOLDERS = [
-  "workflows", "prompts", "generated", "generated/images", "generated/videos", "generated/audio",
-  "intermediate", "intermediate/latents", "intermediate/masks", "intermediate/frames", "final",
+  "workflows",
+  "prompts",
+  "generated",
+  "generated/images",
+  "generated/videos",
+  "generated/audio",
+  "intermediate",
+  "intermediate/latents",
+  "intermediate/masks",
+  "intermediate/frames",
+  "final",
 ] as const;
 
 export const projectDir = (s: Storage, id: string) => posix.join(s.root, s.projects, id);

@@ -10,20 +10,36 @@ import type { Add } from "../concern";
 // ComfyUI's model folder names (comfy/folder_paths.py). Some are aliases of one folder type:
 // a site that lists both spellings would get two folders for one kind of model.
 export const COMFYUI_CATEGORIES = [
-  "audio_encoders", "checkpoints", "classifiers", "clip", "clip_vision", "configs", "controlnet",
-  "diffusers", "diffusion_models", "embeddings", "gligen", "hypernetworks",
-  "latent_upscale_models", "loras", "model_patches", "photomaker", "style_models",
-  "t2i_adapter", "text_encoders", "unet", "upscale_models", "vae", "vae_approx",
+  "audio_encoders",
+  "checkpoints",
+  "classifiers",
+  "clip",
+  "clip_vision",
+  "configs",
+  "controlnet",
+  "diffusers",
+  "diffusion_models",
+  "embeddings",
+  "gligen",
+  "hypernetworks",
+  "latent_upscale_models",
+  "loras",
+  "model_patches",
+  "photomaker",
+  "style_models",
+  "t2i_adapter",
+  "text_encoders",
+  "unet",
+  "upscale_models",
+  "vae",
+  "vae_approx",
 ] as const;
 export const CATEGORY_ALIASES: Readonly<Record<string, string>> = {
   clip: "text_encoders",
   unet: "diffusion_models",
   t2i_adapter: "controlnet",
 };
-export const DEFAULT_CATEGORIES = [
-  "checkpoints", "loras", "vae", "controlnet", "upscale_models", "embeddings", "clip",
-  "diffusion_models",
-];
+export const DEFAULT_CATEGORIES = ["checkpoints", "loras", "vae", "controlnet", "upscale_models", "embeddings", "clip", "diffusion_models"];
 
 /** The storage root: absolute (or ~/… , checked once expanded), never a system path. */
 export function rootProblem(root: string): string | undefined {
@@ -33,21 +49,28 @@ export function rootProblem(root: string): string | undefined {
 
 // Relative folders are what SMB clients see: they must also be names Windows can open.
 const subPath = (what: string) =>
-  z.string().superRefine((v, ctx) => {
-    const problem = pathProblem(v, false) ?? smbNameProblem(v);
-    if (problem) ctx.addIssue({ code: "custom", message: problem });
-  }).describe(what);
+  z
+    .string()
+    .superRefine((v, ctx) => {
+      const problem = pathProblem(v, false) ?? smbNameProblem(v);
+      if (problem) ctx.addIssue({ code: "custom", message: problem });
+    })
+    .describe(what);
 
 const folderName = (what: string) =>
-  z.string().superRefine((v, ctx) => {
-    const problem = pathProblem(v, false) ?? smbNameProblem(v);
-    if (problem) ctx.addIssue({ code: "custom", message: problem });
-    else if (v.includes("/")) ctx.addIssue({ code: "custom", message: "must be one folder name, without /" });
-  }).describe(what);
+  z
+    .string()
+    .superRefine((v, ctx) => {
+      const problem = pathProblem(v, false) ?? smbNameProblem(v);
+      if (problem) ctx.addIssue({ code: "custom", message: problem });
+      else if (v.includes("/")) ctx.addIssue({ code: "custom", message: "must be one folder name, without /" });
+    })
+    .describe(what);
 
 const mode = (what: string) =>
-  z.string({ error: "must be a quoted octal string such as \"0775\" (YAML reads an unquoted 0775 as a number)" })
-    .regex(/^[0-7]{3,4}$/, "must be an octal mode such as \"0775\" or \"2775\"")
+  z
+    .string({ error: 'must be a quoted octal string such as "0775" (YAML reads an unquoted 0775 as a number)' })
+    .regex(/^[0-7]{3,4}$/, 'must be an octal mode such as "0775" or "2775"')
     .refine((m) => (parseInt(m, 8) & 0o700) === 0o700, "must give the owner rwx (7 in the owner digit); a folder without them cannot be used")
     .describe(what);
 
@@ -60,60 +83,93 @@ function ownerMessage(input: unknown): string {
   const o = input as Record<string, unknown>;
   for (const k of ["uid", "gid"]) {
     if (o[k] === undefined) return `${k} is missing; ${example}`;
-    if (typeof o[k] === "string") return `${k} is the text "${String(o[k])}"; write a number without quotes, e.g. ${k}: ${/^\d+$/.test(String(o[k])) ? String(o[k]) : 1000}`;
+    if (typeof o[k] === "string")
+      return `${k} is the text "${String(o[k])}"; write a number without quotes, e.g. ${k}: ${/^\d+$/.test(String(o[k])) ? String(o[k]) : 1000}`;
   }
   return `must be {uid, gid} (whole numbers from 0 to 4294967294, and allowRoot) or "unmanaged"; ${example}`;
 }
 
-const ownerSchema = z.union([
-  z.literal("unmanaged"),
-  z.strictObject({
-    uid: id("Owner uid of the managed folders."),
-    gid: id("Owner gid of the managed folders."),
-    allowRoot: z.boolean().default(false).describe("Allow uid or gid 0: steps inside the tree then run as root (root-owned shared folders are rarely what you want)."),
-  }),
-], { error: (issue) => ownerMessage(issue.input) });
+const ownerSchema = z.union(
+  [
+    z.literal("unmanaged"),
+    z.strictObject({
+      uid: id("Owner uid of the managed folders."),
+      gid: id("Owner gid of the managed folders."),
+      allowRoot: z
+        .boolean()
+        .default(false)
+        .describe("Allow uid or gid 0: steps inside the tree then run as root (root-owned shared folders are rarely what you want)."),
+    }),
+  ],
+  { error: (issue) => ownerMessage(issue.input) },
+);
 
 export const storageSchema = z.strictObject({
-  root: z.string().superRefine((v, ctx) => {
-    const problem = rootProblem(v);
-    if (problem) ctx.addIssue({ code: "custom", message: problem });
-  }).describe("Absolute folder holding everything (the seeds: /vol/service/cw). `~/…` is allowed when the storage node is localhost. Its parent must exist."),
+  root: z
+    .string()
+    .superRefine((v, ctx) => {
+      const problem = rootProblem(v);
+      if (problem) ctx.addIssue({ code: "custom", message: problem });
+    })
+    .describe("Absolute folder holding everything (the seeds: /vol/service/cw). `~/…` is allowed when the storage node is localhost. Its parent must exist."),
   models: subPath("Model store, relative to root: one real folder per category.").default("storage-models/models"),
   user: subPath("User area, relative to root: output/<Service>/, input/, workflows/.").default("storage-user"),
-  categories: z.array(z.string()).min(1, "must list at least one category").default(DEFAULT_CATEGORIES)
+  categories: z
+    .array(z.string())
+    .min(1, "must list at least one category")
+    .default(DEFAULT_CATEGORIES)
     .describe("Model categories (ComfyUI folder names); one folder each in the model store and one link each in every links folder."),
-  links: z.array(subPath("links folder")).default(["storage-user/models-upload"])
-    .describe("Links folders, relative to root: each holds one link per category into the model store (e.g. storage-user/models and/or storage-user/models-upload)."),
-  outputs: z.array(folderName("output folder")).default(["ComfyUI", "Fooocus", "Forge"])
-    .describe("One folder per service under <user>/output/."),
+  links: z
+    .array(subPath("links folder"))
+    .default(["storage-user/models-upload"])
+    .describe(
+      "Links folders, relative to root: each holds one link per category into the model store (e.g. storage-user/models and/or storage-user/models-upload).",
+    ),
+  outputs: z.array(folderName("output folder")).default(["ComfyUI", "Fooocus", "Forge"]).describe("One folder per service under <user>/output/."),
   projects: subPath("Per-project folders, relative to root.").default("projects"),
   mediaCache: subPath("Media cache folder, relative to root.").default("media_cache"),
   ollamaModels: subPath("Ollama's models folder (OLLAMA_MODELS), relative to root.").default("storage-models/ollama"),
   comfyuiCustomNodes: subPath("ComfyUI custom_nodes folder, relative to root.").default("storage-models/comfyui/custom_nodes"),
-  owner: ownerSchema.default({ uid: 1000, gid: 1000, allowRoot: false })
-    .describe("Owner of every managed folder: {uid, gid} (default 1000:1000), or \"unmanaged\" to leave ownership as the running user makes it (the dev stack)."),
-  modes: z.strictObject({
-    models: mode("Mode of the model-store folders.").default("0775"),
-    user: mode("Mode of the user-area, project and cache folders.").default("0775"),
-  }).default({ models: "0775", user: "0775" }).describe("Folder modes, as quoted octal strings."),
-  minFreeGB: z.number().min(0).max(1_000_000).default(50)
+  owner: ownerSchema
+    .default({ uid: 1000, gid: 1000, allowRoot: false })
+    .describe('Owner of every managed folder: {uid, gid} (default 1000:1000), or "unmanaged" to leave ownership as the running user makes it (the dev stack).'),
+  modes: z
+    .strictObject({
+      models: mode("Mode of the model-store folders.").default("0775"),
+      user: mode("Mode of the user-area, project and cache folders.").default("0775"),
+    })
+    .default({ models: "0775", user: "0775" })
+    .describe("Folder modes, as quoted octal strings."),
+  minFreeGB: z
+    .number()
+    .min(0)
+    .max(1_000_000)
+    .default(50)
     .describe("Deploy fails, with the numbers, if the filesystem holding root has less free space (GB = 10^9 bytes)."),
 });
 
 export type Storage = z.output<typeof storageSchema>;
 
 /** `modelshare:projects`: project ids, each a folder under storage.projects. */
-export const projectsSchema = z.array(folderName("project id (its folder's name)")).default([])
+export const projectsSchema = z
+  .array(folderName("project id (its folder's name)"))
+  .default([])
   .superRefine((ids, ctx) => {
     const seen = new Map<string, number>();
     ids.forEach((id, i) => {
       const j = seen.get(smbFold(id));
-      if (j !== undefined) ctx.addIssue({ code: "custom", path: [i], message: `"${id}" is the same folder as projects[${j}] ("${ids[j]}") to Windows and macOS clients (names compare case-insensitively); keep one` });
+      if (j !== undefined)
+        ctx.addIssue({
+          code: "custom",
+          path: [i],
+          message: `"${id}" is the same folder as projects[${j}] ("${ids[j]}") to Windows and macOS clients (names compare case-insensitively); keep one`,
+        });
       else seen.set(smbFold(id), i);
     });
   })
-  .describe("Project ids: each gets seed 003's folders (workflows, prompts, generated/, intermediate/, final) and a metadata.json under storage.projects. A project dropped from the list stays on disk.");
+  .describe(
+    "Project ids: each gets seed 003's folders (workflows, prompts, generated/, intermediate/, final) and a metadata.json under storage.projects. A project dropped from the list stays on disk.",
+  );
 const inside = (a: string, b: string): boolean => a === b || a.startsWith(`${b}/`);
 
 /** Every folder the site makes, relative to the root, with the key that makes it. */
@@ -122,8 +178,12 @@ function managedFolders(s: Storage): Array<[key: string, rel: string]> {
   s.categories.forEach((c, i) => out.push([`storage.categories[${i}]`, `${s.models}/${c}`]));
   out.push(["storage.user", `${s.user}/output`], ["storage.user", `${s.user}/input`], ["storage.user", `${s.user}/workflows`]);
   s.outputs.forEach((o, i) => out.push([`storage.outputs[${i}]`, `${s.user}/output/${o}`]));
-  out.push(["storage.projects", s.projects], ["storage.mediaCache", s.mediaCache],
-    ["storage.ollamaModels", s.ollamaModels], ["storage.comfyuiCustomNodes", s.comfyuiCustomNodes]);
+  out.push(
+    ["storage.projects", s.projects],
+    ["storage.mediaCache", s.mediaCache],
+    ["storage.ollamaModels", s.ollamaModels],
+    ["storage.comfyuiCustomNodes", s.comfyuiCustomNodes],
+  );
   // A link is briefly made as <name>.modelshare-new, then renamed into place.
   s.links.forEach((l, i) => s.categories.forEach((c) => out.push([`storage.links[${i}]`, `${l}/${c}.modelshare-new`])));
   return out;
@@ -142,7 +202,10 @@ function checkSpellings(s: Storage, add: Add): void {
       const other = seen.get(smbFold(prefix));
       if (!other) seen.set(smbFold(prefix), [prefix, key]);
       else if (other[0] !== prefix) {
-        add(key, `"${prefix}" and "${other[0]}" (from ${other[1]}) differ only in case or Unicode form, and Windows and macOS clients compare names case-insensitively: they would see one folder; use one spelling`);
+        add(
+          key,
+          `"${prefix}" and "${other[0]}" (from ${other[1]}) differ only in case or Unicode form, and Windows and macOS clients compare names case-insensitively: they would see one folder; use one spelling`,
+        );
         seen.set(smbFold(prefix), [prefix, key]);
       }
     }
@@ -155,7 +218,10 @@ export function lengthProblems(s: Storage): string[] {
   for (const [key, rel] of managedFolders(s)) {
     const path = `${s.root}/${rel}`;
     if (bytes(path) > PATH_MAX && !problems.has(key)) {
-      problems.set(key, `${key}: makes ${path.slice(0, 40)}… ${bytes(path)} bytes long, and Linux paths hold at most ${PATH_MAX}; shorten storage.root or ${key}`);
+      problems.set(
+        key,
+        `${key}: makes ${path.slice(0, 40)}… ${bytes(path)} bytes long, and Linux paths hold at most ${PATH_MAX}; shorten storage.root or ${key}`,
+      );
     }
   }
   return [...problems.values()];
@@ -171,7 +237,8 @@ export function checkStorageSection(s: Storage, add: Add): void {
     }
     const kind = CATEGORY_ALIASES[c] ?? c;
     const j = seen.get(kind);
-    if (j !== undefined) add(`storage.categories[${i}]`, `"${c}" is the same kind of model folder as storage.categories[${j}] ("${s.categories[j]}"); keep one`);
+    if (j !== undefined)
+      add(`storage.categories[${i}]`, `"${c}" is the same kind of model folder as storage.categories[${j}] ("${s.categories[j]}"); keep one`);
     else seen.set(kind, i);
   });
 
@@ -181,13 +248,17 @@ export function checkStorageSection(s: Storage, add: Add): void {
   // Folders that must be disjoint: none equal to or inside another.
   const user = s.user;
   const disjoint: Array<[string, string]> = [
-    ["storage.models", s.models], ["storage.user", user], ["storage.projects", s.projects],
-    ["storage.mediaCache", s.mediaCache], ["storage.ollamaModels", s.ollamaModels],
+    ["storage.models", s.models],
+    ["storage.user", user],
+    ["storage.projects", s.projects],
+    ["storage.mediaCache", s.mediaCache],
+    ["storage.ollamaModels", s.ollamaModels],
     ["storage.comfyuiCustomNodes", s.comfyuiCustomNodes],
   ];
   for (let i = 0; i < disjoint.length; i++) {
     for (let j = i + 1; j < disjoint.length; j++) {
-      const [ka, a] = disjoint[i]; const [kb, b] = disjoint[j];
+      const [ka, a] = disjoint[i];
+      const [kb, b] = disjoint[j];
       if (inside(a, b) || inside(b, a)) add(kb, `"${b}" overlaps ${ka} ("${a}"); each must be a folder of its own, neither inside the other`);
     }
   }
@@ -199,7 +270,8 @@ export function checkStorageSection(s: Storage, add: Add): void {
         if (l === p) add(key, `is the user area itself; use a folder inside it such as ${user}/models-upload`);
         continue;
       }
-      if (inside(l, p)) add(key, `"${l}" is inside ${k} ("${p}")${k === "storage.models" ? ", the links' own target" : ""}; links would point into their own tree`);
+      if (inside(l, p))
+        add(key, `"${l}" is inside ${k} ("${p}")${k === "storage.models" ? ", the links' own target" : ""}; links would point into their own tree`);
       else if (inside(p, l)) add(key, `"${l}" contains ${k} ("${p}"); choose a links folder that holds only links`);
     }
     for (const f of serviceFolders) {

@@ -27,7 +27,10 @@ export interface Step {
 }
 
 export class StepError extends Error {
-  constructor(readonly step: Pick<Step, "name" | "host" | "stderr" | "code">, detail: string) {
+  constructor(
+    readonly step: Pick<Step, "name" | "host" | "stderr" | "code">,
+    detail: string,
+  ) {
     super(`${step.name} (on ${step.host}): ${detail}`);
   }
 }
@@ -39,8 +42,7 @@ export function dependencyGraph(resources: Declared[]): Map<Declared, Set<Declar
   const runnable = resources.filter((r) => RUNNABLE.has(r.type));
   const byUrn = new Map(resources.map((r) => [r.urn, r]));
   // A dependency on a component means all its descendants; a child inherits its parents' deps.
-  const descendants = (urn: string): Declared[] =>
-    resources.filter((r) => r.parent === urn).flatMap((c) => [c, ...descendants(c.urn)]);
+  const descendants = (urn: string): Declared[] => resources.filter((r) => r.parent === urn).flatMap((c) => [c, ...descendants(c.urn)]);
   const depsOf = (r: Declared): Set<Declared> => {
     const out = new Set<Declared>();
     // A resource also waits for what its provider waits for (docker's waits for the install).
@@ -111,7 +113,9 @@ export async function run(resources: Declared[], options: RunOptions = {}): Prom
             }
             finished.add(r);
           })
-          .catch((e) => { failure ??= e; })
+          .catch((e) => {
+            failure ??= e;
+          })
           .finally(() => {
             running -= 1;
             launch();
@@ -129,7 +133,18 @@ export async function run(resources: Declared[], options: RunOptions = {}): Prom
       const name = deployedName(urn);
       const started = Date.now();
       await deleteContainer(urn);
-      steps.push({ name, type: CONTAINER, host: "", code: 0, stdout: `changed: deleted ${name}\nchanged=1\n`, stderr: "", changed: 1, dials: 1, started, ms: Date.now() - started });
+      steps.push({
+        name,
+        type: CONTAINER,
+        host: "",
+        code: 0,
+        stdout: `changed: deleted ${name}\nchanged=1\n`,
+        stderr: "",
+        changed: 1,
+        dials: 1,
+        started,
+        ms: Date.now() - started,
+      });
     }
   }
   return steps;
@@ -139,15 +154,21 @@ async function runOne(r: Declared, options: RunOptions, resources: Declared[]): 
   if (r.type === CONTAINER) return runContainer(r, options, resources);
   const inputs = reveal(r.inputs) as Record<string, any>;
   // CopyToRemote copies on create and leaves the file on destroy, as the provider does.
-  const script: string | undefined = r.type === "command:remote:CopyToRemote"
-    ? (options.destroy ? undefined : `cat > ${quote(inputs.remotePath)}`)
-    : options.destroy ? inputs.delete : inputs.create;
+  const script: string | undefined =
+    r.type === "command:remote:CopyToRemote"
+      ? options.destroy
+        ? undefined
+        : `cat > ${quote(inputs.remotePath)}`
+      : options.destroy
+        ? inputs.delete
+        : inputs.create;
   if (!script) return undefined;
   if (r.type === "command:remote:CopyToRemote") inputs.stdin = await assetBytes(r.name, inputs.source);
   const started = Date.now();
-  const result = r.type === "command:local:Command"
-    ? { ...(await execLocal(script, { interpreter: inputs.interpreter, env: inputs.environment, stdin: inputs.stdin })), dials: 0, host: "localhost" }
-    : { ...(await runRemote(r.name, script, inputs, inputs.connection as Connection)), host: (inputs.connection as Connection).host };
+  const result =
+    r.type === "command:local:Command"
+      ? { ...(await execLocal(script, { interpreter: inputs.interpreter, env: inputs.environment, stdin: inputs.stdin })), dials: 0, host: "localhost" }
+      : { ...(await runRemote(r.name, script, inputs, inputs.connection as Connection)), host: (inputs.connection as Connection).host };
   const last = /changed=(\d+)\s*$/.exec(result.stdout);
   const step: Step = { name: r.name, type: r.type, ...result, changed: last ? Number(last[1]) : NaN, started, ms: Date.now() - started };
   if (step.code !== 0) throw new StepError(step, `exited ${step.code}: ${step.stderr.trim()}`);

@@ -52,14 +52,28 @@ export function dockerCli(p: DockerProvider, args: string[]): Promise<{ code: nu
     if (url.protocol !== "ssh:") throw new Error(`the harness reaches docker over ssh:// or unix:// only, not ${p.host}`);
     // As docker's own ssh helper: ssh [opts] -l user -p port -- host COMMAND; the remote shell
     // parses the command, so every word is quoted.
-    argv = ["ssh", ...p.sshOpts, "-l", url.username, "-p", url.port || "22", "--", url.hostname.replace(/^\[|\]$/g, ""), ["docker", ...args].map(quote).join(" ")];
+    argv = [
+      "ssh",
+      ...p.sshOpts,
+      "-l",
+      url.username,
+      "-p",
+      url.port || "22",
+      "--",
+      url.hostname.replace(/^\[|\]$/g, ""),
+      ["docker", ...args].map(quote).join(" "),
+    ];
   }
   return new Promise((resolve, reject) => {
     const child = spawn(argv[0], argv.slice(1), { stdio: ["ignore", "pipe", "pipe"] });
     let stdout = "";
     let stderr = "";
-    child.stdout.on("data", (d) => { stdout += d; });
-    child.stderr.on("data", (d) => { stderr += d; });
+    child.stdout.on("data", (d) => {
+      stdout += d;
+    });
+    child.stderr.on("data", (d) => {
+      stderr += d;
+    });
     child.on("error", reject);
     child.on("close", (code) => resolve({ code: code ?? -1, stdout, stderr }));
   });
@@ -89,7 +103,10 @@ export function createArgs(inputs: Record<string, any>): string[] {
   return args;
 }
 
-const digestOf = (r: Declared, p: DockerProvider) => createHash("sha256").update(JSON.stringify([reveal(r.inputs), p])).digest("hex");
+const digestOf = (r: Declared, p: DockerProvider) =>
+  createHash("sha256")
+    .update(JSON.stringify([reveal(r.inputs), p]))
+    .digest("hex");
 
 async function remove(d: Deployed, docker = dockerCli): Promise<void> {
   const r = await docker(d.provider, ["rm", "--force", d.name]);
@@ -101,11 +118,17 @@ async function remove(d: Deployed, docker = dockerCli): Promise<void> {
  * delete first (deleteBeforeReplace, as the name is fixed); otherwise created and started.
  * As with mustRun, a container that does not keep running fails the step.
  */
-export async function convergeContainer(r: Declared, resources: Declared[]): Promise<{ changed: number; stdout: string; stderr: string; code: number; dials: number }> {
+export async function convergeContainer(
+  r: Declared,
+  resources: Declared[],
+): Promise<{ changed: number; stdout: string; stderr: string; code: number; dials: number }> {
   const provider = providerOf(r, resources);
   // Each docker CLI call is one ssh session (the provider's Go client keeps one connection).
   let dials = 0;
-  const docker = (p: DockerProvider, args: string[]) => { dials += p.host.startsWith("unix://") ? 0 : 1; return dockerCli(p, args); };
+  const docker = (p: DockerProvider, args: string[]) => {
+    dials += p.host.startsWith("unix://") ? 0 : 1;
+    return dockerCli(p, args);
+  };
   const inputs = reveal(r.inputs) as Record<string, any>;
   const digest = digestOf(r, provider);
   const before = deployed.get(r.urn);

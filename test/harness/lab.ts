@@ -55,7 +55,14 @@ export function lab(...args: string[]): string {
 export async function onNode(name: string, command: string, stdin?: Buffer | string): Promise<string> {
   const n = labNodes().find((x) => x.name === name);
   if (!n) throw new Error(`no lab node ${name}`);
-  const { client } = await dial({ host: n.address, port: n.port, user: n.user, privateKey: readFileSync(n.privateKeyPath, "utf8"), hostKey: n.hostKey, dialErrorLimit: 3 });
+  const { client } = await dial({
+    host: n.address,
+    port: n.port,
+    user: n.user,
+    privateKey: readFileSync(n.privateKeyPath, "utf8"),
+    hostKey: n.hostKey,
+    dialErrorLimit: 3,
+  });
   try {
     const r = await exec(client, command, { stdin });
     if (r.code !== 0) throw new Error(`${name}: ${command}: exit ${r.code}: ${r.stderr}`);
@@ -73,7 +80,9 @@ export function labImageTar(): Buffer {
   const dir = mkdtempSync(join(tmpdir(), "modelshare-rootfs-"));
   mkdirSync(join(dir, "bin"));
   writeFileSync(join(dir, "bin/busybox"), readFileSync("/bin/busybox"), { mode: 0o755 });
-  const applets = spawnSync("/bin/busybox", ["--list"], { encoding: "utf8" }).stdout.split("\n").filter((a) => a && a !== "busybox");
+  const applets = spawnSync("/bin/busybox", ["--list"], { encoding: "utf8" })
+    .stdout.split("\n")
+    .filter((a) => a && a !== "busybox");
   for (const a of applets) symlinkSync("busybox", join(dir, "bin", a));
   mkdirSync(join(dir, "tmp"), { mode: 0o1777 });
   return spawnSync("tar", ["-C", dir, "-c", "."], { maxBuffer: 64 << 20 }).stdout;

@@ -7,8 +7,7 @@ import { join } from "node:path";
 /** The storage owner the attacker holds: uid/gid 1000, the default owner. */
 export const OWNER = { uid: 1000, gid: 1000 } as const;
 
-const asOwnerArgv = (command: string) =>
-  ["setpriv", `--reuid=${OWNER.uid}`, `--regid=${OWNER.gid}`, "--clear-groups", "--", "bash", "-c", command];
+const asOwnerArgv = (command: string) => ["setpriv", `--reuid=${OWNER.uid}`, `--regid=${OWNER.gid}`, "--clear-groups", "--", "bash", "-c", command];
 
 /** Runs a command as the owner uid only (what an SMB user, a container or a custom node holds). */
 export function asOwner(command: string): string {
@@ -25,7 +24,11 @@ export function asOwnerInBackground(command: string): { stop: () => Promise<void
   const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
   return {
     stop: async () => {
-      try { process.kill(-child.pid!, "SIGKILL"); } catch { /* already gone */ }
+      try {
+        process.kill(-child.pid!, "SIGKILL");
+      } catch {
+        /* already gone */
+      }
       await exited;
     },
   };

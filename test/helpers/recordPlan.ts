@@ -21,12 +21,16 @@ const digest = (v: unknown) => {
 
 /** Inputs with programs digested and secrets marked (the recording never holds a program's text). */
 function shape(inputs: Record<string, unknown>): Record<string, unknown> {
-  return Object.fromEntries(Object.entries(inputs).sort(([a], [b]) => a.localeCompare(b)).map(([k, v]) => {
-    const secret = isSecretValue(v);
-    const plain = reveal(v);
-    const value = k === "stdin" && typeof plain === "string" ? digest(plain) : plain;
-    return [k, secret ? { secret: value } : value];
-  }));
+  return Object.fromEntries(
+    Object.entries(inputs)
+      .sort(([a], [b]) => a.localeCompare(b))
+      .map(([k, v]) => {
+        const secret = isSecretValue(v);
+        const plain = reveal(v);
+        const value = k === "stdin" && typeof plain === "string" ? digest(plain) : plain;
+        return [k, secret ? { secret: value } : value];
+      }),
+  );
 }
 
 export interface RecordedResource {
@@ -42,7 +46,15 @@ export interface RecordedResource {
 export async function recordPlan(config: Record<string, string>, secretKeys: string[]): Promise<RecordedResource[]> {
   const rs = await declare({ stack: "recorded", config, secretKeys }, () => new Site("site", loadSite()));
   return rs
-    .map((r) => ({ urn: r.urn, parent: r.parent, custom: r.custom, provider: r.provider, dependencies: [...r.dependencies].sort(), deleteBeforeReplace: r.deleteBeforeReplace, inputs: shape(r.inputs) }))
+    .map((r) => ({
+      urn: r.urn,
+      parent: r.parent,
+      custom: r.custom,
+      provider: r.provider,
+      dependencies: [...r.dependencies].sort(),
+      deleteBeforeReplace: r.deleteBeforeReplace,
+      inputs: shape(r.inputs),
+    }))
     .sort((a, b) => a.urn.localeCompare(b.urn));
 }
 
@@ -56,30 +68,35 @@ export const RECORDED_SITES: Record<string, { config: Record<string, string>; se
     secretKeys: ["modelshare:sshKey"],
   },
   "seeds-everything": {
-    config: flatConfig({
-      nodes: [
-        storageNode({ roles: ["storage", "smb", "nfs-server", "worker"] }),
-        gpu1Node(),
-        gpu2Node({ port: 2222, user: "admin", sshKey: "sshKeyGpu2" }),
-      ],
-      storage: { root: SEEDS_ROOT, links: seedsLinks(), owner: { uid: 1000, gid: 1000 } },
-      smb: { enabled: true, share: "ki_Daten", hostsAllow: ["192.168.0.0/24"], users: [{ name: "artist", passwordKey: "smbPasswordArtist" }] },
-      nfs: { enabled: true },
-      services: {
-        comfyui: { enabled: true, image: "ghcr.io/example/comfyui:1.0", nodes: [{ name: "gpu1", gpus: "all" }, "gpu2"] },
-        fooocus: { enabled: true, image: "ghcr.io/example/fooocus:1.0", nodes: ["storage"] },
-        forge: { enabled: true, image: "ghcr.io/example/forge:1.0", nodes: [{ name: "gpu2", gpus: 1 }] },
-        ollama: { enabled: true, nodes: ["gpu1"] },
+    config: flatConfig(
+      {
+        nodes: [storageNode({ roles: ["storage", "smb", "nfs-server", "worker"] }), gpu1Node(), gpu2Node({ port: 2222, user: "admin", sshKey: "sshKeyGpu2" })],
+        storage: { root: SEEDS_ROOT, links: seedsLinks(), owner: { uid: 1000, gid: 1000 } },
+        smb: { enabled: true, share: "ki_Daten", hostsAllow: ["192.168.0.0/24"], users: [{ name: "artist", passwordKey: "smbPasswordArtist" }] },
+        nfs: { enabled: true },
+        services: {
+          comfyui: { enabled: true, image: "ghcr.io/example/comfyui:1.0", nodes: [{ name: "gpu1", gpus: "all" }, "gpu2"] },
+          fooocus: { enabled: true, image: "ghcr.io/example/fooocus:1.0", nodes: ["storage"] },
+          forge: { enabled: true, image: "ghcr.io/example/forge:1.0", nodes: [{ name: "gpu2", gpus: 1 }] },
+          ollama: { enabled: true, nodes: ["gpu1"] },
+        },
+        projects: ["alpha", "beta"],
+        ollama: { nodes: ["gpu2", "storage"] },
+        comfyui: {
+          installs: [
+            { node: "gpu2", path: "/opt/ComfyUI", service: "comfyui.service" },
+            { node: "storage", path: "/opt/comfy" },
+          ],
+          sharedCustomNodes: true,
+        },
       },
-      projects: ["alpha", "beta"],
-      ollama: { nodes: ["gpu2", "storage"] },
-      comfyui: { installs: [{ node: "gpu2", path: "/opt/ComfyUI", service: "comfyui.service" }, { node: "storage", path: "/opt/comfy" }], sharedCustomNodes: true },
-    }, {
-      convergeToken: "2026-11-30T20:00:00.000Z",
-      sshKey: PRIVATE_KEY,
-      sshKeyGpu2: PRIVATE_KEY,
-      smbPasswordArtist: "recorded-password",
-    }),
+      {
+        convergeToken: "2026-11-30T20:00:00.000Z",
+        sshKey: PRIVATE_KEY,
+        sshKeyGpu2: PRIVATE_KEY,
+        smbPasswordArtist: "recorded-password",
+      },
+    ),
     secretKeys: ["modelshare:sshKey", "modelshare:sshKeyGpu2", "modelshare:smbPasswordArtist"],
   },
   lab: (() => {

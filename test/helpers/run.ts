@@ -69,8 +69,13 @@ export function treeDigest(dir: string): Record<string, string> {
       const r = rel ? `${rel}/${name}` : name;
       const st = lstatSync(join(dir, r));
       if (st.isSymbolicLink()) out[r] = `link:${readlinkSync(join(dir, r))}`;
-      else if (st.isDirectory()) { out[r] = "dir"; walk(r); }
-      else out[r] = createHash("sha256").update(readFileSync(join(dir, r))).digest("hex");
+      else if (st.isDirectory()) {
+        out[r] = "dir";
+        walk(r);
+      } else
+        out[r] = createHash("sha256")
+          .update(readFileSync(join(dir, r)))
+          .digest("hex");
     }
   };
   walk("");

@@ -27,25 +27,35 @@ export class SambaNode {
     this.dir = mkdtempSync(join(tmpdir(), "modelshare-smbd-"));
     chmodSync(this.dir, 0o755);
     const d = (p: string) => join(this.dir, p);
-    for (const sub of ["etc-samba", "systemd", "state", "stubs", "s/private", "s/lock", "s/state", "s/cache", "s/pid", "s/ncalrpc"]) mkdirSync(d(sub), { recursive: true });
-    writeFileSync(d("etc-samba/smb.conf"), [
-      "[global]",
-      `   smb ports = ${this.port}`,
-      "   interfaces = lo",
-      "   bind interfaces only = yes",
-      ...["private dir", "lock directory", "state directory", "cache directory", "pid directory", "ncalrpc dir"]
-        .map((k, i) => `   ${k} = ${d(`s/${["private", "lock", "state", "cache", "pid", "ncalrpc"][i]}`)}`),
-      `   passdb backend = tdbsam:${d("s/private/passdb.tdb")}`,
-      `   log file = ${d("s/log")}`,
-      "   load printers = no",
-      "   disable spoolss = yes",
-      adminConf,
-    ].join("\n") + "\n");
-    writeFileSync(d("passwd"), readFileSync("/etc/passwd", "utf8") + users.map((u) => `${u.name}:x:${u.uid}:${u.uid}::/nonexistent:/usr/sbin/nologin\n`).join(""));
+    for (const sub of ["etc-samba", "systemd", "state", "stubs", "s/private", "s/lock", "s/state", "s/cache", "s/pid", "s/ncalrpc"])
+      mkdirSync(d(sub), { recursive: true });
+    writeFileSync(
+      d("etc-samba/smb.conf"),
+      [
+        "[global]",
+        `   smb ports = ${this.port}`,
+        "   interfaces = lo",
+        "   bind interfaces only = yes",
+        ...["private dir", "lock directory", "state directory", "cache directory", "pid directory", "ncalrpc dir"].map(
+          (k, i) => `   ${k} = ${d(`s/${["private", "lock", "state", "cache", "pid", "ncalrpc"][i]}`)}`,
+        ),
+        `   passdb backend = tdbsam:${d("s/private/passdb.tdb")}`,
+        `   log file = ${d("s/log")}`,
+        "   load printers = no",
+        "   disable spoolss = yes",
+        adminConf,
+      ].join("\n") + "\n",
+    );
+    writeFileSync(
+      d("passwd"),
+      readFileSync("/etc/passwd", "utf8") + users.map((u) => `${u.name}:x:${u.uid}:${u.uid}::/nonexistent:/usr/sbin/nologin\n`).join(""),
+    );
     writeFileSync(d("group"), readFileSync("/etc/group", "utf8") + users.map((u) => `${u.name}:x:${u.uid}:\n`).join(""));
     writeFileSync(d("stubs/systemctl"), `#!/bin/sh\necho "systemctl $*" >> ${d("calls")}\nexit 0\n`, { mode: 0o755 });
     writeFileSync(d("stubs/smbcontrol"), `#!/bin/sh\necho "smbcontrol $*" >> ${d("calls")}\nexit 0\n`, { mode: 0o755 });
-    writeFileSync(d("stubs/apt-get"), "#!/bin/sh\necho 'E: no apt in the SMB tests: install samba samba-vfs-modules on this machine' >&2\nexit 100\n", { mode: 0o755 });
+    writeFileSync(d("stubs/apt-get"), "#!/bin/sh\necho 'E: no apt in the SMB tests: install samba samba-vfs-modules on this machine' >&2\nexit 100\n", {
+      mode: 0o755,
+    });
     // The bind target must exist on the host; one this helper makes is removed again by stop().
     if (!existsSync(STATE_MOUNT_POINT)) {
       mkdirSync(STATE_MOUNT_POINT, { mode: 0o700 });
@@ -54,22 +64,39 @@ export class SambaNode {
     this.holder = spawn("unshare", ["-m", "--propagation", "private", "sleep", "infinity"], { stdio: "ignore" });
     // The namespace exists once /proc shows the holder in another mount namespace than ours.
     for (let i = 0; i < 100 && !this.inOwnNamespace(); i++) spawnSync("sleep", ["0.05"]);
-    this.sh([
-      `mount --bind ${d("etc-samba")} /etc/samba`, `mount --bind ${d("passwd")} /etc/passwd`, `mount --bind ${d("group")} /etc/group`,
-      `mount --bind ${d("systemd")} /etc/systemd/system`, `mount --bind ${d("state")} ${STATE_MOUNT_POINT}`,
-    ].join(" && "));
+    this.sh(
+      [
+        `mount --bind ${d("etc-samba")} /etc/samba`,
+        `mount --bind ${d("passwd")} /etc/passwd`,
+        `mount --bind ${d("group")} /etc/group`,
+        `mount --bind ${d("systemd")} /etc/systemd/system`,
+        `mount --bind ${d("state")} ${STATE_MOUNT_POINT}`,
+      ].join(" && "),
+    );
   }
 
   private inOwnNamespace(): boolean {
     try {
-      return spawnSync("readlink", [`/proc/${this.holder.pid}/ns/mnt`], { encoding: "utf8" }).stdout !== spawnSync("readlink", ["/proc/self/ns/mnt"], { encoding: "utf8" }).stdout;
+      return (
+        spawnSync("readlink", [`/proc/${this.holder.pid}/ns/mnt`], { encoding: "utf8" }).stdout !==
+        spawnSync("readlink", ["/proc/self/ns/mnt"], { encoding: "utf8" }).stdout
+      );
     } catch {
       return false;
     }
   }
 
   private enter(argv: string[]): string[] {
-    return ["nsenter", "-t", String(this.holder.pid), "-m", "--", "env", `PATH=${join(this.dir, "stubs")}:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin`, ...argv];
+    return [
+      "nsenter",
+      "-t",
+      String(this.holder.pid),
+      "-m",
+      "--",
+      "env",
+      `PATH=${join(this.dir, "stubs")}:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin`,
+      ...argv,
+    ];
   }
 
   /** A bash command line inside the namespace; throws on failure, returns stdout. */
@@ -136,6 +163,7 @@ export class SambaNode {
 export function sambaMissing(): string | undefined {
   const need = ["smbd", "smbclient", "testparm", "pdbedit", "nsenter", "unshare"].filter((c) => spawnSync("bash", ["-c", `command -v ${c}`]).status !== 0);
   const vfs = spawnSync("bash", ["-c", "ls /usr/lib/*/samba/vfs/recycle.so"]).status === 0;
-  if (need.length || !vfs) return `the SMB tests need a real Samba on this machine (missing: ${[...need, ...(vfs ? [] : ["recycle.so"])].join(", ")}): apt-get install samba samba-vfs-modules smbclient`;
+  if (need.length || !vfs)
+    return `the SMB tests need a real Samba on this machine (missing: ${[...need, ...(vfs ? [] : ["recycle.so"])].join(", ")}): apt-get install samba samba-vfs-modules smbclient`;
   return undefined;
 }

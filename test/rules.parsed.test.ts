@@ -253,38 +253,10 @@ describe("system paths", () => {
 });
 
 describe("SMB users are people or dedicated accounts", () => {
-  const names = [
-    "root",
-    "daemon",
-    "bin",
-    "sys",
-    "sync",
-    "games",
-    "man",
-    "lp",
-    "mail",
-    "news",
-    "uucp",
-    "proxy",
-    "www-data",
-    "backup",
-    "list",
-    "irc",
-    "gnats",
-    "nobody",
-    "_apt",
-    "sshd",
-    "messagebus",
-    "systemd-network",
-    "systemd-timesync",
-    "statd",
-    "_rpc",
-    "ollama",
-    "dockremap",
-    "containerd",
-    "polkitd",
-    "_chrony",
-  ];
+  // prettier-ignore
+  const names = ["root", "daemon", "bin", "sys", "sync", "games", "man", "lp", "mail", "news", "uucp", "proxy", "www-data",
+    "backup", "list", "irc", "gnats", "nobody", "_apt", "sshd", "messagebus", "systemd-network", "systemd-timesync", "statd",
+    "_rpc", "ollama", "dockremap", "containerd", "polkitd", "_chrony"];
   const rejected: Rejected[] = names.map((n) => [n, smbUser(n), "smb.users[0].name", /system account's name.*pick a person's name or a dedicated one/]);
   it.each(rejected)("refuses %s, naming the key", (_what, mutate, key, says) => expectProblem(problems(mutate), key, says));
 

@@ -16,11 +16,15 @@ const UPLOAD = `${ROOT}/storage-user/models-upload`;
 const declareLab = (edit?: (s: Record<string, any>) => void): Promise<Declared[]> =>
   declare({ stack: "lab", ...labStack(edit) }, () => new Site("site", loadSite()));
 
-const converge = async (edit?: (s: Record<string, any>) => void, options: Parameters<typeof run>[1] = {}) =>
-  run(await declareLab(edit), options);
+const converge = async (edit?: (s: Record<string, any>) => void, options: Parameters<typeof run>[1] = {}) => run(await declareLab(edit), options);
 
 const changes = (steps: Step[]) => Object.fromEntries(steps.map((s) => [s.name, s.changed]));
-const NOTHING = { "node1-env-converge": 0, "node1-layout-converge": 0, "node1-links-storage-user/models-converge": 0, "node1-links-storage-user/models-upload-converge": 0 };
+const NOTHING = {
+  "node1-env-converge": 0,
+  "node1-layout-converge": 0,
+  "node1-links-storage-user/models-converge": 0,
+  "node1-links-storage-user/models-upload-converge": 0,
+};
 const checksums = () => onNode("node1", `cd ${ROOT} && find storage-models storage-user -type f -print0 | sort -z | xargs -0r sha256sum`);
 
 describe("the lab site, converged onto real nodes", () => {
@@ -32,44 +36,81 @@ describe("the lab site, converged onto real nodes", () => {
 
   it("converges from fresh nodes, and a second converge changes nothing", async () => {
     const first = await converge();
-    expect(first.map((s) => s.name).sort()).toEqual(["node1-env-converge", "node1-layout-converge", "node1-links-storage-user/models-converge", "node1-links-storage-user/models-upload-converge"]);
+    expect(first.map((s) => s.name).sort()).toEqual([
+      "node1-env-converge",
+      "node1-layout-converge",
+      "node1-links-storage-user/models-converge",
+      "node1-links-storage-user/models-upload-converge",
+    ]);
     expect(first.findIndex((s) => s.name === "node1-layout-converge")).toBeLessThan(first.findIndex((s) => s.name.startsWith("node1-links-")));
     for (const s of first) expect(s.changed, s.name).toBeGreaterThan(0);
-    expect(await onNode("node1", `readlink ${UPLOAD}/checkpoints && stat -c '%u:%g %a' ${STORE}/checkpoints`))
-      .toBe("../../storage-models/models/checkpoints\n1000:1000 775\n");
+    expect(await onNode("node1", `readlink ${UPLOAD}/checkpoints && stat -c '%u:%g %a' ${STORE}/checkpoints`)).toBe(
+      "../../storage-models/models/checkpoints\n1000:1000 775\n",
+    );
     const second = await converge();
     expect(changes(second)).toEqual(NOTHING);
   });
 
   it("repairs a deleted link, a populated folder in a link's place, a wrong target and a removed category, losing nothing", async () => {
-    await onNode("node1", [
-      `echo model-a > ${STORE}/loras/a.safetensors`,
-      `rm ${UPLOAD}/vae`,
-      `rm ${UPLOAD}/checkpoints && mkdir -p ${UPLOAD}/checkpoints/sub && echo dropped > ${UPLOAD}/checkpoints/sd.ckpt && echo deep > ${UPLOAD}/checkpoints/sub/x.bin`,
-      `ln -sfn /tmp ${UPLOAD}/loras`,
-      `rmdir ${STORE}/embeddings`,
-    ].join(" && "));
+    await onNode(
+      "node1",
+      [
+        `echo model-a > ${STORE}/loras/a.safetensors`,
+        `rm ${UPLOAD}/vae`,
+        `rm ${UPLOAD}/checkpoints && mkdir -p ${UPLOAD}/checkpoints/sub && echo dropped > ${UPLOAD}/checkpoints/sd.ckpt && echo deep > ${UPLOAD}/checkpoints/sub/x.bin`,
+        `ln -sfn /tmp ${UPLOAD}/loras`,
+        `rmdir ${STORE}/embeddings`,
+      ].join(" && "),
+    );
     const steps = await converge();
     expect(steps.every((s) => s.code === 0)).toBe(true);
-    expect(await onNode("node1", [
-      `readlink ${UPLOAD}/vae ${UPLOAD}/checkpoints ${UPLOAD}/loras ${UPLOAD}/embeddings`,
-      `cat ${STORE}/checkpoints/sd.ckpt ${STORE}/checkpoints/sub/x.bin ${STORE}/loras/a.safetensors`,
-      `test -d ${STORE}/embeddings && echo embeddings-back`,
-    ].join(" && "))).toBe([
-      "../../storage-models/models/vae", "../../storage-models/models/checkpoints",
-      "../../storage-models/models/loras", "../../storage-models/models/embeddings",
-      "dropped", "deep", "model-a", "embeddings-back", "",
-    ].join("\n"));
+    expect(
+      await onNode(
+        "node1",
+        [
+          `readlink ${UPLOAD}/vae ${UPLOAD}/checkpoints ${UPLOAD}/loras ${UPLOAD}/embeddings`,
+          `cat ${STORE}/checkpoints/sd.ckpt ${STORE}/checkpoints/sub/x.bin ${STORE}/loras/a.safetensors`,
+          `test -d ${STORE}/embeddings && echo embeddings-back`,
+        ].join(" && "),
+      ),
+    ).toBe(
+      [
+        "../../storage-models/models/vae",
+        "../../storage-models/models/checkpoints",
+        "../../storage-models/models/loras",
+        "../../storage-models/models/embeddings",
+        "dropped",
+        "deep",
+        "model-a",
+        "embeddings-back",
+        "",
+      ].join("\n"),
+    );
     expect(changes(await converge())).toEqual(NOTHING);
   });
 
   it("adding a category makes just that folder and its links", async () => {
     const addClipVision = (s: Record<string, any>) => {
-      s["modelshare:storage"].categories = ["checkpoints", "loras", "vae", "controlnet", "upscale_models", "embeddings", "clip", "diffusion_models", "clip_vision"];
+      s["modelshare:storage"].categories = [
+        "checkpoints",
+        "loras",
+        "vae",
+        "controlnet",
+        "upscale_models",
+        "embeddings",
+        "clip",
+        "diffusion_models",
+        "clip_vision",
+      ];
     };
     const steps = await converge(addClipVision);
     // The environment file names the new category too.
-    expect(changes(steps)).toEqual({ "node1-env-converge": 1, "node1-layout-converge": 1, "node1-links-storage-user/models-converge": 1, "node1-links-storage-user/models-upload-converge": 1 });
+    expect(changes(steps)).toEqual({
+      "node1-env-converge": 1,
+      "node1-layout-converge": 1,
+      "node1-links-storage-user/models-converge": 1,
+      "node1-links-storage-user/models-upload-converge": 1,
+    });
     expect(await onNode("node1", `readlink ${UPLOAD}/clip_vision`)).toBe("../../storage-models/models/clip_vision\n");
     expect(changes(await converge(addClipVision))).toEqual(NOTHING);
   });
@@ -80,7 +121,10 @@ describe("the lab site, converged onto real nodes", () => {
     const attempt = converge(undefined, {
       // Cut once the layout is done, before the steps that wait for it dial.
       onStep: (s) => {
-        if (!cut && s.name === "node1-layout-converge") { cut = true; lab("link", "node1", "down"); }
+        if (!cut && s.name === "node1-layout-converge") {
+          cut = true;
+          lab("link", "node1", "down");
+        }
       },
     });
     await expect(attempt).rejects.toThrow(/node1-(links-storage-user\/models(-upload)?|env)-converge \(on 10\.77\.0\.11\): could not connect/);
@@ -94,9 +138,15 @@ describe("the lab site, converged onto real nodes", () => {
   it("a merge killed halfway finishes on the next converge, every file kept", async () => {
     // 1500 files where the loras link belongs: the merge moves them one by one, slowly enough
     // under emulation to be killed in the middle.
-    await onNode("node1", `rm ${UPLOAD}/loras && mkdir ${UPLOAD}/loras && cd ${UPLOAD}/loras && for i in $(seq 1500); do echo "lora $i" > "l$i.safetensors"; done`);
+    await onNode(
+      "node1",
+      `rm ${UPLOAD}/loras && mkdir ${UPLOAD}/loras && cd ${UPLOAD}/loras && for i in $(seq 1500); do echo "lora $i" > "l$i.safetensors"; done`,
+    );
     const before = await onNode("node1", `cd ${UPLOAD}/loras && cat * | sha256sum`);
-    const outcome = converge().then(() => new Error("the converge was not interrupted"), (e: Error) => e);
+    const outcome = converge().then(
+      () => new Error("the converge was not interrupted"),
+      (e: Error) => e,
+    );
     for (let moved = 0; moved < 100;) {
       await new Promise((r) => setTimeout(r, 500));
       moved = Number(await onNode("node1", `ls ${STORE}/loras | grep -c '^l' || true`));
@@ -115,19 +165,23 @@ describe("the lab site, converged onto real nodes", () => {
     const asOwner = (cmd: string) => `setpriv --reuid=1000 --regid=1000 --clear-groups -- env -i PATH=/usr/bin:/bin bash -c '${cmd}'`;
     const plant = `mv ${STORE}/vae ${STORE}/vae.real && ln -s /etc/profile.d ${STORE}/vae && rm ${UPLOAD}/vae && mkdir ${UPLOAD}/vae && echo evil > ${UPLOAD}/vae/zz.sh`;
     // Converged: the skeleton is root's, so the owner's rename is refused by the kernel.
-    expect(await onNode("node1", `if ${asOwner(plant)} 2>/dev/null; then echo planted; else echo refused; fi; stat -c '%u %a' ${STORE} ${UPLOAD}`))
-      .toBe("refused\n0 755\n0 755\n");
+    expect(await onNode("node1", `if ${asOwner(plant)} 2>/dev/null; then echo planted; else echo refused; fi; stat -c '%u %a' ${STORE} ${UPLOAD}`)).toBe(
+      "refused\n0 755\n0 755\n",
+    );
     // The tree as an earlier modelshare left it: the owner could still plant there.
     await onNode("node1", `chown -R -h 1000:1000 ${ROOT} && find ${ROOT} -type d -exec chmod 0775 {} +`);
     const before = await onNode("node1", "stat -c '%u:%g %a' /etc/profile.d; ls -A /etc/profile.d | sha256sum");
     await onNode("node1", asOwner(plant));
-    await expect(converge()).rejects.toThrow(new RegExp(`node1-layout-converge \\(on 10\\.77\\.0\\.11\\): exited 1: modelshare: ${STORE}/vae is a symbolic link \\(to /etc/profile\\.d\\)`));
+    await expect(converge()).rejects.toThrow(
+      new RegExp(`node1-layout-converge \\(on 10\\.77\\.0\\.11\\): exited 1: modelshare: ${STORE}/vae is a symbolic link \\(to /etc/profile\\.d\\)`),
+    );
     expect(await onNode("node1", "stat -c '%u:%g %a' /etc/profile.d; ls -A /etc/profile.d | sha256sum")).toBe(before);
     // The admin puts the folder back (the store folder is root's now: the owner no longer can).
     await onNode("node1", `rm ${STORE}/vae && mv ${STORE}/vae.real ${STORE}/vae`);
     const steps = await converge();
-    expect(await onNode("node1", `cat ${STORE}/vae/zz.sh && readlink ${UPLOAD}/vae && stat -c '%u %a' ${ROOT} ${STORE} ${UPLOAD} && stat -c '%u' ${STORE}/vae`))
-      .toBe("evil\n../../storage-models/models/vae\n0 755\n0 755\n0 755\n1000\n");
+    expect(
+      await onNode("node1", `cat ${STORE}/vae/zz.sh && readlink ${UPLOAD}/vae && stat -c '%u %a' ${ROOT} ${STORE} ${UPLOAD} && stat -c '%u' ${STORE}/vae`),
+    ).toBe("evil\n../../storage-models/models/vae\n0 755\n0 755\n0 755\n1000\n");
     expect(steps.every((x) => x.code === 0)).toBe(true);
     expect(changes(await converge())).toEqual(NOTHING);
   });
@@ -148,7 +202,11 @@ describe("the lab site, converged onto real nodes", () => {
     expect(before).toContain("big.safetensors");
     const resources = await declareLab();
     const steps = await run(resources, { destroy: true });
-    expect(steps.map((s) => s.name).sort()).toEqual(["node1-env-converge", "node1-links-storage-user/models-converge", "node1-links-storage-user/models-upload-converge"]);
+    expect(steps.map((s) => s.name).sort()).toEqual([
+      "node1-env-converge",
+      "node1-links-storage-user/models-converge",
+      "node1-links-storage-user/models-upload-converge",
+    ]);
     expect(await onNode("node1", `find ${ROOT} -type l | wc -l; test -d ${UPLOAD} && echo kept || echo removed`)).toBe("0\nremoved\n");
     expect(await checksums()).toBe(before);
   });

@@ -44,11 +44,14 @@ describe("drift on the lab site", () => {
 
   it("check names exactly what was broken by hand and exits 1; repair fixes it; check exits 0", async () => {
     const avail = Number(await onNode("node1", `df -P -B1 ${ROOT} | awk 'NR == 2 { print $4 }'`));
-    await onNode("node1", [
-      `rm ${UPLOAD}/vae`,
-      `chmod 0700 ${ROOT}/projects`,
-      `fallocate -l ${avail - 500_000_000} /var/tmp/fill`, // leaves about 0.5 GB, below minFreeGB: 1
-    ].join(" && "));
+    await onNode(
+      "node1",
+      [
+        `rm ${UPLOAD}/vae`,
+        `chmod 0700 ${ROOT}/projects`,
+        `fallocate -l ${avail - 500_000_000} /var/tmp/fill`, // leaves about 0.5 GB, below minFreeGB: 1
+      ].join(" && "),
+    );
     const before = await onNode("node1", `find ${ROOT} -printf '%p %m %u:%g %s\\n' | sort | sha256sum`);
     const nodes = await checkSite(stackSite());
     expect(exitCode(nodes)).toBe(1);
@@ -70,13 +73,20 @@ describe("drift on the lab site", () => {
 
   it("names the owner planted (an old site's projects folder): no fake line counted, escaped in text, real in JSON", async () => {
     // Before the skeleton the projects folder was the owner's; what the owner made there stays.
-    await onNode("node1", `chown 1000:1000 ${ROOT}/projects && cd ${ROOT}/projects && setpriv --reuid=1000 --regid=1000 --clear-groups -- ` +
-      `mkdir -- $'p\\ndrift: fake' $'t\\033]0;owned\\007' $'bad\\xff'`);
+    await onNode(
+      "node1",
+      `chown 1000:1000 ${ROOT}/projects && cd ${ROOT}/projects && setpriv --reuid=1000 --regid=1000 --clear-groups -- ` +
+        `mkdir -- $'p\\ndrift: fake' $'t\\033]0;owned\\007' $'bad\\xff'`,
+    );
     const nodes = await checkSite(stackSite());
     const layout = nodes[0].components.find((c) => c.component === "node1-layout")!;
     expect(layout.drift).toEqual([`${ROOT}/projects belongs to 1000:1000, not 0:0`]);
     const rows = layout.report.filter((r) => r.kind === "project");
-    expect(rows.map((r) => r.escapedPath).sort()).toEqual([`${ROOT}/projects/bad\\xff`, `${ROOT}/projects/p\\ndrift: fake`, `${ROOT}/projects/t\\x1b]0;owned\\x07`]);
+    expect(rows.map((r) => r.escapedPath).sort()).toEqual([
+      `${ROOT}/projects/bad\\xff`,
+      `${ROOT}/projects/p\\ndrift: fake`,
+      `${ROOT}/projects/t\\x1b]0;owned\\x07`,
+    ]);
     expect(rows.map((r) => r.path).sort()).toEqual([`${ROOT}/projects/bad\ufffd`, `${ROOT}/projects/p\ndrift: fake`, `${ROOT}/projects/t\x1b]0;owned\x07`]);
     expect(formatText(nodes)).not.toMatch(/[\u0000-\u0009\u000b-\u001f\u007f-\u009f]/u);
     expect(changed(await converge())).toBe(1); // the migration hands the folder back to root

@@ -32,7 +32,11 @@ describe("the converge harness on a real node", () => {
 
   it("copies a CopyToRemote source to its remote path", async () => {
     const resources = await declare({ stack: "harness", config: {} }, () => {
-      new command.remote.CopyToRemote("copy", { connection: node1(), source: new pulumi.asset.StringAsset("copied by the harness\n"), remotePath: "/tmp/harness-copy.txt" });
+      new command.remote.CopyToRemote("copy", {
+        connection: node1(),
+        source: new pulumi.asset.StringAsset("copied by the harness\n"),
+        remotePath: "/tmp/harness-copy.txt",
+      });
     });
     await run(resources);
     expect(await onNode("node1", "cat /tmp/harness-copy.txt")).toBe("copied by the harness\n");

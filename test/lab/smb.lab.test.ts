@@ -28,13 +28,21 @@ let passwords = { artist: "first pass; with 'quotes' $HOME", viewer: "viewer-pw"
 
 const smbSection = (extra: Record<string, unknown> = {}) => ({
   enabled: true,
-  users: [{ name: ARTIST, passwordKey: "smbPasswordArtist" }, { name: VIEWER, passwordKey: "smbPasswordViewer", readOnly: true }],
+  users: [
+    { name: ARTIST, passwordKey: "smbPasswordArtist" },
+    { name: VIEWER, passwordKey: "smbPasswordViewer", readOnly: true },
+  ],
   hostsAllow: ["10.77.0.1", "10.77.0.12"],
   modelsShare: "ki_Models",
   ...extra,
 });
 const stack = (extra: Record<string, unknown> = {}) =>
-  labStack((s) => { s["modelshare:smb"] = smbSection(extra); }, { "modelshare:smbPasswordArtist": passwords.artist, "modelshare:smbPasswordViewer": passwords.viewer });
+  labStack(
+    (s) => {
+      s["modelshare:smb"] = smbSection(extra);
+    },
+    { "modelshare:smbPasswordArtist": passwords.artist, "modelshare:smbPasswordViewer": passwords.viewer },
+  );
 const declared = (extra?: Record<string, unknown>) => declare({ stack: "lab", ...stack(extra) }, () => new Site("site", loadSite()));
 const converge = async (extra?: Record<string, unknown>) => run(await declared(extra));
 const smbSteps = (steps: Step[]) => Object.fromEntries(steps.filter((s) => s.name.startsWith("node1-smb")).map((s) => [s.name, s.changed]));
@@ -81,14 +89,19 @@ describe("the SMB share on the lab's storage node", () => {
     const put = smbclient(ARTIST, passwords.artist, `cd storage-user/models-upload/checkpoints; put model.safetensors`);
     expect(put.code, put.out).toBe(0);
     const sum = spawnSync("sha256sum", [model], { encoding: "utf8" }).stdout.split(" ")[0];
-    expect(await onNode("node1", `stat -c '%u:%g %a' ${STORE}/checkpoints/model.safetensors && sha256sum < ${STORE}/checkpoints/model.safetensors`))
-      .toBe(`1000:1000 664\n${sum}  -\n`);
-    expect(await onNode("node1", "journalctl -t smbd_audit --no-pager -o cat | grep -F 'model.safetensors' | head -n 1"))
-      .toMatch(new RegExp(`^${ARTIST}\\|10\\.77\\.0\\.1\\|ki_Daten\\|create_file\\|ok\\|.*\\|file\\|.*/checkpoints/model\\.safetensors`));
+    expect(await onNode("node1", `stat -c '%u:%g %a' ${STORE}/checkpoints/model.safetensors && sha256sum < ${STORE}/checkpoints/model.safetensors`)).toBe(
+      `1000:1000 664\n${sum}  -\n`,
+    );
+    expect(await onNode("node1", "journalctl -t smbd_audit --no-pager -o cat | grep -F 'model.safetensors' | head -n 1")).toMatch(
+      new RegExp(`^${ARTIST}\\|10\\.77\\.0\\.1\\|ki_Daten\\|create_file\\|ok\\|.*\\|file\\|.*/checkpoints/model\\.safetensors`),
+    );
   });
 
   it("an output written on the node downloads; a deleted file waits in .recycle", async () => {
-    await onNode("node1", `echo image-bytes > ${ROOT}/storage-user/output/ComfyUI/img_0001.png && chown 1000:1000 ${ROOT}/storage-user/output/ComfyUI/img_0001.png`);
+    await onNode(
+      "node1",
+      `echo image-bytes > ${ROOT}/storage-user/output/ComfyUI/img_0001.png && chown 1000:1000 ${ROOT}/storage-user/output/ComfyUI/img_0001.png`,
+    );
     const get = smbclient(VIEWER, passwords.viewer, "cd storage-user/output/ComfyUI; get img_0001.png");
     expect(get.code, get.out).toBe(0);
     expect(readFileSync(join(work, "img_0001.png"), "utf8")).toBe("image-bytes\n");
@@ -108,11 +121,14 @@ describe("the SMB share on the lab's storage node", () => {
     expect(smbclient(ARTIST, passwords.artist, "cd checkpoints; ls", "//10.77.0.11/ki_Models").out).toContain("model.safetensors");
     expect(models.out).toMatch(/NT_STATUS_(ACCESS_DENIED|MEDIA_WRITE_PROTECTED)/);
     // node3 is a real client too, but its address is not in hostsAllow.
-    const fromNode3 = await onNode("node3", [
-      "{ apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends smbclient; } >/dev/null 2>&1",
-      `printf 'username = %s\\npassword = %s\\n' ${quote(ARTIST)} ${quote(passwords.artist)} > /tmp/auth`,
-      `smbclient ${SHARE} -A /tmp/auth -c ls 2>&1 | tail -n 1 || true`,
-    ].join("; "));
+    const fromNode3 = await onNode(
+      "node3",
+      [
+        "{ apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends smbclient; } >/dev/null 2>&1",
+        `printf 'username = %s\\npassword = %s\\n' ${quote(ARTIST)} ${quote(passwords.artist)} > /tmp/auth`,
+        `smbclient ${SHARE} -A /tmp/auth -c ls 2>&1 | tail -n 1 || true`,
+      ].join("; "),
+    );
     expect(fromNode3).toMatch(/NT_STATUS_ACCESS_DENIED/);
   });
 
@@ -125,9 +141,15 @@ describe("the SMB share on the lab's storage node", () => {
   });
 
   it("check finds what was changed behind modelshare's back, and converge repairs it", async () => {
-    const stackSite = () => { const { config, secretKeys } = stack(); return siteFromConfig(config, (k) => secretKeys.includes(k)); };
+    const stackSite = () => {
+      const { config, secretKeys } = stack();
+      return siteFromConfig(config, (k) => secretKeys.includes(k));
+    };
     expect(exitCode(await checkSite(stackSite()))).toBe(0);
-    await onNode("node1", `sed -i '/^include = \\/etc\\/samba\\/modelshare.conf$/d' /etc/samba/smb.conf && systemctl stop smbd && printf 'other\\nother\\n' | smbpasswd -s ${VIEWER}`);
+    await onNode(
+      "node1",
+      `sed -i '/^include = \\/etc\\/samba\\/modelshare.conf$/d' /etc/samba/smb.conf && systemctl stop smbd && printf 'other\\nother\\n' | smbpasswd -s ${VIEWER}`,
+    );
     const nodes = await checkSite(stackSite());
     expect(exitCode(nodes)).toBe(1);
     expect(formatText(nodes)).toMatch(/node1-smb: \/etc\/samba\/smb\.conf does not include \/etc\/samba\/modelshare\.conf/);
@@ -141,14 +163,20 @@ describe("the SMB share on the lab's storage node", () => {
   });
 
   it("the admin's own share survives; a config testparm rejects leaves the live share serving and fails with testparm's words", async () => {
-    await onNode("node1", "mkdir -p /srv/scratch && echo theirs > /srv/scratch/note.txt && printf '\\n[scratch]\\n   path = /srv/scratch\\n   valid users = artist\\n' >> /etc/samba/smb.conf && smbcontrol smbd reload-config");
+    await onNode(
+      "node1",
+      "mkdir -p /srv/scratch && echo theirs > /srv/scratch/note.txt && printf '\\n[scratch]\\n   path = /srv/scratch\\n   valid users = artist\\n' >> /etc/samba/smb.conf && smbcontrol smbd reload-config",
+    );
     const theirs = () => smbclient(ARTIST, passwords.artist, "get note.txt", "//10.77.0.11/scratch");
     expect(theirs().code).toBe(0);
     expect(smbSteps(await converge())).toEqual({ "node1-smb-converge": 0, "node1-smb-passwords": 0 });
     // The admin's broken line, and a site change that needs a new modelshare.conf.
     await onNode("node1", "sed -i 's/^\\[scratch\\]$/[scratch/' /etc/samba/smb.conf");
     const before = await onNode("node1", "sha256sum /etc/samba/modelshare.conf");
-    const failed = await converge({ encryption: "required" }).then(() => undefined, (e: Error) => e.message);
+    const failed = await converge({ encryption: "required" }).then(
+      () => undefined,
+      (e: Error) => e.message,
+    );
     expect(failed).toMatch(/node1-smb-converge \(on 10\.77\.0\.11\): exited 1: [\s\S]*Error loading services[\s\S]*testparm rejects the Samba configuration/);
     expect(await onNode("node1", "sha256sum /etc/samba/modelshare.conf")).toBe(before);
     expect(smbclient(ARTIST, passwords.artist, "ls").code).toBe(0);
@@ -165,8 +193,13 @@ describe("the SMB share on the lab's storage node", () => {
     await onNode("node1", `mv ${ROOT}/storage-user ${ROOT}/storage-user.real && ln -s /etc ${ROOT}/storage-user`);
     // The layout's converge would stop first; the share's own guard must hold by itself.
     const shareOnly = (await declared({ path: "storage-user" })).filter((r) => r.name.startsWith("node1-smb"));
-    const failed = await run(shareOnly).then(() => undefined, (e: Error) => e.message);
-    expect(failed).toMatch(new RegExp(`node1-smb-converge \\(on 10\\.77\\.0\\.11\\): exited 1: modelshare: ${ROOT}/storage-user is a symbolic link \\(to /etc\\)`));
+    const failed = await run(shareOnly).then(
+      () => undefined,
+      (e: Error) => e.message,
+    );
+    expect(failed).toMatch(
+      new RegExp(`node1-smb-converge \\(on 10\\.77\\.0\\.11\\): exited 1: modelshare: ${ROOT}/storage-user is a symbolic link \\(to /etc\\)`),
+    );
     expect(await onNode("node1", "sha256sum /etc/samba/modelshare.conf")).toBe(before);
     await onNode("node1", `rm ${ROOT}/storage-user && mv ${ROOT}/storage-user.real ${ROOT}/storage-user`);
   });
@@ -174,28 +207,51 @@ describe("the SMB share on the lab's storage node", () => {
   it("a share of storage-user needs wide links, gets them, and smbd never disables them", async () => {
     const steps = await converge({ path: "storage-user" });
     expect(smbSteps(steps)["node1-smb-converge"]).toBeGreaterThan(0);
-    expect(await onNode("node1", "testparm -s --parameter-name='wide links' --section-name=ki_Daten 2>/dev/null; testparm -s --parameter-name='smb1 unix extensions' 2>/dev/null")).toBe("Yes\nNo\n");
+    expect(
+      await onNode(
+        "node1",
+        "testparm -s --parameter-name='wide links' --section-name=ki_Daten 2>/dev/null; testparm -s --parameter-name='smb1 unix extensions' 2>/dev/null",
+      ),
+    ).toBe("Yes\nNo\n");
     const put = smbclient(ARTIST, passwords.artist, "cd models-upload/loras; put auth lora.bin");
     expect(put.code, put.out).toBe(0);
-    expect(await onNode("node1", `test -f ${STORE}/loras/lora.bin && echo landed; grep -rc 'wide links will be disabled' /var/log/samba/ | grep -v ':0$' || true`)).toBe("landed\n");
+    expect(
+      await onNode("node1", `test -f ${STORE}/loras/lora.bin && echo landed; grep -rc 'wide links will be disabled' /var/log/samba/ | grep -v ':0$' || true`),
+    ).toBe("landed\n");
     expect(smbSteps(await converge({ path: "storage-user" }))).toEqual({ "node1-smb-converge": 0, "node1-smb-passwords": 0 });
   });
 
   it("the store on a second filesystem: converge refuses before Samba could purge there; a share of the store alone keeps a deleted model in its own bin", async () => {
     // A second disk: an ext4 image, loop-mounted over the model store (the VM has a real kernel).
-    await onNode("node1", `truncate -s 64M /var/tmp/store.img && mkfs.ext4 -q -F /var/tmp/store.img && mount -o loop /var/tmp/store.img ${STORE} && chmod 0755 ${STORE}`);
+    await onNode(
+      "node1",
+      `truncate -s 64M /var/tmp/store.img && mkfs.ext4 -q -F /var/tmp/store.img && mount -o loop /var/tmp/store.img ${STORE} && chmod 0755 ${STORE}`,
+    );
     try {
-      const failed = await converge().then(() => undefined, (e: Error) => e.message);
-      expect(failed).toMatch(new RegExp(`node1-smb-converge \\(on 10\\.77\\.0\\.11\\): exited 1: [\\s\\S]*modelshare: the SMB share of ${ROOT} keeps deleted files in its recycle bin ${ROOT}/\\.recycle, but these folders it serves are on another filesystem or mount: [^\\n]*${STORE}/checkpoints[^\\n]*${STORE} \\(a mount point\\)[^\\n]*smb\\.recycle\\.enabled: false`));
+      const failed = await converge().then(
+        () => undefined,
+        (e: Error) => e.message,
+      );
+      expect(failed).toMatch(
+        new RegExp(
+          `node1-smb-converge \\(on 10\\.77\\.0\\.11\\): exited 1: [\\s\\S]*modelshare: the SMB share of ${ROOT} keeps deleted files in its recycle bin ${ROOT}/\\.recycle, but these folders it serves are on another filesystem or mount: [^\\n]*${STORE}/checkpoints[^\\n]*${STORE} \\(a mount point\\)[^\\n]*smb\\.recycle\\.enabled: false`,
+        ),
+      );
       // The fix the message names: a share of that filesystem alone, whose bin is on it.
       const steps = await converge({ path: "storage-models/models" });
-      expect(steps.find((s) => s.name === "node1-smb-converge")!.stdout).toContain(`changed: created the recycle bin ${STORE}/.recycle (owner 1000:1000, mode 00775)`);
+      expect(steps.find((s) => s.name === "node1-smb-converge")!.stdout).toContain(
+        `changed: created the recycle bin ${STORE}/.recycle (owner 1000:1000, mode 00775)`,
+      );
       writeFileSync(join(work, "second.safetensors"), "on the second disk");
       expect(smbclient(ARTIST, passwords.artist, "cd checkpoints; put second.safetensors").code).toBe(0);
       const del = smbclient(ARTIST, passwords.artist, "cd checkpoints; del second.safetensors");
       expect(del.code, del.out).toBe(0);
-      expect(await onNode("node1", `test ! -e ${STORE}/checkpoints/second.safetensors && stat -c '%u:%g %a' ${STORE}/.recycle && cat ${STORE}/.recycle/checkpoints/second.safetensors`))
-        .toBe("1000:1000 775\non the second disk");
+      expect(
+        await onNode(
+          "node1",
+          `test ! -e ${STORE}/checkpoints/second.safetensors && stat -c '%u:%g %a' ${STORE}/.recycle && cat ${STORE}/.recycle/checkpoints/second.safetensors`,
+        ),
+      ).toBe("1000:1000 775\non the second disk");
     } finally {
       await onNode("node1", `umount -l ${STORE} && rm -f /var/tmp/store.img`);
     }
@@ -207,10 +263,16 @@ describe("the SMB share on the lab's storage node", () => {
     const steps = await run(await declared(), { destroy: true });
     expect(steps.map((s) => s.name)).toEqual(expect.arrayContaining(["node1-smb-passwords", "node1-smb-converge"]));
     expect(smbclient(ARTIST, passwords.artist, "ls").out).toMatch(/NT_STATUS_(BAD_NETWORK_NAME|LOGON_FAILURE)/);
-    expect(await onNode("node1", "test -e /etc/samba/modelshare.conf || echo gone; grep -c modelshare /etc/samba/smb.conf || true; pdbedit -L | wc -l; systemctl is-enabled modelshare-smb-recycle.timer 2>&1 || true"))
-      .toMatch(/^gone\n0\n0\n/);
+    expect(
+      await onNode(
+        "node1",
+        "test -e /etc/samba/modelshare.conf || echo gone; grep -c modelshare /etc/samba/smb.conf || true; pdbedit -L | wc -l; systemctl is-enabled modelshare-smb-recycle.timer 2>&1 || true",
+      ),
+    ).toMatch(/^gone\n0\n0\n/);
     expect(await checksums()).toBe(before);
     expect(smbclient(ARTIST, passwords.artist, "get note.txt", "//10.77.0.11/scratch").out).toMatch(/NT_STATUS_(LOGON_FAILURE|ACCESS_DENIED)/); // artist's SMB password is gone
-    expect(await onNode("node1", "testparm -s --section-name=scratch --parameter-name=path 2>/dev/null; cat /srv/scratch/note.txt")).toBe("/srv/scratch\ntheirs\n");
+    expect(await onNode("node1", "testparm -s --section-name=scratch --parameter-name=path 2>/dev/null; cat /srv/scratch/note.txt")).toBe(
+      "/srv/scratch\ntheirs\n",
+    );
   });
 });

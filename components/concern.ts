@@ -14,7 +14,7 @@ export interface Concern<S extends z.ZodRawShape = z.ZodRawShape> {
   sections: S;
   /** Rules that need more than its own sections (or more than one value of them). */
   check(site: Site, add: Add, ctx: RuleContext): void;
-  /** Its plan items; `ctx.items` holds what the concerns before it in the list planned. */
+  /** Its plan items; `ctx.ready` names the items planned before it that a node's storage needs. */
   plan(site: Site, ctx: PlanContext): PlanItem[];
 }
 
@@ -30,8 +30,6 @@ export interface RuleContext {
 
 export interface PlanContext {
   storageNode: SiteNode;
-  /** The items planned so far, by the concerns earlier in the list. */
-  items: readonly PlanItem[];
   /** The storage root as a node sees it: the root on the storage node, the NFS mount on a worker. */
   base(node: SiteNode): string;
   /**

@@ -7,7 +7,6 @@ import { lengthProblems, rootProblem } from "./storage/schema";
 
 export { CATEGORY_ALIASES, COMFYUI_CATEGORIES, DEFAULT_CATEGORIES, type Storage } from "./storage/schema";
 export { isLocal } from "./node/hostRules";
-export { nfsWorkers } from "./nfs/index";
 
 /**
  * The site config: one schema, with every default and description in one place. index.ts reads

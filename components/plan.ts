@@ -15,7 +15,6 @@ export function planSite(site: Site): PlanItem[] {
   const items: PlanItem[] = [];
   const ctx: PlanContext = {
     storageNode,
-    items,
     base: (node: SiteNode) => (node.name === storageNode.name ? site.storage.root : site.nfs.mountPoint),
     ready(node: SiteNode, links = false) {
       const mount = items.find((i) => i.kind === "nfs-mount" && i.node.name === node.name);

@@ -20,7 +20,9 @@ export interface Connection {
 export async function dial(c: Connection): Promise<{ client: Client; dials: number }> {
   const limit = c.dialErrorLimit ?? 10;
   let lastError: Error | undefined;
-  for (let attempt = 1; attempt <= Math.max(1, limit); attempt++) {
+  let attempt = 0;
+  while (attempt < Math.max(1, limit)) {
+    attempt += 1;
     try {
       return { client: await connectOnce(c), dials: attempt };
     } catch (e) {
@@ -28,8 +30,12 @@ export async function dial(c: Connection): Promise<{ client: Client; dials: numb
       if (/host key/i.test(lastError.message)) break; // a wrong key never gets better
     }
   }
-  throw new Error(`could not connect to ${c.user}@${c.host}:${c.port}: ${lastError?.message}`);
+  // The count and the per-dial bound say how long the run waited, in words a reader can check.
+  const dials = attempt === 1 ? "1 dial" : `${attempt} dials`;
+  throw new Error(`could not connect to ${c.user}@${c.host}:${c.port} (${dials} of at most ${perDial(c)} s): ${lastError?.message}`);
 }
+
+const perDial = (c: Connection) => c.perDialTimeout ?? 15;
 
 function connectOnce(c: Connection): Promise<Client> {
   return new Promise((resolve, reject) => {
@@ -40,7 +46,7 @@ function connectOnce(c: Connection): Promise<Client> {
       port: c.port,
       username: c.user,
       privateKey: c.privateKey,
-      readyTimeout: (c.perDialTimeout ?? 15) * 1000,
+      readyTimeout: perDial(c) * 1000,
       hostVerifier: (key: Buffer) => {
         if (!c.hostKey) return true;
         const ok = key.toString("base64") === c.hostKey.split(" ")[1];
@@ -49,7 +55,12 @@ function connectOnce(c: Connection): Promise<Client> {
       },
     };
     client.once("ready", () => resolve(client));
-    client.once("error", (e) => {
+    // `on`, not `once`: a dial that timed out on a socket that was open goes on to emit "lost
+    // before handshake" as the socket closes, and an unheard error event ends the process.
+    let failed = false;
+    client.on("error", (e) => {
+      if (failed) return;
+      failed = true;
       client.end();
       reject(hostKeyRefused ? new Error(`the host key of ${c.host} is not the pinned hostKey`) : e);
     });

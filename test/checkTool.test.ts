@@ -1,8 +1,10 @@
 import { spawnSync } from "node:child_process";
+import { createServer, type Socket } from "node:net";
 import { describe, expect, it } from "vitest";
 import { planSite, stdinOf } from "../components/plan";
 import { siteFromConfig, type StackSite } from "../components/stackConfig";
 import { checkSite, exitCode, formatJson, formatText, parse, type NodeCheck } from "../ops/check";
+import { dial } from "../ops/ssh";
 import { OWNER } from "./helpers/attack";
 import { runProgram, sh, tempRoot } from "./helpers/run";
 
@@ -122,6 +124,28 @@ describe("check results", () => {
     expect(parse("x", { code: 1, stdout: "", stderr: `modelshare: fake\n${F} modelshare: real.\n` }, F)).toMatchObject({ refusal: "real." });
     const unframed = parse("x", { code: 1, stdout: "", stderr: "modelshare: fake \x1b]0;t\x07\n" }, F);
     expect(unframed).toBe("x: the check did not run to its end (exit 1): modelshare: fake \\x1b]0;t\\x07");
+  });
+});
+
+describe("dialling a node", () => {
+  it("a node that takes the connection but never speaks SSH: exactly dialErrorLimit dials, then an error that says so", async () => {
+    // A silent listener on loopback: each dial ends at its own limit, never on the clock of
+    // the test, so the count of connections is what bounds the wait.
+    const sockets: Socket[] = [];
+    const server = createServer((socket) => sockets.push(socket));
+    await new Promise<void>((ok) => server.listen(0, "127.0.0.1", ok));
+    const port = (server.address() as { port: number }).port;
+    try {
+      const failed = await dial({ host: "127.0.0.1", port, user: "root", privateKey: "", perDialTimeout: 1, dialErrorLimit: 2 }).then(
+        () => "connected",
+        (e: Error) => e.message,
+      );
+      expect(failed).toMatch(new RegExp(`^could not connect to root@127\\.0\\.0\\.1:${port} \\(2 dials of at most 1 s\\): `));
+      expect(sockets.length).toBe(2);
+    } finally {
+      for (const socket of sockets) socket.destroy();
+      server.close();
+    }
   });
 });
 

@@ -21,10 +21,20 @@ export interface Step {
   changed: number;
   /** SSH connections this step opened (1, or more when a dial was retried). */
   dials: number;
-  /** When it started (epoch ms) and how long it took. */
-  started: number;
+  /**
+   * Where its start and end fall in the run's sequence of events (1, 2, 3, ...): a step that
+   * began before another ended ran beside it. Ordinal, not clock time, so that what a test
+   * concludes from them cannot change with the machine's load.
+   */
+  began: number;
+  ended: number;
+  /** How long it took: for benchmarks to print, never for a test to assert on. */
   ms: number;
 }
+
+/** The harness's event counter: each step's start and end take the next number. */
+let events = 0;
+const tick = () => ++events;
 
 export class StepError extends Error {
   constructor(
@@ -131,7 +141,8 @@ export async function run(resources: Declared[], options: RunOptions = {}): Prom
   if (!options.destroy) {
     for (const urn of orphans(resources)) {
       const name = deployedName(urn);
-      const started = Date.now();
+      const began = tick();
+      const t0 = Date.now();
       await deleteContainer(urn);
       steps.push({
         name,
@@ -142,8 +153,9 @@ export async function run(resources: Declared[], options: RunOptions = {}): Prom
         stderr: "",
         changed: 1,
         dials: 1,
-        started,
-        ms: Date.now() - started,
+        began,
+        ended: tick(),
+        ms: Date.now() - t0,
       });
     }
   }
@@ -164,27 +176,29 @@ async function runOne(r: Declared, options: RunOptions, resources: Declared[]): 
         : inputs.create;
   if (!script) return undefined;
   if (r.type === "command:remote:CopyToRemote") inputs.stdin = await assetBytes(r.name, inputs.source);
-  const started = Date.now();
+  const began = tick();
+  const t0 = Date.now();
   const result =
     r.type === "command:local:Command"
       ? { ...(await execLocal(script, { interpreter: inputs.interpreter, env: inputs.environment, stdin: inputs.stdin })), dials: 0, host: "localhost" }
       : { ...(await runRemote(r.name, script, inputs, inputs.connection as Connection)), host: (inputs.connection as Connection).host };
   const last = /changed=(\d+)\s*$/.exec(result.stdout);
-  const step: Step = { name: r.name, type: r.type, ...result, changed: last ? Number(last[1]) : NaN, started, ms: Date.now() - started };
+  const step: Step = { name: r.name, type: r.type, ...result, changed: last ? Number(last[1]) : NaN, began, ended: tick(), ms: Date.now() - t0 };
   if (step.code !== 0) throw new StepError(step, `exited ${step.code}: ${step.stderr.trim()}`);
   return step;
 }
 
 async function runContainer(r: Declared, options: RunOptions, resources: Declared[]): Promise<Step | undefined> {
-  const started = Date.now();
+  const began = tick();
+  const t0 = Date.now();
   const url = providerOf(r, resources).host;
   const host = url.startsWith("ssh://") ? new URL(url).hostname : "localhost";
   if (options.destroy) {
     if (!(await deleteContainer(r.urn))) return undefined;
-    return { name: r.name, type: r.type, host, code: 0, stdout: "changed=1\n", stderr: "", changed: 1, dials: 1, started, ms: Date.now() - started };
+    return { name: r.name, type: r.type, host, code: 0, stdout: "changed=1\n", stderr: "", changed: 1, dials: 1, began, ended: tick(), ms: Date.now() - t0 };
   }
   const result = await convergeContainer(r, resources);
-  const step: Step = { name: r.name, type: r.type, host, ...result, started, ms: Date.now() - started };
+  const step: Step = { name: r.name, type: r.type, host, ...result, began, ended: tick(), ms: Date.now() - t0 };
   if (step.code !== 0) throw new StepError(step, `exited ${step.code}: ${step.stderr.trim()}`);
   return step;
 }

@@ -19,14 +19,14 @@ import { printable, safeJson, unescapeLine } from "./text";
  * planted in the tree can neither add a line nor send a terminal anything but text.
  */
 export interface ReportLine {
-  kind: "space" | "category" | "output" | "project";
+  kind: "space" | "category" | "output" | "project" | "cache" | "cache-off";
   /** The folder's real name (a byte that is not UTF-8 reads as U+FFFD; escapedPath is exact). */
   path: string;
   /** The name as the program printed it: one line, control characters and odd bytes escaped. */
   escapedPath: string;
-  /** space: bytes free; otherwise bytes of the files inside. */
+  /** space: bytes free; cache: bytes cached; otherwise bytes of the files inside. */
   bytes: number;
-  /** space: storage.minFreeGB in bytes; otherwise the number of files. */
+  /** space: storage.minFreeGB in bytes; cache: bytes free beside the cache; otherwise the number of files. */
   count: number;
 }
 
@@ -126,7 +126,7 @@ export function parse(component: string, r: Exec, frame: string): ComponentCheck
   const drift = lines.filter((l) => l.startsWith("drift: ")).map((l) => printable(l.slice(7)));
   const report: ReportLine[] = [];
   for (const l of lines) {
-    const m = /^report: (space|category|output|project) (\d+) (\d+) (.+)$/.exec(l);
+    const m = /^report: (space|category|output|project|cache|cache-off) (\d+) (\d+) (.+)$/.exec(l);
     if (m) report.push({ kind: m[1] as ReportLine["kind"], bytes: Number(m[2]), count: Number(m[3]), path: unescapeLine(m[4]), escapedPath: printable(m[4]) });
   }
   const last = r.stdout.replace(/\n$/, "").split("\n").at(-1) ?? "";
@@ -173,6 +173,14 @@ export function formatText(nodes: NodeCheck[]): string {
     if (space) {
       out.push(
         `storage on ${n.node}: ${gb(space.bytes)} free at ${space.escapedPath} (storage.minFreeGB: ${gb(space.count)})${space.bytes < space.count ? "  BELOW THE MINIMUM" : ""}`,
+      );
+    }
+    // cache-off: the kernel's release, which has no CacheFiles.
+    for (const r of report.filter((x) => x.kind === "cache" || x.kind === "cache-off")) {
+      out.push(
+        r.kind === "cache"
+          ? `cache on ${n.node}: ${human(r.bytes)} cached in ${r.escapedPath}, ${gb(r.count)} free beside it`
+          : `cache on ${n.node}: none, its kernel (${r.escapedPath}) cannot cache NFS reads; the mount works uncached`,
       );
     }
     for (const kind of ["category", "output", "project"] as const) {

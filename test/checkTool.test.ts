@@ -3,7 +3,7 @@ import { createServer, type Socket } from "node:net";
 import { describe, expect, it } from "vitest";
 import { planSite, stdinOf } from "../components/plan";
 import { siteFromConfig, type StackSite } from "../components/stackConfig";
-import { checkSite, exitCode, formatJson, formatText, parse, type NodeCheck } from "../ops/check";
+import { checkSite, exitCode, formatJson, formatText, parse, type ComponentCheck, type NodeCheck } from "../ops/check";
 import { dial } from "../ops/ssh";
 import { OWNER } from "./helpers/attack";
 import { runProgram, sh, tempRoot } from "./helpers/run";
@@ -124,6 +124,18 @@ describe("check results", () => {
     expect(parse("x", { code: 1, stdout: "", stderr: `modelshare: fake\n${F} modelshare: real.\n` }, F)).toMatchObject({ refusal: "real." });
     const unframed = parse("x", { code: 1, stdout: "", stderr: "modelshare: fake \x1b]0;t\x07\n" }, F);
     expect(unframed).toBe("x: the check did not run to its end (exit 1): modelshare: fake \\x1b]0;t\\x07");
+  });
+  it("a worker's cache: bytes cached and free beside them; a kernel without CacheFiles says the mount is uncached", () => {
+    const stdout = `${F} report: cache 2500000000 40000000000 /var/cache/modelshare\n${F} drift=0\n`;
+    const cached = parse("w-nfs-cache", { code: 0, stdout, stderr: "" }, F) as ComponentCheck;
+    expect(cached.report).toEqual([{ kind: "cache", bytes: 2.5e9, count: 4e10, path: "/var/cache/modelshare", escapedPath: "/var/cache/modelshare" }]);
+    const off = parse("v-nfs-cache", { code: 0, stdout: `${F} report: cache-off 0 0 6.1.0-50-cloud-amd64\n${F} drift=0\n`, stderr: "" }, F) as ComponentCheck;
+    const text = formatText([
+      { node: "w", host: "10.0.0.3", components: [cached], sessions: 1, ms: 1 },
+      { node: "v", host: "10.0.0.4", components: [off], sessions: 1, ms: 1 },
+    ]);
+    expect(text).toContain("\ncache on w: 2.5 GB cached in /var/cache/modelshare, 40.0 GB free beside it\n");
+    expect(text).toContain("\ncache on v: none, its kernel (6.1.0-50-cloud-amd64) cannot cache NFS reads; the mount works uncached\n");
   });
 });
 

@@ -41,6 +41,7 @@ describe("modelshare:nfs", () => {
       version: "4.2",
       mountOptions: [],
       fsid: 4711,
+      cache: { enabled: false, dir: "/var/cache/modelshare", freePercent: { run: 10, cull: 7, stop: 3 } },
     });
     const plan = planSite(site);
     const server = plan.find((p) => p.kind === "nfs-server");
@@ -120,11 +121,12 @@ describe("what modelshare writes for NFS", () => {
     const site = parse(seeds({ modelsReadOnly: true, mountOptions: ["noatime", "nconnect=4"] }));
     const mounts = mountsOf(site.nfs, site.storage, "192.168.0.6");
     expect(mounts).toEqual([
-      { where: "/mnt/modelshare", what: "192.168.0.6:/vol/service/cw", options: "nfsvers=4.2,hard,rw,_netdev,noatime,nconnect=4" },
+      { where: "/mnt/modelshare", what: "192.168.0.6:/vol/service/cw", options: "nfsvers=4.2,hard,rw,_netdev,noatime,nconnect=4", cached: false },
       {
         where: "/mnt/modelshare/storage-models/models",
         what: "192.168.0.6:/vol/service/cw/storage-models/models",
         options: "nfsvers=4.2,hard,ro,_netdev,noatime,nconnect=4",
+        cached: false,
       },
     ]);
     expect(renderMountUnit(mounts[1]).split("\n")).toEqual([

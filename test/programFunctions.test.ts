@@ -39,6 +39,7 @@ const EXTERNAL = new Set([
   "dirname",
   "docker",
   "dpkg-query",
+  "du",
   "env",
   "exportfs",
   "find",
@@ -57,6 +58,7 @@ const EXTERNAL = new Set([
   "ls",
   "mkdir",
   "mktemp",
+  "modprobe",
   "mv",
   "od",
   "pdbedit",
@@ -72,11 +74,14 @@ const EXTERNAL = new Set([
   "sort",
   "stat",
   "systemctl",
+  "systemd-escape",
+  "tac",
   "tail",
   "testparm",
   "timeout",
   "tr",
   "umount",
+  "uname",
   "useradd",
   "usermod",
   "wc",
@@ -611,13 +616,13 @@ function check(program: string): Checked {
 /**
  * Every program of the recorded site with every concern on (SMB, NFS, services, installers), and
  * of the same site with the options that choose other steps: NFS by nfs-ganesha with read-only
- * models, SMB without a recycle bin but with a models share.
+ * models and the workers' cache, SMB without a recycle bin but with a models share.
  */
 function everyProgram(): Array<{ name: string; text: string }> {
   const { config, secretKeys } = RECORDED_SITES["seeds-everything"];
   const other = {
     ...config,
-    "modelshare:nfs": JSON.stringify({ enabled: true, server: "ganesha", modelsReadOnly: true }),
+    "modelshare:nfs": JSON.stringify({ enabled: true, server: "ganesha", modelsReadOnly: true, cache: { enabled: true } }),
     "modelshare:smb": JSON.stringify({
       ...JSON.parse(config["modelshare:smb"]),
       recycle: { enabled: false },
@@ -662,6 +667,7 @@ describe("every function a program calls is defined in it", () => {
       "-smb-passwords",
       "-nfs-export-converge",
       "-nfs-mount-converge",
+      "-nfs-cache-converge",
       "-docker-converge",
       "-comfyui-container",
       "-env-converge",

@@ -1,7 +1,7 @@
 import { posix } from "node:path";
 import { planItem, type Concern, type PlanItem } from "../concern";
 import type { SiteNode } from "../config";
-import { nfsWorkers } from "../nfs/index";
+import { nfsWorkers } from "../nfs/nodes";
 import { comfyuiName, renderComfyUIInstaller } from "./comfyui";
 import { ENV_FILE, renderNodeEnv } from "./env";
 import { ollamaDir, renderOllamaInstaller } from "./ollama";

@@ -1,4 +1,5 @@
 import { posix } from "node:path";
+import { CACHE_UNIT } from "../cache/cachefilesd";
 import { modelStoreDir } from "../storage/paths";
 import type { Storage } from "../storage/schema";
 import type { Nfs } from "./schema";
@@ -57,16 +58,26 @@ export const MARKER = ".modelshare-export";
 /** `server:/path`, IPv6 servers in brackets (as mount and findmnt write them). */
 export const remote = (server: string, path: string) => `${server.includes(":") ? `[${server}]` : server}:${path}`;
 
+/** `fsc` with nfs.cache: the kernel keeps what the mount reads in the worker's FS-Cache. */
 export function mountOptions(nfs: Nfs, readOnly: boolean): string {
-  return [`nfsvers=${nfs.version}`, "hard", readOnly ? "ro" : "rw", "_netdev", ...nfs.mountOptions].join(",");
+  return [`nfsvers=${nfs.version}`, "hard", readOnly ? "ro" : "rw", "_netdev", ...(nfs.cache.enabled ? ["fsc"] : []), ...nfs.mountOptions].join(",");
+}
+
+export interface Mount {
+  where: string;
+  what: string;
+  options: string;
+  /** Through the worker's local cache (nfs.cache): the unit waits for cachefilesd. */
+  cached: boolean;
 }
 
 /** A worker's mounts: the root at mountPoint; with modelsReadOnly the store, ro, over its place. */
-export function mountsOf(nfs: Nfs, s: Storage, server: string): Array<{ where: string; what: string; options: string }> {
+export function mountsOf(nfs: Nfs, s: Storage, server: string): Mount[] {
   return exportsOf(nfs, s).map((e) => ({
     where: posix.join(nfs.mountPoint, posix.relative(s.root, e.path)),
     what: remote(server, e.path),
     options: mountOptions(nfs, e.readOnly),
+    cached: nfs.cache.enabled,
   }));
 }
 
@@ -94,16 +105,16 @@ export function mountUnitName(path: string): string {
 export const UNIT_TAG = "# modelshare: an NFS mount of the storage; rewritten by every converge, removed when no longer configured and on destroy.";
 
 /**
- * The mount unit: after the network. systemd orders a mount inside another (the read-only model
+ * The mount unit: after the network (and the cache's daemon, with nfs.cache). systemd orders a mount inside another (the read-only model
  * store inside the root) after it, and makes it require it, by itself.
  */
-export function renderMountUnit(m: { where: string; what: string; options: string }): string {
+export function renderMountUnit(m: Mount): string {
   return [
     UNIT_TAG,
     "[Unit]",
     `Description=modelshare: the storage node's files (${m.what})`,
-    "Wants=network-online.target",
-    "After=network-online.target",
+    `Wants=network-online.target${m.cached ? ` ${CACHE_UNIT}` : ""}`,
+    `After=network-online.target${m.cached ? ` ${CACHE_UNIT}` : ""}`,
     "",
     "[Mount]",
     `What=${m.what}`,

@@ -1,19 +1,13 @@
 import { planItem, type Concern } from "../concern";
-import type { Site, SiteNode } from "../config";
+import { cacheItemName } from "../cache/index";
 import { isLocal } from "../node/hostRules";
 import { mountCommand, remote } from "./exports";
 import { renderNfsMount } from "./mount";
+import { nfsServerNode, nfsWorkers } from "./nodes";
 import { checkNfsSection, nfsSchema } from "./schema";
 import { renderNfsServer } from "./server";
 
 const sections = { nfs: nfsSchema };
-
-/** The nodes that mount the export: every worker but the storage node (which has the files). */
-export const nfsWorkers = (site: Pick<Site, "nodes">): SiteNode[] => site.nodes.filter((n) => n.roles.includes("worker") && !n.roles.includes("storage"));
-
-/** The node that exports the storage, when the site has NFS on. */
-export const nfsServerNode = (site: Pick<Site, "nodes" | "nfs">): SiteNode | undefined =>
-  site.nfs.enabled ? site.nodes.find((n) => n.roles.includes("nfs-server")) : undefined;
 
 /** The storage root exported from the storage node (kernel nfsd or nfs-ganesha), mounted by each worker. */
 export const nfs: Concern<typeof sections> = {
@@ -57,7 +51,8 @@ export const nfs: Concern<typeof sections> = {
         type: "modelshare:nfs:NfsMount",
         name: `${w.name}-nfs-mount`,
         node: w,
-        after: [exported.name],
+        // With nfs.cache, after the worker's cache, so that the first mount already uses it.
+        after: [exported.name, ...(site.nfs.cache.enabled ? [cacheItemName(w)] : [])],
         programs: [{ text: renderNfsMount(site.nfs, s, server.host), removes: true }],
         outputs: { mountPoint: site.nfs.mountPoint },
       }),

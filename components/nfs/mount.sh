@@ -40,8 +40,46 @@ nfs_mount() {
     nfs_local_files "$where"
     act "$what is not mounted at $where" "mounted $what at $where" nfs_start "$where" "$what" "$unit"
     checking || nfs_proven "$where" "$what" "$marker"
+  else
+    nfs_cache_option "$where" "$what" "$unit" "$4" "$marker"
   fi
   nfs_enabled "$unit"
+}
+
+# nfs_cache_option WHERE WHAT UNIT UNIT_CONTENT MARKER: a mount made before nfs.cache was
+# turned on (or off) runs with(out) fsc until it is mounted again: it is, when nothing uses it.
+# A mount in use (a container reading a model) is not pulled away: the run says so and
+# changes nothing. Stopped through systemd, which then knows it is down before it starts it.
+nfs_cache_option() {
+  local where=$1 what=$2 unit=$3 want=without have=without mounted
+  case ",$(printf '%s\n' "$4" | sed -n 's/^Options=//p')," in *,fsc,*) want=with ;; esac
+  case ",$(findmnt -n -M "$where" -o OPTIONS 2>/dev/null | tail -n 1 || true)," in *,fsc,*) have=with ;; esac
+  [ "$want" != "$have" ] || return 0
+  if checking; then
+    drift "$where is mounted $have the local cache (fsc); its unit says $want"
+    return 0
+  fi
+  # Inner mounts first (the read-only model store); the step after this one mounts them again.
+  while read -r mounted; do
+    [ -n "$mounted" ] || continue
+    if ! nfs_stopped "$mounted"; then
+      note "$mounted is in use, so $where stays mounted $have the local cache (fsc) until it is next mounted: stop what uses it (or reboot), then converge again"
+      return 0
+    fi
+  done < <(findmnt -n -R -M "$where" -o TARGET | tail -n +2 | tac)
+  if ! nfs_stopped "$where"; then
+    note "$where is in use, so it stays mounted $have the local cache (fsc) until it is next mounted: stop what uses it (or reboot), then converge again"
+    return 0
+  fi
+  nfs_start "$where" "$what" "$unit"
+  nfs_proven "$where" "$what" "$5"
+  did "mounted $what at $where again, $want the local cache (fsc)"
+}
+
+# nfs_stopped WHERE: its mount unit stopped and nothing mounted there any more (never lazily).
+nfs_stopped() {
+  timeout "$NFS_WAIT" systemctl stop -- "$(systemd-escape --path --suffix=mount -- "$1")" 2>/dev/null || true
+  ! findmnt -n -M "$1" >/dev/null
 }
 
 # nfs_models_mount WHERE WHAT UNIT UNIT_CONTENT PARENT: the model store's read-only export

@@ -3,6 +3,7 @@ import { checkAllowList } from "../node/netRules";
 import { ownFolderProblem } from "../pathRules";
 import type { Storage } from "../storage/schema";
 import type { Add } from "../concern";
+import { cacheSchema } from "../cache/schema";
 
 /**
  * The `modelshare:nfs` section: every key with its default and description, and the rules that
@@ -55,6 +56,7 @@ export const nfsSchema = z
       .max(2147483647)
       .default(4711)
       .describe("The export's fsid (explicit, so file handles survive a reboot or a disk rename); the models export uses fsid + 1."),
+    cache: cacheSchema,
   })
   .default({
     enabled: false,
@@ -67,6 +69,7 @@ export const nfsSchema = z
     version: "4.2",
     mountOptions: [],
     fsid: 4711,
+    cache: cacheSchema.parse(undefined),
   });
 
 export type Nfs = z.output<typeof nfsSchema>;

@@ -1,7 +1,7 @@
 import { planItem, type Concern, type PlanItem } from "../concern";
 import { isLocal } from "../node/hostRules";
 import { mountsOf, mountUnitName } from "../nfs/exports";
-import { nfsServerNode } from "../nfs/index";
+import { nfsServerNode } from "../nfs/nodes";
 import { renderContainerCheck } from "./container";
 import { renderDockerHost } from "./host";
 import { checkServices } from "./rules";

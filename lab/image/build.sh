@@ -15,7 +15,7 @@ IMAGE_SIZE=4G
 BASE_PACKAGES=systemd-sysv,linux-image-cloud-amd64,initramfs-tools,openssh-server,iproute2,kmod,udev,sudo,procps,ca-certificates
 # NOT installed: only their .debs (plus every missing dependency) are put in the image's
 # offline apt repository /srv/lab-apt, so `apt-get install -y <these>` works in the VM.
-OFFLINE_PACKAGES=(samba samba-vfs-modules smbclient cifs-utils nfs-kernel-server nfs-common nfs-ganesha nfs-ganesha-vfs rpcbind docker.io rsync acl python3-yaml python3-ruamel.yaml)
+OFFLINE_PACKAGES=(samba samba-vfs-modules smbclient cifs-utils nfs-kernel-server nfs-common nfs-ganesha nfs-ganesha-vfs rpcbind docker.io rsync acl python3-yaml python3-ruamel.yaml cachefilesd)
 
 ROOTFS=$OUT/rootfs
 mkdir -p "$OUT"

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Prints the benchmark figures (no pass/fail): graph size and build cost under mocks for sites
 # of 20, 50 and 200 nodes, then, with `--lab`, converge times on fresh lab VMs (needs root,
-# QEMU and debootstrap; see lab/README.md).
+# QEMU and debootstrap; see lab/README.md); with `--lab --delivery`, instead of the converge
+# times, how fast a worker reads a model over NFS and its local cache (bench/delivery.ts).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 for n in 20 50 200; do
@@ -11,5 +12,9 @@ if [ "${1:-}" = "--lab" ]; then
   bash lab/lab.sh down
   trap 'bash lab/lab.sh down' EXIT
   bash lab/lab.sh up 3 >/dev/null
-  bash lab/lab.sh exec -- npx --no-install tsx bench/lab.ts
+  if [ "${2:-}" = "--delivery" ]; then
+    bash lab/lab.sh exec -- npx --no-install tsx bench/delivery.ts
+  else
+    bash lab/lab.sh exec -- npx --no-install tsx bench/lab.ts
+  fi
 fi

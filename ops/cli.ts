@@ -4,9 +4,10 @@ import { SiteConfigError } from "../components/config";
 import { siteFromConfig, TOKEN_KEY } from "../components/stackConfig";
 import { checkSite, exitCode, formatJson, formatText } from "./check";
 import { printableLines } from "./text";
+import { warmMain } from "./warm";
 
 /**
- * `npm run check -- <stack> [--json]` and `npm run repair -- <stack>`. Both read the stack's
+ * `npm run check -- <stack> [--json]`, `npm run repair -- <stack>` and `npm run warm` (ops/warm.ts). All read the stack's
  * config the way `pulumi up` does, secrets included, through Pulumi's Automation API (the
  * Pulumi CLI with your backend and PULUMI_CONFIG_PASSPHRASE, as for `pulumi up`).
  */
@@ -66,6 +67,7 @@ async function repair(stackName: string): Promise<number> {
 
 async function main(argv: string[]): Promise<number> {
   const [verb, stackName, ...flags] = argv;
+  if (verb === "warm") return warmMain(argv.slice(1), async (name) => readSite(await openStack(name)));
   const unknown = flags.filter((f) => f !== "--json");
   if (!stackName || stackName.startsWith("-") || unknown.length > 0 || (verb === "repair" && flags.length > 0)) {
     process.stderr.write(`${USAGE}\n`);

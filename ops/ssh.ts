@@ -74,8 +74,15 @@ export interface Exec {
   stderr: string;
 }
 
+/** What a command gets: env requests, stdin; onStdout sees its output as it comes (npm run warm's progress). */
+export interface ExecIo {
+  env?: Record<string, string>;
+  stdin?: string | Buffer;
+  onStdout?: (chunk: Buffer) => void;
+}
+
 /** One command on an open connection, as the provider runs it: env requests, stdin, exit code. */
-export function exec(client: Client, command: string, io: { env?: Record<string, string>; stdin?: string | Buffer } = {}): Promise<Exec> {
+export function exec(client: Client, command: string, io: ExecIo = {}): Promise<Exec> {
   return new Promise((resolve, reject) => {
     // `environment` travels as SSH env requests, which sshd drops unless AcceptEnv allows them.
     client.exec(command, { env: io.env }, (err, stream) => {
@@ -84,7 +91,7 @@ export function exec(client: Client, command: string, io: { env?: Record<string,
       const stdout: Buffer[] = [];
       const stderr: Buffer[] = [];
       let code = -1;
-      stream.on("data", (d: Buffer) => stdout.push(d));
+      stream.on("data", (d: Buffer) => (stdout.push(d), io.onStdout?.(d)));
       stream.stderr.on("data", (d: Buffer) => stderr.push(d));
       stream.on("exit", (c: number | null) => (code = c ?? -1));
       stream.on("close", () => resolve({ code, stdout: Buffer.concat(stdout).toString("utf8"), stderr: Buffer.concat(stderr).toString("utf8") }));
@@ -96,13 +103,13 @@ export function exec(client: Client, command: string, io: { env?: Record<string,
 }
 
 /** The local counterpart of exec, as local.Command runs a command: `/bin/sh -c` by default. */
-export function execLocal(command: string, io: { interpreter?: string[]; env?: Record<string, string>; stdin?: string | Buffer } = {}): Promise<Exec> {
+export function execLocal(command: string, io: ExecIo & { interpreter?: string[] } = {}): Promise<Exec> {
   const [cmd, ...args] = io.interpreter ?? ["/bin/sh", "-c"];
   return new Promise((resolve, reject) => {
     const child = spawn(cmd, [...args, command], { env: { ...process.env, ...(io.env ?? {}) } });
     const stdout: Buffer[] = [];
     const stderr: Buffer[] = [];
-    child.stdout.on("data", (d: Buffer) => stdout.push(d));
+    child.stdout.on("data", (d: Buffer) => (stdout.push(d), io.onStdout?.(d)));
     child.stderr.on("data", (d: Buffer) => stderr.push(d));
     child.on("error", reject);
     child.on("close", (code) => resolve({ code: code ?? -1, stdout: Buffer.concat(stdout).toString("utf8"), stderr: Buffer.concat(stderr).toString("utf8") }));

@@ -195,6 +195,28 @@ export function warmExitCode(nodes: readonly WarmNode[]): 0 | 1 | 2 {
   return nodes.some(failed) ? 1 : 0;
 }
 
+/**
+ * A stream's chunks as whole lines, each decoded once it is whole: a character split between two
+ * chunks stays whole. `end` gives the last line if the stream did not end with a line break.
+ */
+export function lineSplitter(onLine: (line: string) => void): { push: (chunk: Buffer) => void; end: () => void } {
+  let partial = Buffer.alloc(0);
+  return {
+    push(chunk) {
+      let buf = partial.length ? Buffer.concat([partial, chunk]) : chunk;
+      for (let at = buf.indexOf(0x0a); at >= 0; at = buf.indexOf(0x0a)) {
+        onLine(buf.subarray(0, at).toString("utf8"));
+        buf = buf.subarray(at + 1);
+      }
+      partial = Buffer.from(buf);
+    },
+    end() {
+      if (partial.length) onLine(partial.toString("utf8"));
+      partial = Buffer.alloc(0);
+    },
+  };
+}
+
 /** How often a node's progress line is shown at most, while it reads. */
 const PROGRESS_MS = 2000;
 
@@ -203,15 +225,12 @@ async function warmNode(t: WarmTarget, site: StackSite, say: (line: string) => v
   const n = newWarmNode(t.node.name);
   const started = Date.now();
   const frame = newFrame();
-  let partial = "";
   let shown = 0;
   let notes = 0;
   let planned = false;
+  const lines = lineSplitter((l) => takeLine(n, l, frame));
   const onStdout = (chunk: Buffer) => {
-    const lines = (partial + chunk.toString("latin1")).split("\n");
-    partial = lines.pop() ?? "";
-    // latin1 keeps each byte as one character until the line is whole: then it is decoded.
-    for (const l of lines) takeLine(n, Buffer.from(l, "latin1").toString("utf8"), frame);
+    lines.push(chunk);
     for (; notes < n.notes.length; notes++) say(`${n.node}: ${n.notes[notes]}`);
     // The program reports what each category holds before its first read.
     if (!planned && (n.files > 0 || n.failedFiles > 0 || n.done)) {
@@ -245,7 +264,7 @@ async function warmNode(t: WarmTarget, site: StackSite, say: (line: string) => v
   }
   try {
     const r = await run();
-    if (partial) takeLine(n, partial, frame);
+    lines.end();
     finish(n, r, frame);
   } catch (e) {
     n.error = printable((e as Error).message);

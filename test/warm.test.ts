@@ -3,6 +3,7 @@ import { renderWarm, warmDir } from "../components/cache/warm";
 import { parseSite } from "../components/config";
 import type { StackSite } from "../components/stackConfig";
 import {
+  lineSplitter,
   finish,
   formatProgress,
   formatSummary,
@@ -181,6 +182,17 @@ describe("npm run warm: the program's lines, progress and summary", () => {
     const ok = fed([f("report: warmed 10 1 /m/a"), f("drift=0")]);
     finish(ok, { code: 0, stdout: "", stderr: "" }, FRAME);
     expect(ok.error).toBeUndefined();
+  });
+
+  it("reads the program's output as whole lines, however its chunks split them (a character too)", () => {
+    const got: string[] = [];
+    const split = lineSplitter((l) => got.push(l));
+    const bytes = Buffer.from(`${f("report: warmed 3 1 /m/café")}\n${f("drift=0")}`);
+    const at = bytes.indexOf(Buffer.from("é")) + 1; // inside the two bytes of é
+    for (const chunk of [bytes.subarray(0, 5), bytes.subarray(5, at), bytes.subarray(at)]) split.push(chunk);
+    expect(got).toEqual([f("report: warmed 3 1 /m/café")]);
+    split.end();
+    expect(got).toEqual([f("report: warmed 3 1 /m/café"), f("drift=0")]);
   });
 
   const node = (over: Partial<WarmNode>): WarmNode => ({ ...newWarmNode("n"), ...over });

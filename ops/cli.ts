@@ -28,7 +28,7 @@ async function openStack(name: string): Promise<Stack> {
       .map((l) => l.trim())
       .filter((l) => l && !/^(code|stdout|stderr|err\?):/.test(l));
     throw new Error(
-      `could not open the stack ${name} through the Pulumi CLI (${said.at(-1) ?? "no message"}). check and repair read the stack as pulumi up does: they need a working pulumi command (installed, or fetched once by npx pulumi with internet access), the stack's backend (pulumi login, or PULUMI_BACKEND_URL) and, for a passphrase stack, PULUMI_CONFIG_PASSPHRASE.`,
+      `could not open the stack ${name} through the Pulumi CLI (${said.at(-1) ?? "no message"}). check, repair and warm read the stack as pulumi up does: they need a working pulumi command (installed, or fetched once by npx pulumi with internet access), the stack's backend (pulumi login, or PULUMI_BACKEND_URL) and, for a passphrase stack, PULUMI_CONFIG_PASSPHRASE.`,
     );
   }
 }

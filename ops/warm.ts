@@ -229,8 +229,7 @@ async function warmNode(t: WarmTarget, site: StackSite, say: (line: string) => v
   let notes = 0;
   let planned = false;
   const lines = lineSplitter((l) => takeLine(n, l, frame));
-  const onStdout = (chunk: Buffer) => {
-    lines.push(chunk);
+  const show = () => {
     for (; notes < n.notes.length; notes++) say(`${n.node}: ${n.notes[notes]}`);
     // The program reports what each category holds before its first read.
     if (!planned && (n.files > 0 || n.failedFiles > 0 || n.done)) {
@@ -241,6 +240,10 @@ async function warmNode(t: WarmTarget, site: StackSite, say: (line: string) => v
       shown = Date.now();
       say(formatProgress(n));
     }
+  };
+  const onStdout = (chunk: Buffer) => {
+    lines.push(chunk);
+    show();
   };
   let run: () => Promise<Exec>;
   let close = () => {};
@@ -265,6 +268,7 @@ async function warmNode(t: WarmTarget, site: StackSite, say: (line: string) => v
   try {
     const r = await run();
     lines.end();
+    show();
     finish(n, r, frame);
   } catch (e) {
     n.error = printable((e as Error).message);

@@ -221,14 +221,18 @@ export function lineSplitter(onLine: (line: string) => void): { push: (chunk: Bu
 const PROGRESS_MS = 2000;
 
 /** One worker: dial (or run here), stream the program's lines into its state, print progress. */
-async function warmNode(t: WarmTarget, site: StackSite, say: (line: string) => void): Promise<WarmNode> {
+export async function warmNode(t: WarmTarget, site: StackSite, say: (line: string) => void): Promise<WarmNode> {
   const n = newWarmNode(t.node.name);
   const started = Date.now();
   const frame = newFrame();
   let shown = 0;
   let notes = 0;
   let planned = false;
-  const lines = lineSplitter((l) => takeLine(n, l, frame));
+  // Line by line, so that what is said keeps the program's order.
+  const lines = lineSplitter((l) => {
+    takeLine(n, l, frame);
+    show();
+  });
   const show = () => {
     for (; notes < n.notes.length; notes++) say(`${n.node}: ${n.notes[notes]}`);
     // The program reports what each category holds before its first read.
@@ -241,10 +245,7 @@ async function warmNode(t: WarmTarget, site: StackSite, say: (line: string) => v
       say(formatProgress(n));
     }
   };
-  const onStdout = (chunk: Buffer) => {
-    lines.push(chunk);
-    show();
-  };
+  const onStdout = (chunk: Buffer) => lines.push(chunk);
   let run: () => Promise<Exec>;
   let close = () => {};
   if (isLocal(t.node)) run = () => execLocal(commandFor("check", frame), { stdin: t.program, onStdout });
@@ -268,7 +269,6 @@ async function warmNode(t: WarmTarget, site: StackSite, say: (line: string) => v
   try {
     const r = await run();
     lines.end();
-    show();
     finish(n, r, frame);
   } catch (e) {
     n.error = printable((e as Error).message);

@@ -6,9 +6,9 @@ import type { Storage } from "../components/config";
 import { renderProgram, shellLib } from "../components/shell/script";
 import { call } from "../components/shell/quote";
 import { newFrame } from "../ops/check";
-import { finish, newWarmNode, takeLine } from "../ops/warm";
+import { finish, formatSummary, newWarmNode, takeLine, warmExitCode, warmNode } from "../ops/warm";
 import { asOwner, decoy, metaDigest, OWNER } from "./helpers/attack";
-import { localStorage, runProgram, sh, tempRoot } from "./helpers/run";
+import { localSite, localStorage, runProgram, sh, tempRoot } from "./helpers/run";
 
 /**
  * The warm program run for real on this machine (as root, as on a worker) against a local tree
@@ -168,5 +168,38 @@ describe("warm: the mounts and the cache", () => {
     expect(n.notes).toEqual([
       "nfs.cache is off: this warm only fills the page cache, which the kernel drops under memory pressure; turn nfs.cache on to keep the models on this node's disk.",
     ]);
+  });
+});
+
+describe("warm: the CLI's side of one node, run here", () => {
+  it("streams the program's lines into progress, notes and the node's summary", async () => {
+    asOwner(`head -c 3000000 /dev/urandom >'${dir("loras")}/l.safetensors' && ln -s /etc/shadow '${dir("loras")}/s.safetensors'`);
+    writeFileSync(join(dir("loras"), "root-only.safetensors"), "secret", { mode: 0o600 });
+    const said: string[] = [];
+    const node = localSite({ root }).nodes[0];
+    const n = await warmNode(
+      { node, program: program(["loras", "vae"], { cache: false }) },
+      { config: localSite({ root }), sshKeys: {}, smbPasswords: {} },
+      (l) => said.push(l),
+    );
+    expect(said).toEqual([
+      "here: nfs.cache is off: this warm only fills the page cache, which the kernel drops under memory pressure; turn nfs.cache on to keep the models on this node's disk.",
+      `here: 1 link(s) in ${dir("loras")} not followed`,
+      `here: no folder ${dir("vae")}: nothing to warm there`,
+      expect.stringMatching(/^here: 2 files, 3\.0 MB to read$/),
+      // Progress, and why a file could not be read, in the order the files were read.
+      ...said.slice(4, -1),
+      "here: 1/2 files, 3.0 MB of 3.0 MB, 1 unreadable: done",
+    ]);
+    expect(said.slice(4, -1)).toContain(`here: could not read ${dir("loras")}/root-only.safetensors: Permission denied`);
+    expect(
+      said
+        .slice(4, -1)
+        .filter((l) => !l.includes("could not read"))
+        .every((l) => /^here: 1\/2 files, /.test(l)),
+    ).toBe(true);
+    expect(n).toMatchObject({ files: 1, bytes: 3_000_000, failedFiles: 1, done: true });
+    expect(warmExitCode([n])).toBe(1);
+    expect(formatSummary([n], n.ms)).toMatch(/^ {2}here: FAILED: 1 file\(s\) could not be read \(1 files, 3\.0 MB in /m);
   });
 });

@@ -182,7 +182,8 @@ const addressOf = (name: string) => {
 };
 
 /** Prints the bytes node2's NFS client has read from the server over the mount (mountstats' serverreadbytes). */
-const SERVER_READ_BYTES = `awk '$1 == "device" { on = ($5 == ${quote(MP)}) } on && $1 == "bytes:" { print $6; exit }' /proc/self/mountstats`;
+// (MP is a constant path without quotes or spaces: an awk string as it is.)
+const SERVER_READ_BYTES = `awk '$1 == "device" { on = ($5 == "${MP}") } on && $1 == "bytes:" { print $6; found = 1; exit } END { if (!found) print "none" }' /proc/self/mountstats`;
 
 const MMAP = `
 import mmap, sys, time
@@ -208,6 +209,7 @@ async function mountRead(how: Reader): Promise<{ rate: number; netMiB: number }>
   const read = how === "seq" ? timed(`timeout 900 dd if=${path} of=/dev/null bs=1M status=none`) : `timeout 900 python3 - ${path}`;
   const out = await onNode("node2", `set -e; ${SERVER_READ_BYTES}; ${DROP}; ${read}; ${SERVER_READ_BYTES}`, how === "mmap" ? MMAP : undefined);
   const [before, result, after] = out.trim().split("\n");
+  if (before === "none") throw new Error(`node2's /proc/self/mountstats has no NFS mount at ${MP}`);
   const [ns, seen] = result.split(" ").map(Number);
   if (how === "mmap" && seen !== SIZE) throw new Error(`mmap saw ${seen} bytes of ${MP}/${MODEL}, not ${SIZE}`);
   return { rate: mbs(SIZE, ns), netMiB: (Number(after) - Number(before)) / 2 ** 20 };
@@ -280,7 +282,8 @@ function tc(args: string[]): void {
 /** tbf on the worker taps' egress (host side: what the server sends a worker), RATE bits a second. */
 function limitLink(bits: number): void {
   const burst = Math.max(128 * 1024, Math.ceil(bits / 8 / 50)); // 20 ms of traffic, at least a GSO packet or two
-  for (const tap of WORKER_TAPS) tc(["qdisc", "replace", "dev", tap, "root", "tbf", "rate", `${bits}bit`, "burst", String(burst), "latency", "100ms"]);
+  for (const tap of WORKER_TAPS)
+    tc(["qdisc", "replace", "dev", tap, "root", "tbf", "rate", `${Math.floor(bits / 1000)}kbit`, "burst", String(burst), "latency", "100ms"]);
 }
 
 function unlimitLink(): void {

@@ -33,7 +33,9 @@
  * the site converged again, so the mount comes back with them), C and W again with their ratios.
  * `delivery mount` lines show the options the kernel actually uses (the server may lower rsize).
  * MB_s is 10^6 bytes a second. The VMs are QEMU/TCG with 1 vCPU: absolute figures are low, the
- * ratios are what to read. Nothing here asserts a speed; it fails only when a step fails.
+ * ratios are what to read. Nothing here asserts a speed; it fails only when a step fails (a
+ * `delivery warning` line says when a cold read did not come from the server or a warm one not
+ * from the cache). Each run is also printed as it ends, on stderr (`delivery run ...`).
  * Environment: MODELSHARE_DELIVERY_MIB (file size, default 256), MODELSHARE_DELIVERY_RUNS
  * (default 3, at least 3), MODELSHARE_DELIVERY_BUDGET_MIN (variants are skipped once the run
  * would pass this many minutes, default 20).
@@ -73,6 +75,9 @@ const median = (xs: number[]) => {
 };
 const f1 = (x: number) => x.toFixed(1);
 const f2 = (x: number) => x.toFixed(2);
+/** Each run as it ends, on stderr (the figures on stdout are the medians). */
+const progress = (what: string, rate: number, extra = "") =>
+  console.error(`delivery run ${what} MB_s=${f1(rate)}${extra ? ` ${extra}` : ""} at_s=${f1((Date.now() - started) / 1000)}`);
 const line = (name: string, runs: number[], extra = "") =>
   console.log(`delivery ${name} MB_s=${f1(median(runs))}${extra} runs=${runs.map(f1).join(",")} size_MiB=${MIB}`);
 
@@ -262,10 +267,16 @@ async function coldWarm(how: Reader) {
     const c = await mountRead(how);
     cold.push(c.rate);
     coldNet.push(c.netMiB);
+    progress(`${how} cold #${i + 1}`, c.rate, `net_MiB=${c.netMiB.toFixed(0)}`);
+    // Not a speed check: a read that was not what it is named would make its figure meaningless.
+    if (c.netMiB < 0.9 * MIB) console.log(`delivery warning: ${how} cold read #${i + 1} got only ${c.netMiB.toFixed(0)} MiB from the server (not cold)`);
     waits.push(await waitCached());
     const w = await mountRead(how);
     warm.push(w.rate);
     warmNet.push(w.netMiB);
+    if (w.netMiB > 0.1 * MIB)
+      console.log(`delivery warning: ${how} warm read #${i + 1} got ${w.netMiB.toFixed(0)} MiB from the server (not all from the cache)`);
+    progress(`${how} warm #${i + 1}`, w.rate, `net_MiB=${w.netMiB.toFixed(0)} cache_wait_s=${f1(waits[i])}`);
   }
   return { cold, warm, coldNet, warmNet, waits };
 }
@@ -302,7 +313,10 @@ async function main() {
   // L: the local limit.
   await onNode("node2", `head -c ${SIZE} /dev/urandom > ${quote(LOCAL)}`);
   const local: number[] = [];
-  for (let i = 0; i < RUNS; i++) local.push(await localRead());
+  for (let i = 0; i < RUNS; i++) {
+    local.push(await localRead());
+    progress(`L #${i + 1}`, local[i]);
+  }
   const L = median(local);
   line("L", local);
 
@@ -310,7 +324,10 @@ async function main() {
   await onNode("node1", `setpriv --reuid=1000 --regid=1000 --clear-groups -- sh -c 'head -c "$1" /dev/urandom > "$2"' sh ${SIZE} ${quote(`${ROOT}/${MODEL}`)}`);
 
   const unlimited: number[] = [];
-  for (let i = 0; i < RUNS; i++) unlimited.push(await network());
+  for (let i = 0; i < RUNS; i++) {
+    unlimited.push(await network());
+    progress(`N_unlimited #${i + 1}`, unlimited[i]);
+  }
   line("N_unlimited", unlimited);
 
   const bits = Math.floor((L * 1e6 * 8) / 5);
@@ -318,7 +335,10 @@ async function main() {
   try {
     console.log(`delivery link tbf_rate_Mbit=${f1(bits / 1e6)} (L/5 = ${f1(L / 5)} MB_s) on ${WORKER_TAPS.join(",")}`);
     const network_: number[] = [];
-    for (let i = 0; i < RUNS; i++) network_.push(await network());
+    for (let i = 0; i < RUNS; i++) {
+      network_.push(await network());
+      progress(`N #${i + 1}`, network_[i]);
+    }
     const N = median(network_);
     line("N", network_);
 

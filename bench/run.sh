@@ -5,6 +5,10 @@
 # times, how fast a worker reads a model over NFS and its local cache (bench/delivery.ts).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+if [ "${1:-}" = "--delivery" ]; then
+  echo "bench: --delivery runs on the lab: npm run bench -- --lab --delivery" >&2
+  exit 2
+fi
 for n in 20 50 200; do
   npx --no-install tsx bench/graph.ts "$n"
 done

@@ -226,8 +226,8 @@ async function mountRead(how: Reader): Promise<{ rate: number; netMiB: number }>
  * mark on node2 that the copy the cold read leaves in the cache will be newer than.
  */
 async function makeCold(): Promise<void> {
-  await onNode("node1", `setpriv --reuid=1000 --regid=1000 --clear-groups -- touch -- ${quote(`${ROOT}/${MODEL}`)}; ${DROP}`);
-  await onNode("node2", `touch ${quote(MARK)}; ${DROP}`);
+  await onNode("node1", `set -e; setpriv --reuid=1000 --regid=1000 --clear-groups -- touch -- ${quote(`${ROOT}/${MODEL}`)}; ${DROP}`);
+  await onNode("node2", `set -e; touch ${quote(MARK)}; ${DROP}`);
 }
 
 /**

@@ -44,7 +44,7 @@ describe("the warm program", () => {
         "owner_steps=yes",
         ...["converge_privileged", "converge_owner", "remove_privileged", "remove_owner"].flatMap((f) => [`${f}() {`, "  :", "}"]),
         "report_privileged() {",
-        "  warm_mounts 'on' '/mnt/modelshare'",
+        "  warm_mounts 'modelshare' '/mnt/modelshare'",
         "  :",
         "}",
         "report_owner() {",
@@ -61,7 +61,7 @@ describe("the warm program", () => {
     const s = site().storage;
     const base = "/mnt/it's a $HOME";
     const text = renderWarm({ storage: s, base, categories: ["loras"], mounts: [base], cache: false });
-    expect(text).toContain(`warm_mounts 'off' '/mnt/it'\\''s a $HOME'`);
+    expect(text).toContain(`warm_mounts '' '/mnt/it'\\''s a $HOME'`);
     expect(text).toContain(`warm_categories '/mnt/it'\\''s a $HOME/storage-models/models/loras'`);
     // The literal $HOME is on purpose: SC2016 (info) asks whether it was meant to expand.
     expect(shellcheck([text], ["--exclude=SC2016"])).toBe("");
@@ -105,7 +105,7 @@ describe("npm run warm: the arguments", () => {
   it("tells the program whether nfs.cache is on", () => {
     const on = warmTargets(site({ nfs: { enabled: true, cache: { enabled: true } } }), { categories: [], nodes: [] });
     if (typeof on === "string") throw new Error(on);
-    expect(on[0].program).toContain("warm_mounts 'on' '/mnt/modelshare'");
+    expect(on[0].program).toContain("warm_mounts 'modelshare' '/mnt/modelshare'");
   });
 
   it("refuses an unknown node (the storage node too: it has no NFS mount) or category, naming it and the valid ones", () => {

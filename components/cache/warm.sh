@@ -12,12 +12,13 @@
 # Reads are sequential, in 8 MiB blocks, into /dev/null; nothing is written anywhere. A file the
 # owner owns is opened with O_NOATIME too (the kernel allows it only to the file's owner).
 
-# warm_mounts CACHE MOUNT...: root, before any read. Each MOUNT (the worker's NFS mounts of the
+# warm_mounts TAG MOUNT...: root, before any read. Each MOUNT (the worker's NFS mounts of the
 # storage) must be mounted over NFS, or the reads would only read the empty folder below it.
-# CACHE (on|off) is nfs.cache: off, or a mount without fsc, and the warm is said once to fill
-# only the page cache.
+# TAG is the FS-Cache cache nfs.cache binds (empty: nfs.cache is off). Off, a mount without fsc,
+# or no such cache bound (a kernel without CacheFiles mounts with fsc all the same, and caches
+# nothing), and the warm is said once to fill only the page cache.
 warm_mounts() {
-  local cache=$1 m want point type opts found uncached=""
+  local tag=$1 m want point type opts found uncached=""
   shift
   for m in "$@"; do
     # /proc/self/mounts escapes space, tab, newline and backslash in octal.
@@ -35,10 +36,12 @@ warm_mounts() {
     esac
     [[ ,$opts, == *,fsc,* ]] || uncached=${uncached:-$m}
   done
-  if [ "$cache" = off ]; then
+  if [ -z "$tag" ]; then
     note "nfs.cache is off: this warm only fills the page cache, which the kernel drops under memory pressure; turn nfs.cache on to keep the models on this node's disk."
   elif [ -n "$uncached" ]; then
-    note "$uncached is mounted without fsc (a kernel without CacheFiles, or a mount older than nfs.cache): this warm only fills the page cache."
+    note "$uncached is mounted without fsc (a mount older than nfs.cache): this warm only fills the page cache."
+  elif [ "$#" -gt 0 ] && ! { [ -r /proc/fs/fscache/caches ] && grep -qw -- "$tag" /proc/fs/fscache/caches; }; then
+    note "no FS-Cache cache $tag is bound on this node (its kernel lacks CacheFiles, or cachefilesd is not running): this warm only fills the page cache."
   fi
 }
 

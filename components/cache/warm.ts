@@ -2,6 +2,7 @@ import { posix } from "node:path";
 import { call } from "../shell/quote";
 import { renderProgram, shellLib } from "../shell/script";
 import { categoryDir } from "../storage/paths";
+import { CACHE_TAG } from "./cachefilesd";
 import type { Storage } from "../storage/schema";
 
 const WARM = shellLib(__dirname, "warm");
@@ -36,7 +37,7 @@ export function renderWarm(a: WarmArgs): string {
     storage: { root: a.base, owner: a.storage.owner },
     converge: {},
     report: {
-      privileged: [call("warm_mounts", a.cache ? "on" : "off", ...a.mounts)],
+      privileged: [call("warm_mounts", a.cache ? CACHE_TAG : "", ...a.mounts)],
       owner: [call("warm_categories", ...a.categories.map((c) => warmDir(a.storage, a.base, c)))],
     },
   });

@@ -9,7 +9,7 @@ import { labStack, onNode } from "../harness/lab";
 
 /**
  * `npm run warm` on real kernels: node1 exports, node2 caches what it reads (nfs.cache), node3's
- * kernel lacks CacheFiles (mounts without fsc). After a warm, node2 reads a model with its page
+ * kernel lacks CacheFiles (no cache bound). After a warm, node2 reads a model with its page
  * cache dropped and the server sends (almost) nothing; node3 is told its warm only fills the
  * page cache; nothing on node1 changed. Leaves node1 without /srv/cw, the workers as before.
  */
@@ -68,8 +68,8 @@ describe("npm run warm on the lab", () => {
     expect(out).toMatch(/^ {2}node2: 2 files, 67\.1 MB in \d+\.\d s, .+\/s$/m);
     expect(out).toMatch(/^ {2}node3: 2 files, 67\.1 MB in /m);
     expect(out).toMatch(/^node2: 1 link\(s\) in \/mnt\/modelshare\/storage-models\/models\/checkpoints not followed$/m);
-    expect(out).toMatch(/^node3: \/mnt\/modelshare is mounted without fsc .*only fills the page cache\.$/m);
-    expect(out).not.toMatch(/^node2: .*without fsc/m);
+    expect(out).toMatch(/^node3: no FS-Cache cache modelshare is bound on this node .*only fills the page cache\.$/m);
+    expect(out).not.toMatch(/^node2: .*page cache/m);
     expect(await onServer()).toBe(before);
     // The kernel writes the cache behind the read: wait until the copy is on node2's disk.
     await onNode("node2", `for i in $(seq 300); do [ "$(du -sm ${CACHE} | cut -f1)" -ge ${MB} ] && exit 0; sleep 1; done; du -sm ${CACHE}; exit 1`);

@@ -7,19 +7,25 @@ CACHE_MARKER_TEXT="modelshare: FS-Cache data of this worker's NFS mount (cachefi
 # How long a started cachefilesd may take to bind its cache (tests shorten it).
 CACHE_WAIT=${MODELSHARE_CACHE_WAIT:-20}
 
-# cache_kernel: sets cache_kernel=yes when the kernel can cache NFS reads (CacheFiles loads or
-# is built in). Without it the worker is told so once and its mount works uncached: the other
-# steps then do nothing. Checking never loads the module (modprobe -n only resolves it).
+# cache_kernel: sets cache_kernel=yes when the kernel can cache NFS reads (CacheFiles loaded or
+# built in, or loadable). Without it the worker is told so once and its mount works uncached:
+# the other steps then do nothing. Checking never loads the module: it asks modprobe what it
+# would do, and only a module file it would insert counts (an `install` rule in modprobe.d, as
+# used to forbid a module, runs a command instead, which converging would find fails).
 cache_kernel=no
 cache_kernel() {
-  local dry=()
-  if checking; then dry=(-n); fi
-  if [ -d /sys/module/cachefiles ] || modprobe "${dry[@]}" -q cachefiles 2>/dev/null; then
+  if [ -d /sys/module/cachefiles ]; then
+    cache_kernel=yes
+  elif checking; then
+    case $(modprobe -n -v cachefiles 2>/dev/null || true) in *insmod*cachefiles*) cache_kernel=yes ;; *) cache_kernel=no ;; esac
+  elif modprobe -q cachefiles 2>/dev/null; then
     cache_kernel=yes
   else
     cache_kernel=no
+  fi
+  if [ "$cache_kernel" = no ]; then
     note "this kernel cannot cache NFS reads (no CacheFiles module: CONFIG_CACHEFILES); $(hostname) mounts the storage uncached"
-    checking && report cache-off 0 0 "$(uname -r)"
+    if checking; then report cache-off 0 0 "$(uname -r)"; fi
   fi
   return 0
 }

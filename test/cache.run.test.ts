@@ -18,7 +18,12 @@ import { seedsWithNfs } from "./fixtures/site";
  */
 const base = mkdtempSync("/var/cache/modelshare-test-"); // root's, like a real cache's place
 chmodSync(base, 0o755); // the storage owner may look, as in /var/cache
-afterAll(() => sh(`rm -rf --one-file-system ${base}`));
+// The two system folders the runs mount over must exist; the ones this file had to make go again.
+const made = ["/etc/modelshare", "/etc/systemd/system"].filter((d) => !existsSync(d));
+afterAll(() => {
+  sh(`rm -rf --one-file-system ${base}`);
+  for (const d of made.reverse()) sh(`rmdir ${d} 2>/dev/null || true`);
+});
 
 interface World {
   dir: string;
@@ -40,7 +45,7 @@ function world(opts: { kernel?: boolean } = {}): World {
   // Another of modelshare's files there (the env file): the folder is a mount point here, which
   // destroy's rmdir of an emptied /etc/modelshare could not remove.
   writeFileSync(join(etc, "modelshare/env"), "MODELSHARE_MODELS=/mnt/modelshare\n");
-  sh("mkdir -p /etc/modelshare /etc/systemd/system");
+  sh("mkdir -p /etc/modelshare /etc/systemd/system"); // empty mount points, removed at the end if made here
   const tool = (name: string, body: string) =>
     writeFileSync(join(stub, "bin", name), `#!/bin/bash\necho "${name} $*" >> ${stub}/calls\n${body}\n`, { mode: 0o755 });
   tool(

@@ -71,7 +71,8 @@ warm_categories() {
   done
   for dir in "$@"; do
     if [ -L "$dir" ] || [ ! -d "$dir" ]; then continue; fi
-    while IFS= read -r -d '' f; do
+    # LC_ALL=C: bash 5.2's read in a UTF-8 locale drops a 0x01 after an invalid sequence.
+    while IFS= LC_ALL=C read -r -d '' f; do
       warm_file "$f"
     done < <(find -P "$dir" -type f -print0 2>/dev/null)
   done

@@ -22,7 +22,8 @@ projects_unlisted() {
   [ -d "$dir" ] && [ ! -L "$dir" ] || return 0
   local -A listed=()
   for name in "$@"; do listed[$name]=1; done
-  while IFS= read -r -d '' name; do
+  # LC_ALL=C: bash 5.2's read in a UTF-8 locale drops a 0x01 after an invalid sequence.
+  while IFS= LC_ALL=C read -r -d '' name; do
     name=${name##*/}
     [ -n "${listed[$name]-}" ] || note "note: project folder $dir/$name is not in modelshare:projects; left as it is"
   done < <(find -P "$dir" -mindepth 1 -maxdepth 1 -type d -print0 | sort -z)

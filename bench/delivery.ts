@@ -29,8 +29,10 @@
  *                   into C or W: the ratios M_cold/C and M_warm/W say what the flag is worth.
  *   delivery ratios C/N, W/L, M_cold/C, M_warm/W.
  *
- * Then, for each set of mount options in VARIANTS (nfs.mountOptions; the mount is stopped and
- * the site converged again, so the mount comes back with them), C and W again with their ratios.
+ * Then, without the cache (nfs.cache's default), each read-tuning candidate in VARIANTS on a
+ * mount of its own on node2 (the site's mounts stopped): C_uncached and M_uncached, cold reads
+ * sequential and memory-mapped, with C/N, M/C and M/N. M/C is what a UI's "read sequentially"
+ * flag is worth on an uncached mount.
  * `delivery mount` lines show the options the kernel actually uses (the server may lower rsize).
  * MB_s is 10^6 bytes a second. The VMs are QEMU/TCG with 1 vCPU: absolute figures are low, the
  * ratios are what to read. Nothing here asserts a speed; it fails only when a step fails (a
@@ -38,7 +40,7 @@
  * from the cache). Each run is also printed as it ends, on stderr (`delivery run ...`).
  * Environment: MODELSHARE_DELIVERY_MIB (file size, default 256), MODELSHARE_DELIVERY_RUNS
  * (default 3, at least 3), MODELSHARE_DELIVERY_BUDGET_MIN (variants are skipped once the run
- * would pass this many minutes, default 20).
+ * would pass this many minutes, default 40).
  */
 import { spawnSync } from "node:child_process";
 import { Site } from "../components/site";
@@ -50,9 +52,27 @@ import { labNodes, labStack, onNode } from "../test/harness/lab";
 
 const MIB = Math.max(64, Number(process.env.MODELSHARE_DELIVERY_MIB ?? 256));
 const RUNS = Math.max(3, Number(process.env.MODELSHARE_DELIVERY_RUNS ?? 3));
-const BUDGET_MS = Number(process.env.MODELSHARE_DELIVERY_BUDGET_MIN ?? 20) * 60_000;
+const BUDGET_MS = Number(process.env.MODELSHARE_DELIVERY_BUDGET_MIN ?? 40) * 60_000;
 const SIZE = MIB * 2 ** 20;
-const VARIANTS = [["rsize=1048576", "wsize=1048576"], ["nconnect=4"], ["rsize=1048576", "wsize=1048576", "nconnect=4"]];
+/**
+ * Read-tuning candidates, each measured on a mount of its own without the cache (the default):
+ * mount options, and the NFS mount's readahead (read_ahead_kb of its backing device; the kernel
+ * has used 128 KiB since 5.4, 15 * rsize before).
+ */
+interface Variant {
+  name: string;
+  options: string[];
+  readaheadKiB?: number;
+}
+const VARIANTS: Variant[] = [
+  { name: "default", options: [] },
+  { name: "rsize=wsize=1MiB", options: ["rsize=1048576", "wsize=1048576"] },
+  { name: "nconnect=4", options: ["nconnect=4"] },
+  { name: "readahead=15MiB", options: [], readaheadKiB: 15360 },
+  { name: "nconnect=4+readahead=15MiB", options: ["nconnect=4"], readaheadKiB: 15360 },
+];
+/** Where each variant is mounted on node2 (the site's mounts are stopped meanwhile). */
+const VMP = "/var/tmp/modelshare-delivery.mnt";
 
 const ROOT = "/srv/cw";
 const MP = "/mnt/modelshare";
@@ -83,23 +103,21 @@ const line = (name: string, runs: number[], extra = "") =>
 
 // ------------------------------------------------------------------ the site
 
-const stack = (mountOptions: string[]) =>
+const stack = () =>
   labStack((s) => {
-    s["modelshare:nfs"] = { enabled: true, mountOptions, cache: { enabled: true } };
+    s["modelshare:nfs"] = { enabled: true, cache: { enabled: true } };
   });
 
-async function converge(mountOptions: string[]): Promise<void> {
+async function converge(): Promise<void> {
   const t0 = Date.now();
-  await run(await declare({ stack: "lab", ...stack(mountOptions) }, () => new Site("site", loadSite())));
+  await run(await declare({ stack: "lab", ...stack() }, () => new Site("site", loadSite())));
   const opts = (await onNode("node2", `findmnt -n -M ${quote(MP)} -o OPTIONS`)).trim();
   if (!opts.split(",").includes("fsc")) throw new Error(`node2 mounts ${MP} without fsc after the converge (options: ${opts}): the cache is not in use`);
   const bound = (await onNode("node2", "grep -cw modelshare /proc/fs/fscache/caches || true")).trim();
   if (bound !== "1") throw new Error("node2's FS-Cache has no cache tagged modelshare after the converge (cachefilesd is not bound)");
   const shown = ["rsize", "wsize", "nconnect"].map((k) => `${k}=${opts.match(new RegExp(`(?:^|,)${k}=(\\d+)`))?.[1] ?? "-"}`);
-  console.log(`delivery mount opts=${label(mountOptions)} converge_s=${f1((Date.now() - t0) / 1000)} ${shown.join(" ")}`);
+  console.log(`delivery mount opts=default converge_s=${f1((Date.now() - t0) / 1000)} ${shown.join(" ")}`);
 }
-
-const label = (mountOptions: string[]) => (mountOptions.length ? mountOptions.join(",") : "default");
 
 // ------------------------------------------------------------------ measurements on the nodes
 
@@ -188,7 +206,8 @@ const addressOf = (name: string) => {
 
 /** Prints the bytes node2's NFS client has read from the server over the mount (mountstats' serverreadbytes). */
 // (MP is a constant path without quotes or spaces: an awk string as it is.)
-const SERVER_READ_BYTES = `awk '$1 == "device" { on = ($5 == "${MP}") } on && $1 == "bytes:" { print $6; found = 1; exit } END { if (!found) print "none" }' /proc/self/mountstats`;
+const serverReadBytes = (mp: string) =>
+  `awk '$1 == "device" { on = ($5 == "${mp}") } on && $1 == "bytes:" { print $6; found = 1; exit } END { if (!found) print "none" }' /proc/self/mountstats`;
 
 const MMAP = `
 import mmap, sys, time
@@ -209,14 +228,14 @@ type Reader = "seq" | "mmap";
  * Reads the model on node2 over the mount (page cache dropped there first); MB/s and the MiB
  * the server sent meanwhile. One command: an SSH login under emulation takes a while.
  */
-async function mountRead(how: Reader): Promise<{ rate: number; netMiB: number }> {
-  const path = quote(`${MP}/${MODEL}`);
+async function mountRead(how: Reader, mp = MP): Promise<{ rate: number; netMiB: number }> {
+  const path = quote(`${mp}/${MODEL}`);
   const read = how === "seq" ? timed(`timeout 900 dd if=${path} of=/dev/null bs=1M status=none`) : `timeout 900 python3 - ${path}`;
-  const out = await onNode("node2", `set -e; ${SERVER_READ_BYTES}; ${DROP}; ${read}; ${SERVER_READ_BYTES}`, how === "mmap" ? MMAP : undefined);
+  const out = await onNode("node2", `set -e; ${serverReadBytes(mp)}; ${DROP}; ${read}; ${serverReadBytes(mp)}`, how === "mmap" ? MMAP : undefined);
   const [before, result, after] = out.trim().split("\n");
-  if (before === "none") throw new Error(`node2's /proc/self/mountstats has no NFS mount at ${MP}`);
+  if (before === "none") throw new Error(`node2's /proc/self/mountstats has no NFS mount at ${mp}`);
   const [ns, seen] = result.split(" ").map(Number);
-  if (how === "mmap" && seen !== SIZE) throw new Error(`mmap saw ${seen} bytes of ${MP}/${MODEL}, not ${SIZE}`);
+  if (how === "mmap" && seen !== SIZE) throw new Error(`mmap saw ${seen} bytes of ${mp}/${MODEL}, not ${SIZE}`);
   return { rate: mbs(SIZE, ns), netMiB: (Number(after) - Number(before)) / 2 ** 20 };
 }
 
@@ -281,6 +300,47 @@ async function coldWarm(how: Reader) {
   return { cold, warm, coldNet, warmNet, waits };
 }
 
+/** Cold reads only (without the cache a second read is a cold one), sequential and mmap, RUNS times each. */
+async function coldOnly(name: string) {
+  const r = { seq: [] as number[], mmap: [] as number[], seqNet: [] as number[], mmapNet: [] as number[] };
+  for (let i = 0; i < RUNS; i++) {
+    for (const how of ["seq", "mmap"] as const) {
+      await makeCold();
+      const c = await mountRead(how, VMP);
+      r[how].push(c.rate);
+      r[`${how}Net`].push(c.netMiB);
+      progress(`${how} uncached ${name} #${i + 1}`, c.rate, `net_MiB=${c.netMiB.toFixed(0)}`);
+    }
+  }
+  return r;
+}
+
+/**
+ * Stops every NFS mount on node2 (nconnect belongs to the client's connection to a server,
+ * which mounts of the same server share), then mounts the variant at VMP, uncached.
+ */
+async function mountVariant(v: Variant): Promise<string> {
+  const opts = ["nfsvers=4.2", "hard", "ro", ...v.options].join(",");
+  const ra = v.readaheadKiB ? `echo ${v.readaheadKiB} > "/sys/class/bdi/$(mountpoint -d ${quote(VMP)})/read_ahead_kb"` : ":";
+  const out = await onNode(
+    "node2",
+    [
+      "set -euo pipefail",
+      `src=$(findmnt -n -M ${quote(MP)} -o SOURCE || cat ${quote(`${VMP}.source`)})`,
+      `echo "$src" > ${quote(`${VMP}.source`)}`,
+      `{ findmnt -rn -t nfs,nfs4 -o TARGET || true; } | while read -r t; do timeout 60 systemctl stop "$(systemd-escape --path --suffix=mount "$t")" || umount "$t"; done`,
+      `mkdir -p ${quote(VMP)}`,
+      `mount -t nfs -o ${quote(opts)} "$src" ${quote(VMP)}`,
+      ra,
+      `findmnt -n -M ${quote(VMP)} -o OPTIONS`,
+      `cat "/sys/class/bdi/$(mountpoint -d ${quote(VMP)})/read_ahead_kb"`,
+    ].join("\n"),
+  );
+  const [mounted, readahead] = out.trim().split("\n");
+  const shown = ["rsize", "nconnect"].map((k) => `${k}=${mounted.match(new RegExp(`(?:^|,)${k}=(\\d+)`))?.[1] ?? "-"}`);
+  return `${shown.join(" ")} read_ahead_kb=${readahead}`;
+}
+
 const nets = (xs: number[]) => ` net_MiB=${xs.map((x) => x.toFixed(0)).join(",")}`;
 
 // ------------------------------------------------------------------ the link
@@ -305,7 +365,7 @@ function unlimitLink(): void {
 
 async function main() {
   console.log(`delivery setup size_MiB=${MIB} runs=${RUNS} (node2 measured; nfs.cache on for node2 and node3)`);
-  await converge([]);
+  await converge();
   const free = (await onNode("node2", `df -m --output=avail ${quote(CACHE)} | tail -n 1`)).trim();
   console.log(`delivery disk node2 free_MiB=${free}`);
   await Promise.all(["node1", "node2"].map(ensurePython));
@@ -357,24 +417,28 @@ async function main() {
       `delivery ratios opts=default N/L=${f2(N / L)} C/N=${f2(C / N)} W/L=${f2(W / L)} M_cold/C=${f2(median(map.cold) / C)} M_warm/W=${f2(median(map.warm) / W)} (targets: C/N >= 0.8, W/L >= 0.8)`,
     );
 
-    for (const opts of VARIANTS) {
+    // Uncached, as a worker mounts by default (nfs.cache off): each variant on a mount of its own.
+    for (const v of VARIANTS) {
       t0 = Date.now();
       if (Date.now() - started + last > BUDGET_MS) {
-        console.log(`delivery skipped opts=${label(opts)} (the run would pass MODELSHARE_DELIVERY_BUDGET_MIN=${BUDGET_MS / 60_000})`);
+        console.log(`delivery skipped variant=${v.name} (the run would pass MODELSHARE_DELIVERY_BUDGET_MIN=${BUDGET_MS / 60_000})`);
         continue;
       }
-      // Mount options change only the unit: the mount takes them when it is next mounted.
-      for (const w of ["node2", "node3"]) await onNode(w, `timeout 60 systemctl stop "$(systemd-escape --path --suffix=mount ${quote(MP)})"`);
-      await converge(opts);
-      const v = await coldWarm("seq");
-      line("C", v.cold, ` opts=${label(opts)}${nets(v.coldNet)}`);
-      line("W", v.warm, ` opts=${label(opts)}${nets(v.warmNet)} cache_wait_s=${v.waits.map(f1).join(",")}`);
-      console.log(`delivery ratios opts=${label(opts)} C/N=${f2(median(v.cold) / N)} W/L=${f2(median(v.warm) / L)}`);
+      const shown = await mountVariant(v);
+      try {
+        const u = await coldOnly(v.name);
+        const [c, m] = [median(u.seq), median(u.mmap)];
+        line("C_uncached", u.seq, ` variant=${v.name}${nets(u.seqNet)}`);
+        line("M_uncached", u.mmap, ` variant=${v.name}${nets(u.mmapNet)}`);
+        console.log(`delivery ratios variant=${v.name} ${shown} C/N=${f2(c / N)} M/C=${f2(m / c)} M/N=${f2(m / N)}`);
+      } finally {
+        await onNode("node2", `umount ${quote(VMP)}`);
+      }
       last = Date.now() - t0;
     }
   } finally {
     unlimitLink();
-    await onNode("node2", `rm -f ${quote(LOCAL)} ${quote(MARK)}`).catch(() => {});
+    await onNode("node2", `rm -f ${quote(LOCAL)} ${quote(MARK)} ${quote(`${VMP}.source`)}`).catch(() => {});
   }
   console.log(`delivery total wall_s=${f1((Date.now() - started) / 1000)}`);
 }

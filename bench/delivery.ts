@@ -321,7 +321,9 @@ async function coldOnly(name: string) {
  */
 async function mountVariant(v: Variant): Promise<string> {
   const opts = ["nfsvers=4.2", "hard", "ro", ...v.options].join(",");
-  const ra = v.readaheadKiB ? `echo ${v.readaheadKiB} > "/sys/class/bdi/$(mountpoint -d ${quote(VMP)})/read_ahead_kb"` : ":";
+  // After udev: Debian 12's nfs-common sets every new NFS mount's readahead from nfs.conf
+  // (nfsrahead, on the bdi's add event), which would undo a value written before it ran.
+  const ra = v.readaheadKiB ? `udevadm settle --timeout=30; echo ${v.readaheadKiB} > "/sys/class/bdi/$(mountpoint -d ${quote(VMP)})/read_ahead_kb"` : ":";
   const out = await onNode(
     "node2",
     [
@@ -337,6 +339,8 @@ async function mountVariant(v: Variant): Promise<string> {
     ].join("\n"),
   );
   const [mounted, readahead] = out.trim().split("\n");
+  if (v.readaheadKiB && readahead !== String(v.readaheadKiB))
+    console.log(`delivery warning: variant ${v.name} asked for read_ahead_kb=${v.readaheadKiB}, the mount has ${readahead}`);
   const shown = ["rsize", "nconnect"].map((k) => `${k}=${mounted.match(new RegExp(`(?:^|,)${k}=(\\d+)`))?.[1] ?? "-"}`);
   return `${shown.join(" ")} read_ahead_kb=${readahead}`;
 }

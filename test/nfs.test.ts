@@ -4,7 +4,7 @@ import { dirname, join } from "node:path";
 import * as command from "@pulumi/command";
 import { describe, expect, it } from "vitest";
 import { parseSite } from "../components/config";
-import { mergeOptions, mountCommand, mountsOf, mountUnitName, renderGaneshaExports, renderKernelExports, renderMountUnit } from "../components/nfs/exports";
+import { mountCommand, mountsOf, mountUnitName, renderGaneshaExports, renderKernelExports, renderMountUnit } from "../components/nfs/exports";
 import { renderNfsMount } from "../components/nfs/mount";
 import { renderNfsServer } from "../components/nfs/server";
 import { call } from "../components/shell/quote";
@@ -251,19 +251,6 @@ describe("NFS under mocks", () => {
       mountCommand: "sudo mount -t nfs4 -o nfsvers=4.2,hard 192.168.0.6:/vol/service/cw /mnt/modelshare",
       mountPoints: { gpu1: "/mnt/modelshare", gpu2: "/mnt/modelshare" },
     });
-  });
-});
-
-describe("read-tuned mount options", () => {
-  it("the admin's option of the same name replaces a default; the atime flags are one choice; the rest keep their order", () => {
-    expect(mergeOptions(["rsize=1048576", "nconnect=4", "noatime"], ["nconnect=8", "relatime", "timeo=600"])).toEqual([
-      "rsize=1048576",
-      "nconnect=8",
-      "relatime",
-      "timeo=600",
-    ]);
-    expect(mergeOptions(["rsize=1048576"], [])).toEqual(["rsize=1048576"]);
-    expect(mergeOptions([], ["noatime"])).toEqual(["noatime"]);
   });
 });
 

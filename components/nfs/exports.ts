@@ -58,25 +58,9 @@ export const MARKER = ".modelshare-export";
 /** `server:/path`, IPv6 servers in brackets (as mount and findmnt write them). */
 export const remote = (server: string, path: string) => `${server.includes(":") ? `[${server}]` : server}:${path}`;
 
-/**
- * The read-tuned options every mount gets unless nfs.mountOptions names the same option (the
- * admin's wins). Chosen from `npm run bench -- --lab --delivery`; empty until measured.
- */
-export const READ_DEFAULTS: readonly string[] = [];
-
-/** The atime flags are one choice: an admin's relatime replaces a default noatime. */
-const optionName = (o: string) => (["noatime", "relatime", "strictatime"].includes(o) ? "atime" : o.split("=")[0]);
-
-/** `defaults`, each replaced by the admin's option of the same name, then the admin's others. */
-export function mergeOptions(defaults: readonly string[], admin: readonly string[]): string[] {
-  const theirs = new Set(admin.map(optionName));
-  return [...defaults.filter((o) => !theirs.has(optionName(o))), ...admin];
-}
-
 /** `fsc` with nfs.cache: the kernel keeps what the mount reads in the worker's FS-Cache. */
 export function mountOptions(nfs: Nfs, readOnly: boolean): string {
-  const ours = [`nfsvers=${nfs.version}`, "hard", readOnly ? "ro" : "rw", "_netdev", ...(nfs.cache.enabled ? ["fsc"] : [])];
-  return [...ours, ...mergeOptions(READ_DEFAULTS, nfs.mountOptions)].join(",");
+  return [`nfsvers=${nfs.version}`, "hard", readOnly ? "ro" : "rw", "_netdev", ...(nfs.cache.enabled ? ["fsc"] : []), ...nfs.mountOptions].join(",");
 }
 
 export interface Mount {

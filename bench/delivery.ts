@@ -62,12 +62,13 @@ const SIZE = MIB * 2 ** 20;
 interface Variant {
   name: string;
   options: string[];
-  readaheadKiB?: number;
+  /** Written for every variant: modelshare's own nfs.readAheadKiB would otherwise apply to them all. */
+  readaheadKiB: number;
 }
 const VARIANTS: Variant[] = [
-  { name: "default", options: [] },
-  { name: "rsize=wsize=1MiB", options: ["rsize=1048576", "wsize=1048576"] },
-  { name: "nconnect=4", options: ["nconnect=4"] },
+  { name: "default", options: [], readaheadKiB: 128 },
+  { name: "rsize=wsize=1MiB", options: ["rsize=1048576", "wsize=1048576"], readaheadKiB: 128 },
+  { name: "nconnect=4", options: ["nconnect=4"], readaheadKiB: 128 },
   { name: "readahead=15MiB", options: [], readaheadKiB: 15360 },
   { name: "nconnect=4+readahead=15MiB", options: ["nconnect=4"], readaheadKiB: 15360 },
 ];
@@ -116,7 +117,8 @@ async function converge(): Promise<void> {
   const bound = (await onNode("node2", "grep -cw modelshare /proc/fs/fscache/caches || true")).trim();
   if (bound !== "1") throw new Error("node2's FS-Cache has no cache tagged modelshare after the converge (cachefilesd is not bound)");
   const shown = ["rsize", "wsize", "nconnect"].map((k) => `${k}=${opts.match(new RegExp(`(?:^|,)${k}=(\\d+)`))?.[1] ?? "-"}`);
-  console.log(`delivery mount opts=default converge_s=${f1((Date.now() - t0) / 1000)} ${shown.join(" ")}`);
+  const ra = (await onNode("node2", `cat "/sys/class/bdi/$(mountpoint -d ${quote(MP)})/read_ahead_kb"`)).trim();
+  console.log(`delivery mount opts=default converge_s=${f1((Date.now() - t0) / 1000)} ${shown.join(" ")} read_ahead_kb=${ra}`);
 }
 
 // ------------------------------------------------------------------ measurements on the nodes
@@ -323,7 +325,7 @@ async function mountVariant(v: Variant): Promise<string> {
   const opts = ["nfsvers=4.2", "hard", "ro", ...v.options].join(",");
   // After udev: Debian 12's nfs-common sets every new NFS mount's readahead from nfs.conf
   // (nfsrahead, on the bdi's add event), which would undo a value written before it ran.
-  const ra = v.readaheadKiB ? `udevadm settle --timeout=30; echo ${v.readaheadKiB} > "/sys/class/bdi/$(mountpoint -d ${quote(VMP)})/read_ahead_kb"` : ":";
+  const ra = `udevadm settle --timeout=30; echo ${v.readaheadKiB} > "/sys/class/bdi/$(mountpoint -d ${quote(VMP)})/read_ahead_kb"`;
   const out = await onNode(
     "node2",
     [
@@ -339,7 +341,7 @@ async function mountVariant(v: Variant): Promise<string> {
     ].join("\n"),
   );
   const [mounted, readahead] = out.trim().split("\n");
-  if (v.readaheadKiB && readahead !== String(v.readaheadKiB))
+  if (readahead !== String(v.readaheadKiB))
     console.log(`delivery warning: variant ${v.name} asked for read_ahead_kb=${v.readaheadKiB}, the mount has ${readahead}`);
   const shown = ["rsize", "nconnect"].map((k) => `${k}=${mounted.match(new RegExp(`(?:^|,)${k}=(\\d+)`))?.[1] ?? "-"}`);
   return `${shown.join(" ")} read_ahead_kb=${readahead}`;

@@ -4,7 +4,7 @@ import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import type { Storage } from "../components/config";
-import { markerText, mountUnitName, UNIT_TAG } from "../components/nfs/exports";
+import { markerText, mountUnitName, READAHEAD_TAG, renderReadAheadConf, UNIT_TAG } from "../components/nfs/exports";
 import { renderNfsMount } from "../components/nfs/mount";
 import { nfsSchema, type Nfs } from "../components/nfs/schema";
 import { call } from "../components/shell/quote";
@@ -170,6 +170,10 @@ case $verb in
     what=$(field What) where=$(field Where)
     mount --bind -- "\${what#*:}" "$where"
     case ",$(field Options)," in *,ro,*) mount -o remount,bind,ro -- "$where" ;; esac
+    # As udev's nfsrahead rule does for a new NFS mount: its readahead from nfs.conf.d.
+    dev=$(/usr/bin/findmnt -n -M "$where" -o MAJ:MIN | tail -n 1 | tr -d ' ')
+    ra=$(sed -n 's/^nfs4=//p' "$MODELSHARE_NFS_CONF_DIR"/*.conf 2>/dev/null | tail -n 1)
+    mkdir -p "$FAKE/bdi/$dev" && echo "\${ra:-128}" >"$FAKE/bdi/$dev/read_ahead_kb"
     printf '%s %s\\n' "$where" "$what" >>"$FAKE/sources" ;;
   stop) stop ;;
   *) exit 1 ;;
@@ -204,6 +208,8 @@ function worker() {
     PATH: `${bin}:${process.env.PATH}`,
     FAKE: dir,
     MODELSHARE_UNIT_DIR: units,
+    MODELSHARE_NFS_CONF_DIR: join(dir, "nfs.conf.d"),
+    MODELSHARE_BDI_DIR: join(dir, "bdi"),
     MODELSHARE_NFS_WAIT: "5",
     MODELSHARE_NFS_GRACE: "4",
   };
@@ -380,5 +386,81 @@ describe("a worker's mount points: nothing on the way the owner could swap", () 
 
   it("every mount unit starts with the tag by which later runs find it", () => {
     expect(readFileSync("components/nfs/mount.sh", "utf8")).toContain(`\nNFS_UNIT_TAG="${UNIT_TAG}"\n`);
+  });
+});
+
+describe("a worker's readahead (nfs.readAheadKiB)", () => {
+  const confOf = (w: { dir: string }) => join(w.dir, "nfs.conf.d/modelshare.conf");
+  /** The fake bdi file of the mount at WHERE (every bind mount of the test's file system shares it). */
+  const readAhead = (w: { dir: string }, where: string) => {
+    const dev = spawnSync("findmnt", ["-n", "-M", where, "-o", "MAJ:MIN"], { encoding: "utf8" }).stdout.trim();
+    return join(w.dir, "bdi", dev, "read_ahead_kb");
+  };
+
+  it("the setting is written before the mounts, so a new mount has it from the start; a second run changes nothing", () => {
+    const { root } = served();
+    const w = worker();
+    const mp = join(w.dir, "mnt");
+    const program = renderNfsMount(nfsOf(mp), storageOf(root), SERVER_HOST);
+    const r = w.run(program);
+    expect(r.code, r.stderr).toBe(0);
+    expect(readFileSync(confOf(w), "utf8")).toBe(`${renderReadAheadConf(15360)}\n`);
+    expect(r.stdout.indexOf(`changed: wrote ${confOf(w)}\n`)).toBeLessThan(r.stdout.indexOf(`changed: mounted ${SERVER_HOST}:${root} at ${mp}\n`));
+    expect(r.stdout).not.toMatch(/KiB ahead/);
+    expect(readFileSync(readAhead(w, mp), "utf8")).toBe("15360\n");
+    expect(w.run(program).changed).toBe(0);
+  });
+
+  it("a mount made before the setting: check names it, converge sets it in place (no remount), then nothing is left to do", () => {
+    const { root } = served();
+    const w = worker();
+    const mp = join(w.dir, "mnt");
+    expect(w.run(renderNfsMount(nfsOf(mp, { readAheadKiB: 0 }), storageOf(root), SERVER_HOST)).code).toBe(0);
+    expect([existsSync(confOf(w)), readFileSync(readAhead(w, mp), "utf8")]).toEqual([false, "128\n"]);
+    const program = renderNfsMount(nfsOf(mp, { readAheadKiB: 1024 }), storageOf(root), SERVER_HOST);
+    const check = w.run(program, "check");
+    expect(check.stdout).toContain(`drift: ${mp} reads 128 KiB ahead, not 1024 (nfs.readAheadKiB)\n`);
+    writeFileSync(join(w.dir, "log"), "");
+    const r = w.run(program);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toContain(`changed: set ${mp} to read 1024 KiB ahead\n`);
+    expect(w.log().filter((l) => /^(start|stop)/.test(l))).toEqual([]);
+    expect(readFileSync(readAhead(w, mp), "utf8")).toBe("1024\n");
+    expect(w.run(program).changed).toBe(0);
+    expect(w.run(program, "check").stdout.trim().split("\n").pop()).toBe("drift=0");
+  });
+
+  it("readAheadKiB: 0 removes modelshare's setting and leaves the mounts' readahead as it is; destroy removes it too", () => {
+    const { root } = served();
+    const w = worker();
+    const mp = join(w.dir, "mnt");
+    const program = renderNfsMount(nfsOf(mp), storageOf(root), SERVER_HOST);
+    expect(w.run(program).code).toBe(0);
+    const off = w.run(renderNfsMount(nfsOf(mp, { readAheadKiB: 0 }), storageOf(root), SERVER_HOST));
+    expect(off.stdout).toContain(`changed: removed ${confOf(w)}\n`);
+    expect([existsSync(confOf(w)), readFileSync(readAhead(w, mp), "utf8")]).toEqual([false, "15360\n"]);
+    expect(w.run(program).code).toBe(0);
+    expect(w.run(program, "remove").code).toBe(0);
+    expect(existsSync(confOf(w))).toBe(false);
+  });
+
+  it("a file of that name that is not modelshare's is refused before anything is mounted, and left alone by destroy", () => {
+    const { root } = served();
+    const w = worker();
+    const mp = join(w.dir, "mnt");
+    mkdirSync(join(w.dir, "nfs.conf.d"));
+    writeFileSync(confOf(w), "[nfsrahead]\nnfs4=4096\n");
+    const program = renderNfsMount(nfsOf(mp), storageOf(root), SERVER_HOST);
+    refused(w.run(program), /modelshare\.conf is not modelshare's .* move it away \(or set nfs\.readAheadKiB: 0\), then run again\.$/m);
+    expect([mounted(mp), w.unitFiles()]).toEqual(["unmounted", []]);
+    const removed = w.run(program, "remove");
+    expect(removed.code, removed.stderr).toBe(0);
+    expect(removed.stdout).toContain("is not modelshare's (its first line is not modelshare's): left as it is\n");
+    expect(readFileSync(confOf(w), "utf8")).toBe("[nfsrahead]\nnfs4=4096\n");
+    expect(w.run(renderNfsMount(nfsOf(mp, { readAheadKiB: 0 }), storageOf(root), SERVER_HOST)).code).toBe(0);
+  });
+
+  it("the setting's first line is the tag mount.sh looks for", () => {
+    expect(readFileSync("components/nfs/mount.sh", "utf8")).toContain(`\nNFS_READAHEAD_TAG="${READAHEAD_TAG}"\n`);
   });
 });

@@ -4,7 +4,15 @@ import { dirname, join } from "node:path";
 import * as command from "@pulumi/command";
 import { describe, expect, it } from "vitest";
 import { parseSite } from "../components/config";
-import { mountCommand, mountsOf, mountUnitName, renderGaneshaExports, renderKernelExports, renderMountUnit } from "../components/nfs/exports";
+import {
+  mountCommand,
+  mountsOf,
+  renderReadAheadConf,
+  mountUnitName,
+  renderGaneshaExports,
+  renderKernelExports,
+  renderMountUnit,
+} from "../components/nfs/exports";
 import { renderNfsMount } from "../components/nfs/mount";
 import { renderNfsServer } from "../components/nfs/server";
 import { call } from "../components/shell/quote";
@@ -40,6 +48,7 @@ describe("modelshare:nfs", () => {
       modelsReadOnly: false,
       version: "4.2",
       mountOptions: [],
+      readAheadKiB: 15360,
       fsid: 4711,
       cache: { enabled: false, dir: "/var/cache/modelshare", freePercent: { run: 10, cull: 7, stop: 3 } },
     });
@@ -75,6 +84,9 @@ describe("modelshare:nfs", () => {
     ["a mount option outside the supported set", (s) => { s.nfs.mountOptions = ["soft"]; }, "nfs.mountOptions[0]", /not a supported option; use noatime/],
     ["a numeric option without its number", (s) => { s.nfs.mountOptions = ["nconnect"]; }, "nfs.mountOptions[0]", /not a supported option/],
     ["an option smuggling another", (s) => { s.nfs.mountOptions = ["rsize=1048576,soft"]; }, "nfs.mountOptions[0]", /not a supported option/],
+    ["a readahead the kernel would round", (s) => { s.nfs.readAheadKiB = 1000; }, "nfs.readAheadKiB", /multiple of 64 from 128 to 1048576 KiB/],
+    ["a readahead below the kernel's own", (s) => { s.nfs.readAheadKiB = 64; }, "nfs.readAheadKiB", /must be 0 \(set none\) or a multiple of 64/],
+    ["a readahead in MiB", (s) => { s.nfs.readAheadKiB = "15M"; }, "nfs.readAheadKiB", /whole number of KiB/],
     ["an unknown server", (s) => { s.nfs.server = "userspace"; }, "nfs.server", /kernel or ganesha/],
     ["an unquoted version", (s) => { s.nfs.version = 4.2; }, "nfs.version", /quoted/],
     ["NFS on and no nfs-server node", (s) => { s.nodes[0].roles = ["storage", "smb"]; }, "nfs.enabled", /no node has the nfs-server role/],
@@ -150,6 +162,14 @@ describe("what modelshare writes for NFS", () => {
     expect(mountCommand(site.nfs, site.storage, "192.168.0.6")).toBe("sudo mount -t nfs4 -o nfsvers=4.2,hard 192.168.0.6:/vol/service/cw /mnt/modelshare");
   });
 
+  it("the readahead setting: nfs.conf(5)'s [nfsrahead] for NFSv4 mounts, under modelshare's tag", () => {
+    expect(renderReadAheadConf(15360).split("\n")).toEqual([
+      "# modelshare (nfs.readAheadKiB): the readahead of this worker's NFSv4 mounts; rewritten by every converge, removed on destroy.",
+      "[nfsrahead]",
+      "nfs4=15360",
+    ]);
+  });
+
   it("names each mount unit as systemd-escape --path does", () => {
     const cases: Array<[string, string]> = [
       ["/mnt/modelshare", "mnt-modelshare.mount"],
@@ -179,16 +199,18 @@ describe("what modelshare writes for NFS", () => {
       [
         "\nconverge_privileged() {",
         "  ensure_packages 'nfs-common'",
+        `  ${call("nfs_readahead_conf", renderReadAheadConf(15360))}`,
         `  nfs_stale_units ${root} ${store}`,
         `  ${call("nfs_mount", "/mnt/modelshare", "192.168.0.6:/vol/service/cw", "mnt-modelshare.mount", rootUnit, "modelshare export 192.168.0.6:/vol/service/cw")}`,
         `  ${call("nfs_models_mount", "/mnt/modelshare/storage-models/models", "192.168.0.6:/vol/service/cw/storage-models/models", "mnt-modelshare-storage\\x2dmodels-models.mount", storeUnit, "/mnt/modelshare")}`,
+        "  nfs_readahead '15360' '/mnt/modelshare' '/mnt/modelshare/storage-models/models'",
         "  :",
         "}",
       ].join("\n"),
     );
     expect(mount).toContain("\nowner_steps=no\n");
     expect(mount).toContain(
-      `\nremove_privileged() {\n  nfs_stale_units\n  nfs_unmounted '/mnt/modelshare/storage-models/models' ${store}\n  nfs_unmounted '/mnt/modelshare' ${root}\n`,
+      `\nremove_privileged() {\n  nfs_stale_units\n  nfs_unmounted '/mnt/modelshare/storage-models/models' ${store}\n  nfs_unmounted '/mnt/modelshare' ${root}\n  nfs_readahead_conf\n`,
     );
     expect(shellcheck([server, ganesha, mount])).toBe("");
   });

@@ -128,6 +128,19 @@ export function renderMountUnit(m: Mount): string {
   ].join("\n");
 }
 
+/** Where the worker's readahead setting lives: Debian's nfs-common reads /etc/nfs.conf.d/*.conf. */
+export const READAHEAD_CONF = "/etc/nfs.conf.d/modelshare.conf";
+/** Its first line, by which a later run (or destroy) knows the file is modelshare's (mount.sh holds the same text). */
+export const READAHEAD_TAG = "# modelshare (nfs.readAheadKiB): the readahead of this worker's NFSv4 mounts; rewritten by every converge, removed on destroy.";
+
+/**
+ * nfs.conf(5)'s [nfsrahead] section: udev runs nfsrahead for every new NFS mount and sets its
+ * readahead from it (nfs4, the type of modelshare's mounts). The kernel's own is 128 KiB.
+ */
+export function renderReadAheadConf(kib: number): string {
+  return [READAHEAD_TAG, "[nfsrahead]", `nfs4=${kib}`].join("\n");
+}
+
 /** What a user types on another Linux machine to mount the export. */
 export const mountCommand = (nfs: Nfs, s: Storage, server: string) =>
   `sudo mount -t nfs4 -o nfsvers=${nfs.version},hard ${remote(server, s.root)} ${nfs.mountPoint}`;

@@ -8,6 +8,13 @@ NFS_UNITS=${MODELSHARE_UNIT_DIR:-/etc/systemd/system}
 
 # The first line of every mount unit modelshare writes (exports.ts renders the same): how a
 # later run finds the units no longer configured. NFS_OLD_TAG: units written before it.
+# Where nfs-common reads settings beside /etc/nfs.conf, and where the kernel keeps each
+# mount's readahead (tests point both at folders of their own).
+NFS_CONF_D=${MODELSHARE_NFS_CONF_DIR:-/etc/nfs.conf.d}
+NFS_BDI=${MODELSHARE_BDI_DIR:-/sys/class/bdi}
+# The first line of modelshare's readahead setting (exports.ts renders the same).
+NFS_READAHEAD_TAG="# modelshare (nfs.readAheadKiB): the readahead of this worker's NFSv4 mounts; rewritten by every converge, removed on destroy."
+
 NFS_UNIT_TAG="# modelshare: an NFS mount of the storage; rewritten by every converge, removed when no longer configured and on destroy."
 NFS_OLD_TAG="# Written by modelshare; removed on destroy."
 
@@ -248,3 +255,43 @@ nfs_unmounted() {
   remove_file "$NFS_UNITS/$unit"
   checking || systemctl daemon-reload
 }
+
+# nfs_readahead_conf [CONTENT]: modelshare's [nfsrahead] setting in nfs.conf.d, which udev
+# applies to every new NFS mount, at boot too; with no CONTENT (nfs.readAheadKiB: 0, and
+# destroy) none. A file of that name that is not modelshare's is never overwritten or removed.
+nfs_readahead_conf() {
+  local path=$NFS_CONF_D/modelshare.conf
+  if { [ -e "$path" ] || [ -L "$path" ]; } && ! { [ -f "$path" ] && [ ! -L "$path" ] && [ "$(head -n 1 -- "$path")" = "$NFS_READAHEAD_TAG" ]; }; then
+    [ -n "${1-}" ] || { note "$path is not modelshare's (its first line is not modelshare's): left as it is"; return 0; }
+    refuse "$path is not modelshare's (its first line is not modelshare's), and modelshare writes the NFS readahead there (nfs.readAheadKiB): move it away (or set nfs.readAheadKiB: 0), then run again."
+  fi
+  if [ -z "${1-}" ]; then
+    remove_file "$path"
+    return 0
+  fi
+  [ -d "$NFS_CONF_D" ] || act "$NFS_CONF_D does not exist" "made $NFS_CONF_D" mkdir -p -- "$NFS_CONF_D"
+  install_file "$path" 0644 "$1"
+}
+
+# nfs_readahead KIB WHERE...: each mount at WHERE reads KIB KiB ahead. A mount made before the
+# setting was there (or with another value) is set in place: no remount. Runs after udev has
+# applied the setting to a mount this run made, so that the two never disagree.
+nfs_readahead() {
+  local kib=$1 where dev have
+  shift
+  if command -v udevadm >/dev/null; then timeout "$NFS_WAIT" udevadm settle >/dev/null 2>&1 || true; fi
+  for where; do
+    # From /proc, never the mount itself (a dead server would hang it). Not mounted: checking,
+    # and the mount's own step has said so.
+    dev=$(findmnt -n -M "$where" -o MAJ:MIN 2>/dev/null | tail -n 1 | tr -d ' ' || true)
+    [ -n "$dev" ] || continue
+    have=$(cat -- "$NFS_BDI/$dev/read_ahead_kb" 2>/dev/null || true)
+    if [ -z "$have" ]; then
+      note "could not read the readahead of $where ($NFS_BDI/$dev/read_ahead_kb); it is set at its next mount"
+      continue
+    fi
+    [ "$have" = "$kib" ] || act "$where reads $have KiB ahead, not $kib (nfs.readAheadKiB)" "set $where to read $kib KiB ahead" nfs_write "$NFS_BDI/$dev/read_ahead_kb" "$kib"
+  done
+}
+
+nfs_write() { printf '%s\n' "$2" >"$1"; }

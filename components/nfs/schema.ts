@@ -49,6 +49,18 @@ export const nfsSchema = z
       .default("4.2")
       .describe("NFS version the workers mount (4.1 where the server lacks 4.2)."),
     mountOptions: z.array(z.string()).default([]).describe(`Extra mount options from: ${MOUNT_OPTIONS_HELP}.`),
+    readAheadKiB: z
+      .number({ error: "must be a whole number of KiB, e.g. 15360" })
+      .int({ error: "must be a whole number of KiB, e.g. 15360" })
+      // The kernel keeps whole pages (up to 64 KiB on some CPUs): any other value reads back
+      // rounded, and would never match what a converge asked for.
+      .refine((n) => n === 0 || (n >= 128 && n <= 1048576 && n % 64 === 0), {
+        error: "must be 0 (set none) or a multiple of 64 from 128 to 1048576 KiB, e.g. 15360",
+      })
+      .default(15360)
+      .describe(
+        "How far ahead a worker reads its NFS mounts, in KiB (the kernel's default is 128): one loading model file is read far ahead of the loader, which keeps the link busy. Set worker-wide for NFSv4 mounts in /etc/nfs.conf.d/modelshare.conf (Debian's nfsrahead applies it to each new mount). 0: modelshare sets none.",
+      ),
     fsid: z
       .number()
       .int()
@@ -68,6 +80,7 @@ export const nfsSchema = z
     modelsReadOnly: false,
     version: "4.2",
     mountOptions: [],
+    readAheadKiB: 15360,
     fsid: 4711,
     cache: cacheSchema.parse(undefined),
   });

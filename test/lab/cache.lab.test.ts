@@ -134,16 +134,16 @@ describe("nfs.cache: node2 reads through its local cache, node3 has no CacheFile
     });
   }, 900_000);
 
-  it("on again, then destroy: the workers are as before (no unit, config or cache folder), the mounts gone, every model on node1", async () => {
+  it("on again, then destroy: the workers are as before (no unit, config, readahead setting or cache folder), the mounts gone, every model on node1", async () => {
     await converge();
     await run(await declared(), { destroy: true });
     for (const node of ["node2", "node3"]) {
       expect(
         await onNode(
           node,
-          `findmnt -n -M ${MP} || echo unmounted; ls /etc/systemd/system | grep -c modelshare || true; test -e ${CACHE} || echo gone; test -e /etc/modelshare/cachefilesd.conf || echo gone`,
+          `findmnt -n -M ${MP} || echo unmounted; ls /etc/systemd/system | grep -c modelshare || true; test -e ${CACHE} || echo gone; test -e /etc/modelshare/cachefilesd.conf || echo gone; test -e /etc/nfs.conf.d/modelshare.conf || echo gone`,
         ),
-      ).toBe("unmounted\n0\ngone\ngone\n");
+      ).toBe("unmounted\n0\ngone\ngone\ngone\n");
     }
     expect(await onNode("node1", `test -s ${ROOT}/${MODEL} && echo kept`)).toBe("kept\n");
   }, 900_000);

@@ -30,6 +30,8 @@ const converge = async (edit?: Edit) => run(await declared(edit));
 const nfsSteps = (steps: Step[]) => Object.fromEntries(steps.filter((s) => s.name.includes("-nfs-")).map((s) => [s.name, s.changed]));
 const QUIET = { "node1-nfs-export-converge": 0, "node2-nfs-mount-converge": 0, "node3-nfs-mount-converge": 0 };
 const checksums = () => onNode("node1", `cd ${ROOT} && find storage-models storage-user -type f -print0 | sort -z | xargs -0r sha256sum`);
+/** The readahead the kernel uses for the mount at MP (its bdi's, in KiB). */
+const readAhead = (node: string) => onNode(node, `cat "/sys/class/bdi/$(findmnt -n -M ${MP} -o MAJ:MIN | tr -d ' ')/read_ahead_kb"`);
 const stackSite = (edit: Edit = withNfs()) => {
   const { config, secretKeys } = labStack(edit);
   return siteFromConfig(config, (k) => secretKeys.includes(k));
@@ -60,6 +62,11 @@ describe("NFS: node1 exports, node2 and node3 mount", () => {
     for (const w of ["node2", "node3"]) {
       expect(byName[`${w}-nfs-mount-converge`].stdout).toContain(`changed: mounted ${EXPORT} at ${MP}`);
       expect(byName[`${w}-nfs-mount-converge`].began).toBeGreaterThan(byName["node1-nfs-export-converge"].ended);
+      // nfs.readAheadKiB's default, applied by Debian's udev rule (nfsrahead) as the mount came up:
+      // the run did not have to set it.
+      expect(byName[`${w}-nfs-mount-converge`].stdout).toContain("changed: wrote /etc/nfs.conf.d/modelshare.conf");
+      expect(byName[`${w}-nfs-mount-converge`].stdout).not.toContain("KiB ahead");
+      await expect(readAhead(w)).resolves.toBe("15360\n");
     }
     // The two workers' mounts ran side by side, as the engine would run them.
     const [a, b] = [byName["node2-nfs-mount-converge"], byName["node3-nfs-mount-converge"]];
@@ -143,8 +150,10 @@ describe("NFS: node1 exports, node2 and node3 mount", () => {
     expect(exitCode(nodes)).toBe(1);
     expect(formatText(nodes)).toContain(`node2-nfs-mount: ${EXPORT} is not mounted at ${MP}`);
     expect(nfsSteps(await converge())).toEqual({ ...QUIET, "node2-nfs-mount-converge": 1 });
+    await expect(readAhead("node2")).resolves.toBe("15360\n");
     lab("reboot", "node3");
     expect(await onNode("node3", `findmnt -n -M ${MP} -o SOURCE; cat ${MP}/.modelshare-export`)).toBe(`${EXPORT}\nmodelshare export ${EXPORT}\n`);
+    await expect(readAhead("node3")).resolves.toBe("15360\n");
     expect(exitCode(await checkSite(stackSite()))).toBe(0);
   });
 

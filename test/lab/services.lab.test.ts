@@ -129,7 +129,7 @@ describe("the whole chain: SMB upload, NFS, service containers", () => {
         "node3-fooocus-container",
       ]),
     );
-  }, 900_000); // the site's first converge: apt installs Samba, NFS and docker.io under emulation
+  }, 1_800_000); // three converges, the first with apt installing Samba, NFS and docker.io under emulation (over 900 s on a slow day)
 
   it("a model uploaded over SMB is in ComfyUI's /models/checkpoints byte for byte; /models is read-only there and writable in Fooocus, whose file shows on the share", async () => {
     const model = join(work, "model.safetensors");

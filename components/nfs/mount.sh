@@ -6,8 +6,6 @@ NFS_WAIT=${MODELSHARE_NFS_WAIT:-20}
 # Where the mount units live (tests point it at a folder of their own).
 NFS_UNITS=${MODELSHARE_UNIT_DIR:-/etc/systemd/system}
 
-# The first line of every mount unit modelshare writes (exports.ts renders the same): how a
-# later run finds the units no longer configured. NFS_OLD_TAG: units written before it.
 # Where nfs-common reads settings beside /etc/nfs.conf, and where the kernel keeps each
 # mount's readahead (tests point both at folders of their own).
 NFS_CONF_D=${MODELSHARE_NFS_CONF_DIR:-/etc/nfs.conf.d}
@@ -15,6 +13,8 @@ NFS_BDI=${MODELSHARE_BDI_DIR:-/sys/class/bdi}
 # The first line of modelshare's readahead setting (exports.ts renders the same).
 NFS_READAHEAD_TAG="# modelshare (nfs.readAheadKiB): the readahead of this worker's NFSv4 mounts; rewritten by every converge, removed on destroy."
 
+# The first line of every mount unit modelshare writes (exports.ts renders the same): how a
+# later run finds the units no longer configured. NFS_OLD_TAG: units written before it.
 NFS_UNIT_TAG="# modelshare: an NFS mount of the storage; rewritten by every converge, removed when no longer configured and on destroy."
 NFS_OLD_TAG="# Written by modelshare; removed on destroy."
 

@@ -1,8 +1,8 @@
 import { spawnSync } from "node:child_process";
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, symlinkSync, utimesSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, utimesSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { describe, expect, it } from "vitest";
+import { afterAll, describe, expect, it } from "vitest";
 
 // The model-file validator (components/catalog/validate.py), run for real on trees built here.
 // Every fixture is made in the test: safetensors and GGUF by the writers below, pickles by
@@ -50,9 +50,20 @@ function validate(dir: string, extra: string[] = [], how: "path" | "-c" | "stdin
   return { code: r.status, stdout: r.stdout ?? "", stderr: r.stderr ?? "", lines, entries, summary };
 }
 
+/** Every temp folder a test made, removed at the end (a FIFO or link inside is removed, never followed). */
+const temps: string[] = [];
+const temp = (prefix: string) => {
+  const d = mkdtempSync(join(tmpdir(), prefix));
+  temps.push(d);
+  return d;
+};
+afterAll(() => {
+  for (const d of temps) rmSync(d, { recursive: true, force: true });
+});
+
 /** A fresh category folder holding `files`, all settled an hour before NOW. */
 function tree(files: Record<string, Buffer>): string {
-  const dir = join(mkdtempSync(join(tmpdir(), "modelshare-catalog-")), "models");
+  const dir = join(temp("modelshare-catalog-"), "models");
   mkdirSync(dir);
   for (const [rel, data] of Object.entries(files)) {
     const p = join(dir, rel);
@@ -212,7 +223,7 @@ const TORCH_STYLE = Buffer.concat([
 ]);
 const TORCH_GLOBALS = ["collections.OrderedDict", "torch.FloatStorage", "torch._utils._rebuild_parameter", "torch._utils._rebuild_tensor_v2"];
 
-const markerDir = mkdtempSync(join(tmpdir(), "modelshare-catalog-marker-"));
+const markerDir = temp("modelshare-catalog-marker-");
 const MARKER = join(markerDir, "pwned");
 
 /** pickle.dumps of an object whose __reduce__ is os.system("touch MARKER"). */

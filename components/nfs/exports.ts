@@ -128,9 +128,10 @@ export function renderMountUnit(m: Mount): string {
   ].join("\n");
 }
 
-/** Where the worker's readahead setting lives: Debian's nfs-common reads /etc/nfs.conf.d/*.conf. */
-export const READAHEAD_CONF = "/etc/nfs.conf.d/modelshare.conf";
-/** Its first line, by which a later run (or destroy) knows the file is modelshare's (mount.sh holds the same text). */
+/**
+ * The first line of the worker's readahead setting (/etc/nfs.conf.d/modelshare.conf, a path
+ * mount.sh holds), by which a later run or destroy knows the file is modelshare's.
+ */
 export const READAHEAD_TAG = "# modelshare (nfs.readAheadKiB): the readahead of this worker's NFSv4 mounts; rewritten by every converge, removed on destroy.";
 
 /**

@@ -13,9 +13,18 @@ SUITE=bookworm
 IMAGE_SIZE=4G
 # Installed in the image.
 BASE_PACKAGES=systemd-sysv,linux-image-cloud-amd64,initramfs-tools,openssh-server,iproute2,kmod,udev,sudo,procps,ca-certificates
-# NOT installed: only their .debs (plus every missing dependency) are put in the image's
-# offline apt repository /srv/lab-apt, so `apt-get install -y <these>` works in the VM.
+# Their .debs (plus every missing dependency) are put in the image's offline apt repository
+# /srv/lab-apt, so `apt-get install -y <these>` works in the VM.
 OFFLINE_PACKAGES=(samba samba-vfs-modules smbclient cifs-utils nfs-kernel-server nfs-common nfs-ganesha nfs-ganesha-vfs rpcbind docker.io rsync acl python3-yaml python3-ruamel.yaml cachefilesd)
+# Installed in the image (as the program installs them: no Recommends), their services off.
+# Installing them under emulation in every lab run took most of its time (docker.io alone
+# minutes per worker, on a loaded machine a quarter of the CI's budget). Samba stays out, so the
+# SMB lab file still proves the program's own install from the node's apt.
+PREINSTALLED=(smbclient cifs-utils nfs-kernel-server nfs-common nfs-ganesha nfs-ganesha-vfs rpcbind docker.io rsync acl python3-yaml python3-ruamel.yaml cachefilesd)
+# Off at boot, as on a server where they are installed but not in use: the program enables and
+# starts what a site needs (ensure_service), and the kernel server and ganesha, both enabled,
+# would race for port 2049.
+PREINSTALLED_OFF=(nfs-server.service nfs-ganesha.service docker.service docker.socket containerd.service)
 
 ROOTFS=$OUT/rootfs
 mkdir -p "$OUT"
@@ -57,6 +66,23 @@ chroot "$ROOTFS" env DEBIAN_FRONTEND=noninteractive apt-get install --download-o
   log "downloading offline packages failed"
   exit 1
 }
+log "installing: ${PREINSTALLED[*]} (services off)"
+# policy-rc.d 101: no package starts a service in the chroot.
+printf '#!/bin/sh\nexit 101\n' >"$ROOTFS/usr/sbin/policy-rc.d"
+chmod 0755 "$ROOTFS/usr/sbin/policy-rc.d"
+chroot "$ROOTFS" env DEBIAN_FRONTEND=noninteractive apt-get install --no-install-recommends -y -q "${PREINSTALLED[@]}" >"$OUT/apt-install.log" 2>&1 || {
+  tail -n 30 "$OUT/apt-install.log" >&2
+  log "installing the preinstalled packages failed (full log: $OUT/apt-install.log)"
+  exit 1
+}
+chroot "$ROOTFS" systemctl disable "${PREINSTALLED_OFF[@]}" >>"$OUT/apt-install.log" 2>&1
+for unit in "${PREINSTALLED_OFF[@]}"; do
+  if chroot "$ROOTFS" systemctl is-enabled --quiet "$unit" 2>/dev/null; then
+    log "$unit is still enabled in the image"
+    exit 1
+  fi
+done
+rm -f "$ROOTFS/usr/sbin/policy-rc.d"
 cleanup_mounts
 if findmnt -rn -o TARGET | grep -qF "$ROOTFS"; then
   log "something is still mounted under $ROOTFS, refusing to continue"

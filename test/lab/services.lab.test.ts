@@ -76,7 +76,7 @@ describe("the whole chain: SMB upload, NFS, service containers", () => {
     await onNode("node1", `rm -rf ${ROOT}`);
   });
 
-  it("installs docker on the workers, stops at an image that is not there (naming it), then runs both containers; a second converge changes nothing", async () => {
+  it("starts docker on the workers (installing it where missing), stops at an image that is not there (naming it), then runs both containers; a second converge changes nothing", async () => {
     const failed = await converge().then(
       () => "converged",
       (e: Error) => e.message,
@@ -289,7 +289,7 @@ describe("service ports: the bind address and the allow list, on the node", () =
     expect(check.findings, check.text).toEqual([]);
     expect(check.checked).toEqual(check.planned);
     expect(check.planned.node1).toEqual(expect.arrayContaining(["node1-docker", "node1-comfyui-container", "node1-fooocus-container"]));
-  }, 900_000); // docker.io installed by apt under emulation
+  }, 900_000); // a node without docker.io installs it under emulation
 
   it("with the kernel's tables empty (as after a reboot), docker's start writes the chain before its containers run again", async () => {
     await onNode(

@@ -1,14 +1,16 @@
 import { spawnSync } from "node:child_process";
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, utimesSync, writeFileSync } from "node:fs";
+import { createHash } from "node:crypto";
+import { existsSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, symlinkSync, unlinkSync, utimesSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 
-// The model-file validator (components/catalog/validate.py), run for real on trees built here.
+// The store's catalog tool (components/catalog/catalog.py), run for real on trees built here:
+// its judge of model files, their SHA-256, its incremental index and its framed report.
 // Every fixture is made in the test: safetensors and GGUF by the writers below, pickles by
 // python3's pickle module or by hand, opcode by opcode.
 
-const VALIDATOR = "components/catalog/validate.py";
+const TOOL = "components/catalog/catalog.py";
 const NOW = 1_800_000_000; // passed as --now, so "settled" never depends on the clock
 const OLD = NOW - 3600;
 
@@ -19,6 +21,9 @@ interface Entry {
   status: string;
   reason: string;
   globals?: string[];
+  sha256: string | null;
+  changed_from: string | null;
+  changed_at: number | null;
 }
 
 interface Judged {
@@ -28,12 +33,14 @@ interface Judged {
   lines: string[];
   entries: Map<string, Entry>;
   summary: Record<string, number>;
+  readBytes: number;
+  hashedFiles: number;
 }
 
-/** Runs the validator as the caller will (`python3 -I`), by path, by -c or on stdin. */
-function validate(dir: string, extra: string[] = [], how: "path" | "-c" | "stdin" = "path"): Judged {
-  const source = readFileSync(VALIDATOR, "utf8");
-  const head = how === "path" ? [VALIDATOR] : how === "-c" ? ["-c", source] : ["-"];
+/** Runs the tool as the caller will (`python3 -I`), by path, by -c or on stdin. */
+function catalog(dir: string, extra: string[] = [], how: "path" | "-c" | "stdin" = "path"): Judged {
+  const source = readFileSync(TOOL, "utf8");
+  const head = how === "path" ? [TOOL] : how === "-c" ? ["-c", source] : ["-"];
   const r = spawnSync("python3", ["-I", ...head, "--now", String(NOW), ...extra, dir], {
     encoding: "utf8",
     input: how === "stdin" ? source : "",
@@ -42,12 +49,14 @@ function validate(dir: string, extra: string[] = [], how: "path" | "-c" | "stdin
   const lines = (r.stdout ?? "").split("\n").filter((l) => l !== "");
   const entries = new Map<string, Entry>();
   let summary: Record<string, number> = {};
+  let readBytes = -1;
+  let hashedFiles = -1;
   for (const line of lines) {
     const o = JSON.parse(line);
-    if (o.summary) summary = o.summary;
+    if (o.summary) [summary, readBytes, hashedFiles] = [o.summary, o.read_bytes, o.hashed_files];
     else entries.set(o.path, o as Entry);
   }
-  return { code: r.status, stdout: r.stdout ?? "", stderr: r.stderr ?? "", lines, entries, summary };
+  return { code: r.status, stdout: r.stdout ?? "", stderr: r.stderr ?? "", lines, entries, summary, readBytes, hashedFiles };
 }
 
 /** Every temp folder a test made, removed at the end (a FIFO or link inside is removed, never followed). */
@@ -76,12 +85,15 @@ function tree(files: Record<string, Buffer>): string {
 
 /** The one entry a one-file tree yields. */
 function judgeOne(name: string, data: Buffer, extra: string[] = []): Entry {
-  const r = validate(tree({ [name]: data }), extra);
+  const r = catalog(tree({ [name]: data }), extra);
   expect(r.code, r.stderr).toBe(0);
   const e = r.entries.get(name);
   if (!e) throw new Error(`no entry for ${name} in:\n${r.stdout}`);
   return e;
 }
+
+/** The SHA-256 node computes, to check the tool's against. */
+const sha = (data: Buffer) => createHash("sha256").update(data).digest("hex");
 
 /** What a python3 snippet writes to stdout, as bytes. */
 function py(code: string, input: Buffer = Buffer.alloc(0)): Buffer {
@@ -254,7 +266,7 @@ sys.stdout.buffer.write(out.getvalue())`,
 
 const PLAIN_PICKLE = py(`import pickle, sys; sys.stdout.buffer.write(pickle.dumps({"step": 3, "lr": [0.1] * 40}))`);
 
-describe("validate.py on safetensors, run for real", () => {
+describe("catalog.py on safetensors, run for real", () => {
   it("accepts a whole file whose tensors tile the data exactly", () => {
     expect(judgeOne("m.safetensors", TWO_TENSORS)).toEqual({
       path: "m.safetensors",
@@ -262,6 +274,9 @@ describe("validate.py on safetensors, run for real", () => {
       format: "safetensors",
       status: "ok",
       reason: "",
+      sha256: sha(TWO_TENSORS),
+      changed_from: null,
+      changed_at: null,
     });
   });
 
@@ -291,7 +306,7 @@ describe("validate.py on safetensors, run for real", () => {
   });
 });
 
-describe("validate.py on GGUF, run for real", () => {
+describe("catalog.py on GGUF, run for real", () => {
   const file = gguf();
 
   it("accepts a whole GGUF v3 file with string and array metadata and F32 and Q4_0 tensors", () => {
@@ -315,7 +330,7 @@ describe("validate.py on GGUF, run for real", () => {
   });
 });
 
-describe("validate.py on pickles, never unpickling them", () => {
+describe("catalog.py on pickles, never unpickling them", () => {
   it("calls os.system in a pickle dangerous, by STACK_GLOBAL (protocol 4) and by GLOBAL (protocol 2), and never runs it", () => {
     for (const protocol of [4, 2]) {
       const e = judgeOne("evil.pt", maliciousPickle(protocol));
@@ -389,7 +404,7 @@ w(pickle.dumps({"protocol_version": 1001, "little_endian": True, "type_sizes": {
   });
 });
 
-describe("validate.py walking a category folder", () => {
+describe("catalog.py walking a category folder", () => {
   it("names the extension of a file it does not check", () => {
     expect(judgeOne("README.md", Buffer.from("# hi\n"))).toMatchObject({
       format: "unknown",
@@ -401,8 +416,8 @@ describe("validate.py walking a category folder", () => {
   it("leaves a file modified within --stable-seconds of --now alone", () => {
     const dir = tree({ "fresh.safetensors": TWO_TENSORS });
     utimesSync(join(dir, "fresh.safetensors"), NOW - 10, NOW - 10);
-    expect(validate(dir).entries.get("fresh.safetensors")).toMatchObject({ status: "unstable" });
-    expect(validate(dir, ["--stable-seconds", "5"]).entries.get("fresh.safetensors")).toMatchObject({ status: "ok" });
+    expect(catalog(dir).entries.get("fresh.safetensors")).toMatchObject({ status: "unstable" });
+    expect(catalog(dir, ["--stable-seconds", "5"]).entries.get("fresh.safetensors")).toMatchObject({ status: "ok" });
   });
 
   it("never follows a symlink, to a file or to a folder, and never opens a FIFO", () => {
@@ -414,7 +429,7 @@ describe("validate.py walking a category folder", () => {
     symlinkSync(fifoOutside, join(dir, "pipe-link.pt"));
     symlinkSync(join(outside, "elsewhere"), join(dir, "linked-folder"));
     expect(spawnSync("mkfifo", [join(dir, "upload.pt")]).status).toBe(0);
-    const r = validate(dir);
+    const r = catalog(dir);
     expect(r.code, r.stderr).toBe(0);
     expect([...r.entries.keys()]).toEqual(["link.safetensors", "linked-folder", "pipe-link.pt", "real.safetensors", "upload.pt"]);
     for (const link of ["link.safetensors", "pipe-link.pt", "linked-folder"]) {
@@ -430,7 +445,7 @@ describe("validate.py walking a category folder", () => {
     const p = Buffer.concat([Buffer.from(dir + "/"), name]);
     writeFileSync(p, TWO_TENSORS);
     utimesSync(p, OLD, OLD);
-    const r = validate(dir);
+    const r = catalog(dir);
     expect(r.lines).toHaveLength(2);
     expect(r.lines[0]).toContain('"path": "odd\\nname\\udcff\\udcc3.safetensors"');
     expect(JSON.parse(r.lines[0])).toMatchObject({ path: "odd\nname\udcff\udcc3.safetensors", status: "ok" });
@@ -450,7 +465,7 @@ describe("validate.py walking a category folder", () => {
     });
     utimesSync(join(dir, "fresh.gguf"), NOW, NOW);
     symlinkSync("/etc/passwd", join(dir, "sdxl/passwd.safetensors"));
-    const r = validate(dir);
+    const r = catalog(dir);
     expect(r.code, r.stderr).toBe(0);
     expect(r.lines.slice(0, -1).map((l) => JSON.parse(l).path)).toEqual([
       "bad.safetensors",
@@ -465,8 +480,8 @@ describe("validate.py walking a category folder", () => {
       "sdxl/passwd.safetensors",
     ]);
     expect(r.summary).toEqual({ ok: 4, incomplete: 1, invalid: 1, dangerous: 1, unstable: 1, unknown: 1, skipped: 1 });
-    expect(validate(dir, [], "-c").stdout).toBe(r.stdout);
-    expect(validate(dir, [], "stdin").stdout).toBe(r.stdout);
+    expect(catalog(dir, [], "-c").stdout).toBe(r.stdout);
+    expect(catalog(dir, [], "stdin").stdout).toBe(r.stdout);
     expect(existsSync(MARKER)).toBe(false);
   });
 
@@ -475,10 +490,350 @@ describe("validate.py walking a category folder", () => {
     const link = join(dir, "..", "link");
     symlinkSync(dir, link);
     for (const args of [[link], [join(dir, "a.safetensors")], [join(dir, "missing")]]) {
-      const r = validate(args[0]);
+      const r = catalog(args[0]);
       expect([r.code, r.stdout], args[0]).toEqual([2, ""]);
       expect(r.stderr.trim().split("\n"), args[0]).toHaveLength(1);
     }
-    expect(validate(dir, ["--stable-seconds", "soon"]).code).toBe(2);
+    expect(catalog(dir, ["--stable-seconds", "soon"]).code).toBe(2);
+  });
+});
+
+// ---- hashes, the index and the framed report --------------------------------------------
+
+interface IndexEntry {
+  dev: number;
+  ino: number;
+  size: number;
+  mtime_ns: number;
+  sha256: string;
+  format: string;
+  status: string;
+  reason: string;
+  globals: string[] | null;
+  since: number;
+  changed_from: string | null;
+  changed_at: number | null;
+}
+
+/** The entries of the index the tool wrote. */
+function readIndex(file: string): Record<string, IndexEntry> {
+  const doc = JSON.parse(readFileSync(file, "utf8"));
+  expect(doc).toMatchObject({ format: "modelshare-catalog-index", version: 1 });
+  return doc.entries;
+}
+
+/** A category folder and an index file beside it (in a folder of its own, as the store has it). */
+function indexed(files: Record<string, Buffer>): { dir: string; index: string } {
+  const dir = tree(files);
+  const folder = join(dir, "..", "index");
+  mkdirSync(folder);
+  return { dir, index: join(folder, "catalog.json") };
+}
+
+/** Rewrites a file with `data` and a new mtime (still settled before NOW). */
+function rewrite(p: string, data: Buffer, mtime = OLD + 60) {
+  writeFileSync(p, data);
+  utimesSync(p, mtime, mtime);
+}
+
+/** The tool's framed report, raw: its stdout as bytes, split into lines. */
+function framed(dir: string, extra: string[] = []): { code: number | null; lines: Buffer[]; stderr: string } {
+  const r = spawnSync("python3", ["-I", TOOL, "--now", String(NOW), ...extra, dir], { timeout: 30_000 });
+  const lines: Buffer[] = [];
+  let at = 0;
+  for (let nl = r.stdout.indexOf(10); nl >= 0; at = nl + 1, nl = r.stdout.indexOf(10, at)) lines.push(r.stdout.subarray(at, nl));
+  expect(at, "the output ends with a newline").toBe(r.stdout.length);
+  return { code: r.status, lines, stderr: r.stderr.toString() };
+}
+
+/** Bash's escape_line (components/shell/prelude.sh, sourced) of the bytes `name`. */
+function bashEscape(name: Buffer): Buffer {
+  const hex = [...name].map((b) => "\\x" + b.toString(16).padStart(2, "0")).join("");
+  const script = 'source components/shell/prelude.sh; printf -v name %b "$1"; escape_line "$name"; printf %s "$escaped"';
+  const r = spawnSync("bash", ["-c", script, "_", hex]);
+  expect(r.status, r.stderr.toString()).toBe(0);
+  return r.stdout;
+}
+
+describe("catalog.py hashing every file it judges", () => {
+  it("gives each judged file node's SHA-256 of its bytes, read from the file it judged, and counts what it read", () => {
+    const files: Record<string, Buffer> = {
+      "m.safetensors": TWO_TENSORS,
+      "cut.gguf": gguf().subarray(0, 100),
+      "evil.pt": maliciousPickle(4),
+      "README.md": Buffer.from("# hi\n"),
+      "empty.pt": Buffer.alloc(0),
+    };
+    const dir = tree(files);
+    symlinkSync(join(dir, "m.safetensors"), join(dir, "link.safetensors"));
+    const r = catalog(dir);
+    expect(r.code, r.stderr).toBe(0);
+    for (const [name, data] of Object.entries(files)) expect(r.entries.get(name)?.sha256, name).toBe(sha(data));
+    expect(r.entries.get("cut.gguf")?.status).toBe("incomplete");
+    expect(r.entries.get("evil.pt")?.status).toBe("dangerous");
+    expect(r.entries.get("link.safetensors")).toMatchObject({ status: "skipped", sha256: null });
+    // Every byte of every file was read at least once (the hash), some twice (the judging).
+    const total = Object.values(files).reduce((a, b) => a + b.length, 0);
+    expect(r.readBytes).toBeGreaterThanOrEqual(total);
+    expect(r.readBytes).toBeLessThanOrEqual(2 * total);
+    expect(r.hashedFiles).toBe(5);
+    expect(existsSync(MARKER)).toBe(false);
+  });
+
+  it("counts what zipfile reads of a torch zip too, beyond the bytes the hash reads", () => {
+    const zip = torchZip(TORCH_STYLE);
+    const r = catalog(tree({ "model.ckpt": zip }));
+    expect(r.entries.get("model.ckpt")).toMatchObject({ status: "ok", sha256: sha(zip) });
+    expect(r.hashedFiles).toBe(1);
+    expect(r.readBytes).toBeGreaterThan(zip.length + TORCH_STYLE.length);
+  });
+
+  it("gives the same file in two category folders the same hash", () => {
+    const dir = tree({ "sdxl/a.safetensors": TWO_TENSORS, "flux/copy.safetensors": TWO_TENSORS, "flux/other.gguf": gguf() });
+    const r = catalog(dir);
+    expect(r.entries.get("sdxl/a.safetensors")?.sha256).toBe(sha(TWO_TENSORS));
+    expect(r.entries.get("flux/copy.safetensors")?.sha256).toBe(r.entries.get("sdxl/a.safetensors")?.sha256);
+    expect(r.entries.get("flux/other.gguf")?.sha256).toBe(sha(gguf()));
+  });
+
+  it("gives a file still being written (modified within --stable-seconds) no hash and no index entry, and forgets its old one", () => {
+    const { dir, index } = indexed({ "grow.gguf": gguf(), "done.gguf": gguf() });
+    expect(catalog(dir, ["--index", index]).code).toBe(0);
+    expect(Object.keys(readIndex(index))).toEqual(["done.gguf", "grow.gguf"]);
+    rewrite(join(dir, "grow.gguf"), Buffer.concat([gguf(), Buffer.alloc(64)]), NOW - 5);
+    const r = catalog(dir, ["--index", index]);
+    expect(r.entries.get("grow.gguf")).toMatchObject({ status: "unstable", sha256: null, changed_from: null });
+    expect(Object.keys(readIndex(index))).toEqual(["done.gguf"]);
+  });
+
+  it("writes nothing anywhere without --index", () => {
+    const dir = tree({ "m.safetensors": TWO_TENSORS });
+    const parent = join(dir, "..");
+    const before = spawnSync("ls", ["-aR", parent], { encoding: "utf8" }).stdout;
+    expect(catalog(dir).entries.get("m.safetensors")?.sha256).toBe(sha(TWO_TENSORS));
+    expect(spawnSync("ls", ["-aR", parent], { encoding: "utf8" }).stdout).toBe(before);
+  });
+});
+
+describe("catalog.py --index", () => {
+  const files = { "m.safetensors": TWO_TENSORS, "llm/q.gguf": gguf(), "old/model.ckpt": torchZip(TORCH_STYLE), "bad.pt": maliciousPickle(2) };
+
+  it("records every hashed file by path, with its identity, verdict and hash, in a 0600 file", () => {
+    const { dir, index } = indexed(files);
+    const r = catalog(dir, ["--index", index]);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stderr).toBe("");
+    const entries = readIndex(index);
+    expect(Object.keys(entries).sort()).toEqual(["bad.pt", "llm/q.gguf", "m.safetensors", "old/model.ckpt"]);
+    const st = statSync(join(dir, "old/model.ckpt"), { bigint: true });
+    expect(entries["old/model.ckpt"]).toEqual({
+      dev: Number(st.dev),
+      ino: Number(st.ino),
+      size: Number(st.size),
+      mtime_ns: Number(st.mtimeNs),
+      sha256: sha(files["old/model.ckpt"]),
+      format: "torch-zip",
+      status: "ok",
+      reason: "",
+      globals: TORCH_GLOBALS,
+      since: NOW,
+      changed_from: null,
+      changed_at: null,
+    });
+    expect(entries["bad.pt"]).toMatchObject({ status: "dangerous", globals: ["posix.system"], sha256: sha(files["bad.pt"]) });
+    expect(statSync(index).mode & 0o777).toBe(0o600);
+    expect(existsSync(MARKER)).toBe(false);
+  });
+
+  it("reads 0 bytes on a second run over an unchanged tree, and reports the same rows", () => {
+    const { dir, index } = indexed(files);
+    const first = catalog(dir, ["--index", index]);
+    expect(first.readBytes).toBeGreaterThan(0);
+    const second = catalog(dir, ["--index", index]);
+    expect([second.readBytes, second.hashedFiles]).toEqual([0, 0]);
+    expect(second.lines.slice(0, -1)).toEqual(first.lines.slice(0, -1));
+    expect(second.summary).toEqual(first.summary);
+    const closing = framed(dir, ["--index", index, "--frame", ""]).lines.at(-1)?.toString();
+    expect(closing).toBe(`report: catalog 0 0 ${dir}`);
+  });
+
+  it("marks a file rewritten with other content changed from its old hash, and keeps that on later runs", () => {
+    const { dir, index } = indexed(files);
+    catalog(dir, ["--index", index]);
+    const other = safetensors({ "w.weight": { dtype: "F32", shape: [3, 2] }, "w.bias": { dtype: "F16", shape: [3] } });
+    other.write("X", 20); // same size, other bytes
+    rewrite(join(dir, "m.safetensors"), other);
+    const r = catalog(dir, ["--index", index, "--now", String(NOW + 100)]);
+    expect(r.hashedFiles).toBe(1);
+    expect(r.entries.get("m.safetensors")).toMatchObject({ sha256: sha(other), changed_from: sha(TWO_TENSORS), changed_at: NOW + 100 });
+    expect(readIndex(index)["m.safetensors"]).toMatchObject({ sha256: sha(other), since: NOW + 100, changed_from: sha(TWO_TENSORS), changed_at: NOW + 100 });
+    expect(readIndex(index)["llm/q.gguf"]).toMatchObject({ since: NOW, changed_from: null });
+    // Reused on the next run (nothing read), it keeps its change.
+    const later = catalog(dir, ["--index", index, "--now", String(NOW + 200)]);
+    expect(later.readBytes).toBe(0);
+    expect(later.entries.get("m.safetensors")).toMatchObject({ changed_from: sha(TWO_TENSORS), changed_at: NOW + 100 });
+    expect(readIndex(index)["m.safetensors"]).toMatchObject({ since: NOW + 100, changed_from: sha(TWO_TENSORS) });
+  });
+
+  it("reads a file rewritten with the same content again, but keeps its since and marks no change", () => {
+    const { dir, index } = indexed(files);
+    catalog(dir, ["--index", index]);
+    rewrite(join(dir, "llm/q.gguf"), gguf());
+    const r = catalog(dir, ["--index", index, "--now", String(NOW + 100)]);
+    expect([r.hashedFiles, r.readBytes >= gguf().length]).toEqual([1, true]);
+    expect(r.entries.get("llm/q.gguf")).toMatchObject({ sha256: sha(gguf()), changed_from: null, changed_at: null });
+    expect(readIndex(index)["llm/q.gguf"]).toMatchObject({ since: NOW, changed_from: null, mtime_ns: (OLD + 60) * 1e9 });
+  });
+
+  it("drops the entry of a file no longer there", () => {
+    const { dir, index } = indexed(files);
+    catalog(dir, ["--index", index]);
+    unlinkSync(join(dir, "bad.pt"));
+    const r = catalog(dir, ["--index", index]);
+    expect(r.entries.has("bad.pt")).toBe(false);
+    expect(Object.keys(readIndex(index)).sort()).toEqual(["llm/q.gguf", "m.safetensors", "old/model.ckpt"]);
+  });
+
+  it("ignores a symlink planted as the index, says so in one line, never touches its target and puts a regular file there", () => {
+    const { dir, index } = indexed(files);
+    const victim = join(temp("modelshare-catalog-victim-"), "victim.json");
+    const forged = { format: "modelshare-catalog-index", version: 1, rules: 1, entries: {} };
+    writeFileSync(victim, JSON.stringify(forged));
+    const victimBefore = readFileSync(victim);
+    symlinkSync(victim, index);
+    const r = catalog(dir, ["--index", index]);
+    expect(r.code).toBe(0);
+    expect(r.stderr.trim().split("\n")).toEqual([expect.stringMatching(/index .* is a symbolic link: ignored, a new one replaces it\.$/)]);
+    expect(readFileSync(victim)).toEqual(victimBefore);
+    expect(lstatSync(index).isFile()).toBe(true);
+    expect(Object.keys(readIndex(index))).toHaveLength(4);
+  });
+
+  it("ignores an index that does not parse or is not a file, starting afresh, and replaces it", () => {
+    const { dir, index } = indexed(files);
+    catalog(dir, ["--index", index]);
+    const good = readFileSync(index);
+    writeFileSync(index, good.subarray(0, good.length - 10));
+    const r = catalog(dir, ["--index", index]);
+    expect(r.stderr).toMatch(/is not a catalog index \(.*\): ignored, a new one replaces it\.\n$/);
+    expect(r.hashedFiles).toBe(4);
+    expect(readFileSync(index)).toEqual(good);
+    // A FIFO there is never opened for reading (that would block), only replaced.
+    unlinkSync(index);
+    expect(spawnSync("mkfifo", [index]).status).toBe(0);
+    const f = catalog(dir, ["--index", index]);
+    expect(f.stderr).toMatch(/is a FIFO: ignored/);
+    expect(readFileSync(index)).toEqual(good);
+  });
+
+  it("refuses, with exit 2 and a line naming it, an index folder that is a symlink", () => {
+    const { dir, index } = indexed(files);
+    const linked = join(dir, "..", "linked-index");
+    symlinkSync(join(dir, "..", "index"), linked);
+    const r = catalog(dir, ["--index", join(linked, "catalog.json")]);
+    expect([r.code, r.stdout]).toEqual([2, ""]);
+    // O_DIRECTORY|O_NOFOLLOW on a link fails with ENOTDIR (or ELOOP): either way, named.
+    expect(r.stderr).toMatch(
+      new RegExp(`^catalog\\.py: the index's folder ${linked} is not a directory that can be opened without following a link \\([^)]+\\)\\.\\n$`),
+    );
+    expect(existsSync(index)).toBe(false);
+  });
+
+  it("with --no-write reuses the index but leaves it byte for byte as it was", () => {
+    const { dir, index } = indexed(files);
+    catalog(dir, ["--index", index]);
+    const before = readFileSync(index);
+    const mtime = statSync(index).mtimeMs;
+    writeFileSync(join(dir, "new.gguf"), gguf());
+    utimesSync(join(dir, "new.gguf"), OLD, OLD);
+    unlinkSync(join(dir, "bad.pt"));
+    const r = catalog(dir, ["--index", index, "--no-write"]);
+    expect(r.code, r.stderr).toBe(0);
+    expect([r.hashedFiles, r.entries.get("new.gguf")?.sha256]).toEqual([1, sha(gguf())]);
+    expect(readFileSync(index)).toEqual(before);
+    expect(statSync(index).mtimeMs).toBe(mtime);
+    expect(spawnSync("ls", ["-a", join(index, "..")], { encoding: "utf8" }).stdout).toBe(".\n..\ncatalog.json\n");
+  });
+
+  it("refuses --no-write without --index, a bad --frame and an --index without a file name", () => {
+    const dir = tree({});
+    for (const args of [["--no-write"], ["--frame", "ABC"], ["--frame", "0".repeat(31)], ["--index", dir + "/"]]) {
+      const r = catalog(dir, args);
+      expect([r.code, r.stdout], args.join(" ")).toEqual([2, ""]);
+      expect(r.stderr.trim().split("\n"), args.join(" ")).toHaveLength(1);
+    }
+  });
+});
+
+describe("catalog.py --frame", () => {
+  const FRAME = "0123456789abcdef0123456789abcdef";
+
+  it("prints one report line per entry in path order, with - for what is missing and the reason as one field", () => {
+    const { dir, index } = indexed({ "b.safetensors": TWO_TENSORS, "a b.md": Buffer.from("hi\n"), "c.gguf": gguf() });
+    catalog(dir, ["--index", index]);
+    rewrite(join(dir, "b.safetensors"), Buffer.concat([TWO_TENSORS, Buffer.alloc(1)]));
+    utimesSync(join(dir, "c.gguf"), NOW, NOW);
+    symlinkSync("/etc/passwd", join(dir, "d.pt"));
+    const r = framed(dir, ["--index", index, "--frame", FRAME]);
+    expect(r.code, r.stderr).toBe(0);
+    const size = TWO_TENSORS.length;
+    // Read: the hash of b.safetensors, and the 8-byte length and the header its check read.
+    const headerLength = Number(TWO_TENSORS.readBigUInt64LE(0));
+    expect(r.lines.map(String)).toEqual([
+      `${FRAME} report: model 3 unknown unknown ${sha(Buffer.from("hi\n"))} - not\\x20a\\x20model\\x20format\\x20modelshare\\x20checks\\x20(.md). a b.md`,
+      `${FRAME} report: model ${size + 1} safetensors invalid ${sha(Buffer.concat([TWO_TENSORS, Buffer.alloc(1)]))} ${sha(TWO_TENSORS)} 1\\x20trailing\\x20bytes\\x20after\\x20the\\x20last\\x20tensor. b.safetensors`,
+      `${FRAME} report: model ${gguf().length} gguf unstable - - modified\\x20less\\x20than\\x2060s\\x20ago:\\x20left\\x20alone\\x20until\\x20it\\x20settles. c.gguf`,
+      `${FRAME} report: model 11 unknown skipped - - a\\x20symbolic\\x20link\\x20(not\\x20followed),\\x20never\\x20opened. d.pt`,
+      `${FRAME} report: catalog ${size + 1 + 8 + headerLength} 1 ${dir}`,
+    ]);
+    // Unframed: the same lines without the frame; an ok file's empty reason is -.
+    const plain = framed(tree({ "m.safetensors": TWO_TENSORS }), ["--frame", ""]).lines.map(String);
+    expect(plain[0]).toBe(`report: model ${size} safetensors ok ${sha(TWO_TENSORS)} - - m.safetensors`);
+  });
+
+  it("escapes paths byte for byte as the shell's escape_line does, so a name cannot break or forge a line", () => {
+    const names = [
+      Buffer.from("new\nline.pt"),
+      Buffer.from("tab\there"),
+      Buffer.from("cr\rhere"),
+      Buffer.from("back\\slash"),
+      Buffer.from("esc\x1b[31mred"),
+      Buffer.from([0x62, 0x61, 0x64, 0xff, 0x2e, 0x70, 0x74]), // bad<0xff>.pt
+      Buffer.from("rtl\u202efdp.safetensors"),
+      Buffer.from("nel\u0085x"),
+      Buffer.from("café é"),
+      Buffer.from("a space.md"),
+      Buffer.from("del\x7fx"),
+    ];
+    const dir = tree({});
+    for (const name of names) {
+      const p = Buffer.concat([Buffer.from(dir + "/"), name]);
+      writeFileSync(p, Buffer.from("x"));
+      utimesSync(p, OLD, OLD);
+    }
+    const r = framed(dir, ["--frame", ""]);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.lines).toHaveLength(names.length + 1);
+    // The path is what follows the 8th space (its own spaces kept: it is the last field).
+    const paths = r.lines.slice(0, -1).map((l) => {
+      let at = 0;
+      for (let i = 0; i < 8; i++) at = l.indexOf(32, at) + 1;
+      return l.subarray(at);
+    });
+    const sorted = [...names].sort(Buffer.compare);
+    expect(paths.map(String)).toEqual(sorted.map((n) => bashEscape(n).toString()));
+    expect(Buffer.concat(paths)).toEqual(Buffer.concat(sorted.map(bashEscape)));
+    // What that means, spelled out for a few.
+    expect(paths.map(String)).toEqual(
+      expect.arrayContaining([
+        "new\\nline.pt",
+        "bad\\xff.pt",
+        "rtl\\xe2\\x80\\xaefdp.safetensors",
+        "nel\\xc2\\x85x",
+        "café é",
+        "back\\\\slash",
+        "esc\\x1b[31mred",
+      ]),
+    );
   });
 });

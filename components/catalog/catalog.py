@@ -1,11 +1,16 @@
-# validate.py: judges the model files of one category folder of modelshare's store, so the
-# catalog only offers files that are whole, well formed and free of code (issue 20, item 1).
+# catalog.py: the store's catalog tool. It judges the model files of one category folder of
+# modelshare's store, so the catalog only offers files that are whole, well formed and free of
+# code (issue 20, item 1), and hashes every file it judges (SHA-256), remembering the hashes in
+# an optional index so a second run over an unchanged tree reads nothing.
 #
-# Run:  python3 -I validate.py [--stable-seconds N] [--now EPOCH] DIR
+# Run:  python3 -I catalog.py [--stable-seconds N] [--now EPOCH] [--index FILE [--no-write]]
+#                             [--frame FRAME] DIR
 #   or  python3 -I -c "$SOURCE" ARGS   /   python3 -I - ARGS  (source on stdin)
 # It never reads __file__ or sys.path[0]. It prints one JSON line per entry under DIR, sorted
-# by path bytes, then {"summary": {status: count}}. Exit 0 when the walk completed, whatever it
-# found; 2 on a usage error or when DIR is not a directory or is a symlink.
+# by path bytes, then {"hashed_files": N, "read_bytes": N, "summary": {status: count}}; with
+# --frame, report lines instead (see framed_lines). Exit 0 when the walk completed, whatever it
+# found; 2 on a usage error, when DIR is not a directory or is a symlink, or when the index's
+# folder cannot be opened (a symlink too) or the index cannot be written.
 #
 # Safety: it runs as the storage owner over files an attacker may have written.
 # - No symlink is followed: directories are opened O_NOFOLLOW|O_DIRECTORY relative to their
@@ -13,8 +18,10 @@
 #   regular file is opened, and fstat must agree. FIFOs, sockets and devices are never opened.
 # - Nothing from a file is unpickled, imported or executed: pickles are only walked opcode by
 #   opcode (pickletools.genops) with a simulated stack to learn which globals they import.
-# - Every read is bounded by the file's real size and by the caps below.
-# - Nothing is written anywhere (not even bytecode caches).
+# - Every read is bounded by the file's real size and by the caps below; the hash is read from
+#   the fd that was judged, so the hash and the verdict are of the same file.
+# - Nothing is written anywhere (not even bytecode caches) but the index, when --index names
+#   one: opened relative to its folder's fd, replaced atomically, under a lock on that folder.
 #
 # Verdicts worth knowing: a safetensors header length over 100 MB is invalid even in a shorter
 # file (no reader accepts one, so no further upload mends it); a pickle importing anything off
@@ -25,7 +32,7 @@ import sys
 
 sys.dont_write_bytecode = True
 
-import io, json, os, pickletools, stat, struct, time, zipfile, zlib  # noqa: E402
+import errno, fcntl, hashlib, io, json, os, pickletools, secrets, stat, struct, time, zipfile, zlib  # noqa: E402
 
 MAX_SAFETENSORS_HEADER = 100_000_000  # the safetensors library refuses larger (HeaderTooLarge)
 MAX_PICKLE_BYTES = 256 * 1024 * 1024  # per pickle stream, and per torch-zip file in total
@@ -36,6 +43,13 @@ MAX_GGUF_STRING = 1024 * 1024  # for keys and tensor names, the only strings rea
 MAX_GGUF_COUNT = 1 << 24
 MAX_DEPTH = 64  # deeper folders are reported, not entered (bounds recursion and open fds)
 STATUSES = ("ok", "incomplete", "invalid", "dangerous", "unstable", "unknown", "skipped")
+UNHASHED = ("unstable", "skipped")  # never hashed, never in the index
+HASH_CHUNK = 4 << 20  # bytes per pread while hashing
+MAX_INDEX_BYTES = 512 << 20  # a bigger "index" was not written by this tool: ignored
+INDEX_FORMAT = "modelshare-catalog-index"
+# Bump when a check changes its verdicts: an index of other rules is not reused (its hashes still
+# give since/changed_from), so every file is judged again under the new rules.
+RULES = 1
 
 # Bits per element, from huggingface/safetensors (Dtype in safetensors/src/tensor.rs).
 SAFETENSORS_BITS = {
@@ -84,6 +98,17 @@ MARK = object()  # a MARK on the simulated pickle stack
 UNRESOLVED = "?unresolved"
 
 
+# Bytes read from model files this run (judging and hashing), and files hashed afresh.
+METER = {"read_bytes": 0, "hashed_files": 0}
+
+
+def pread(fd, n, offset):
+    """os.pread, counted in METER: the only way this tool reads a model file."""
+    data = os.pread(fd, n, offset)
+    METER["read_bytes"] += len(data)
+    return data
+
+
 class Verdict(Exception):
     """Ends a file's check with a status and a one-sentence reason."""
 
@@ -103,7 +128,7 @@ class FdReader:
         have = self.buf_at + len(self.buf) - self.pos
         if self.pos < self.buf_at or have < n:
             want = min(max(n, 1 << 20), self.end - self.pos)
-            self.buf, self.buf_at = os.pread(self.fd, want, self.pos) if want > 0 else b"", self.pos
+            self.buf, self.buf_at = pread(self.fd, want, self.pos) if want > 0 else b"", self.pos
 
     def read(self, n=-1):
         n = self.end - self.pos if n is None or n < 0 else min(n, self.end - self.pos)
@@ -145,13 +170,13 @@ class FdReader:
 def check_safetensors(fd, size):
     if size < 8:
         raise Verdict("incomplete", "shorter than the 8-byte header length.")
-    (n,) = struct.unpack("<Q", os.pread(fd, 8, 0))
+    (n,) = struct.unpack("<Q", pread(fd, 8, 0))
     if n > MAX_SAFETENSORS_HEADER:
         raise Verdict("invalid", "declares a %d-byte header, over the 100 MB any reader accepts.", n)
     if 8 + n > size:
         raise Verdict("incomplete", "declares a %d-byte header but the file ends before it.", n)
     try:
-        header = json.loads(os.pread(fd, n, 8).decode("utf-8"), object_pairs_hook=no_duplicates)
+        header = json.loads(pread(fd, n, 8).decode("utf-8"), object_pairs_hook=no_duplicates)
     except (ValueError, RecursionError) as e:
         raise Verdict("invalid", "the header is not valid JSON (%s).", str(e).split("\n")[0])
     if not isinstance(header, dict):
@@ -407,8 +432,40 @@ class BytesReader(io.BytesIO):
         return self.tell() >= self.size
 
 
+class PreadFile(io.RawIOBase):
+    """The judged fd as a seekable file for zipfile, read by pread up to the fstat size (its
+    bytes counted, the fd's own offset never moved)."""
+
+    def __init__(self, fd, size):
+        super().__init__()
+        self.fd, self.size, self.pos = fd, size, 0
+
+    def readable(self):
+        return True
+
+    def seekable(self):
+        return True
+
+    def tell(self):
+        return self.pos
+
+    def seek(self, offset, whence=io.SEEK_SET):
+        at = offset + {io.SEEK_SET: 0, io.SEEK_CUR: self.pos, io.SEEK_END: self.size}[whence]
+        if at < 0:
+            raise OSError(errno.EINVAL, "negative seek position")
+        self.pos = at
+        return at
+
+    def readinto(self, b):
+        n = max(0, min(len(b), self.size - self.pos))
+        data = pread(self.fd, n, self.pos) if n else b""
+        b[: len(data)] = data
+        self.pos += len(data)
+        return len(data)
+
+
 def check_torch_zip(fd, size, found):
-    with os.fdopen(os.dup(fd), "rb") as f:
+    with PreadFile(fd, size) as f:
         try:
             # The central directory is read whole by zipfile: bound it first.
             endrec = zipfile._EndRecData(f)
@@ -449,7 +506,7 @@ def read_member(zf, info, budget):
 
 
 def check_torch(fd, size, entry):
-    head = os.pread(fd, 4, 0)
+    head = pread(fd, 4, 0)
     if not head:
         raise Verdict("incomplete", "an empty file.")
     is_zip = head == b"PK\x03\x04"
@@ -494,7 +551,7 @@ def judge_file(dir_fd, name, path, opts):
     ext = os.path.splitext(name)[1].lower()
     family = FORMATS.get(ext)
     fmt = family if family in CHECKS else "unknown"
-    entry = {"path": path, "size": 0, "format": fmt, "status": "ok", "reason": ""}
+    entry = {"path": path, "size": 0, "format": fmt, "status": "ok", "reason": "", "sha256": None}
     try:
         fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, dir_fd=dir_fd)
     except OSError as e:
@@ -510,23 +567,70 @@ def judge_file(dir_fd, name, path, opts):
             return dict(entry, status="unstable", reason=why)
         if family is None:
             why = "not a model format modelshare checks (%s)." % (ext or "no extension")
-            return dict(entry, status="unknown", reason=why)
-        try:
-            check = CHECKS.get(family) or (lambda fd, size: check_torch(fd, size, entry))
-            entry["reason"] = check(fd, st.st_size) or ""
-        except Verdict as v:
-            entry["status"], entry["reason"] = v.status, v.reason
-        except OSError as e:
-            entry["status"], entry["reason"] = "skipped", "could not be read (%s)." % e.strerror
-        except Exception as e:  # a parser fault a crafted file provokes must not end the walk
-            entry["status"], entry["reason"] = "invalid", "could not be parsed (%s)." % type(e).__name__
+            entry["status"], entry["reason"] = "unknown", why
+        else:
+            judge(fd, st.st_size, family, entry)
+        if entry["status"] != "skipped":  # a read that failed while judging: nothing to hash
+            hash_into(fd, st.st_size, entry)
+        if entry["status"] == "skipped":  # a read failed: no hash, no index entry
+            return entry
+        # One check covers the verdict and the hash: both were read while this held.
         after = os.fstat(fd)
-        if (after.st_size, after.st_mtime_ns) != (st.st_size, st.st_mtime_ns):
+        if entry["sha256"] is None or (after.st_size, after.st_mtime_ns) != (st.st_size, st.st_mtime_ns):
             why = "changed while it was being read: left alone, not judged."
-            return dict(entry, status="unstable", reason=why)
+            return dict(entry, status="unstable", reason=why, sha256=None)
+        entry["_id"] = identity(st)
         return entry
     finally:
         os.close(fd)
+
+
+def judge(fd, size, family, entry):
+    """Sets the entry's status and reason from its format's check."""
+    try:
+        check = CHECKS.get(family) or (lambda fd, size: check_torch(fd, size, entry))
+        entry["reason"] = check(fd, size) or ""
+    except Verdict as v:
+        entry["status"], entry["reason"] = v.status, v.reason
+    except OSError as e:
+        entry["status"], entry["reason"] = "skipped", "could not be read (%s)." % e.strerror
+    except Exception as e:  # a parser fault a crafted file provokes must not end the walk
+        entry["status"], entry["reason"] = "invalid", "could not be parsed (%s)." % type(e).__name__
+
+
+def hash_into(fd, size, entry):
+    """The SHA-256 of the judged fd's `size` bytes into entry["sha256"]; None when the file
+    ended early (it shrank: unstable). A read error makes the entry skipped."""
+    METER["hashed_files"] += 1
+    h, at = hashlib.sha256(), 0
+    try:
+        while at < size:
+            chunk = pread(fd, min(HASH_CHUNK, size - at), at)
+            if not chunk:
+                return
+            h.update(chunk)
+            at += len(chunk)
+    except OSError as e:
+        entry["status"], entry["reason"] = "skipped", "could not be read (%s)." % e.strerror
+        return
+    entry["sha256"] = h.hexdigest()
+
+
+def identity(st):
+    """What must not change for an index entry to stand for the file without reading it."""
+    return [st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns]
+
+
+def reuse(path, st, opts):
+    """The index's entry for this path as a judged entry, when lstat shows the very file it was
+    made from (same device, inode, size and mtime): the file is not even opened."""
+    old = opts["reusable"].get(path)
+    if old is None or identity(st) != [old[k] for k in ("dev", "ino", "size", "mtime_ns")]:
+        return None
+    entry = {k: old[k] for k in ("size", "format", "status", "reason", "sha256")}
+    if old["globals"] is not None:
+        entry["globals"] = old["globals"]
+    return dict(entry, path=path, _id=identity(st))
 
 
 def walk(dir_fd, prefix, depth, opts, out):
@@ -540,7 +644,7 @@ def walk(dir_fd, prefix, depth, opts, out):
         if stat.S_ISDIR(st.st_mode):
             enter(dir_fd, name, path, depth, opts, out)
         elif stat.S_ISREG(st.st_mode):
-            out.append(judge_file(dir_fd, name, path, opts))
+            out.append(reuse(path, st, opts) or judge_file(dir_fd, name, path, opts))
         else:
             out.append(skipped(path, st.st_size, "%s, never opened." % kind_of(st.st_mode)))
 
@@ -563,51 +667,329 @@ def enter(dir_fd, name, path, depth, opts, out):
 
 
 def skipped(path, size, reason):
-    return {"path": path, "size": size, "format": "unknown", "status": "skipped", "reason": reason}
+    return {"path": path, "size": size, "format": "unknown", "status": "skipped", "reason": reason,
+            "sha256": None}
 
 
-def parse_args(argv):
-    opts, rest = {"stable": 60.0, "now": None}, list(argv)
-    while rest and rest[0] in ("--stable-seconds", "--now"):
-        flag = rest.pop(0)
-        try:
-            value = float(rest.pop(0))
-        except (IndexError, ValueError):
-            raise SystemExit("validate.py: %s needs a number." % flag)
-        opts["stable" if flag == "--stable-seconds" else "now"] = value
-    if len(rest) != 1 or rest[0].startswith("--"):
-        raise SystemExit("usage: validate.py [--stable-seconds N] [--now EPOCH] DIR")
-    opts["dir"] = rest[0]
-    if opts["now"] is None:
-        opts["now"] = time.time()
-    return opts
-
-
-def main(argv):
-    try:
-        opts = parse_args(argv)
-    except SystemExit as e:
-        print(e, file=sys.stderr)
-        return 2
+def walk_top(opts):
     try:
         top = os.open(opts["dir"], os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
     except OSError as e:
         why = "is not a directory that can be opened without following a link"
-        print("validate.py: %s %s (%s)." % (opts["dir"], why, e.strerror), file=sys.stderr)
-        return 2
+        raise Refusal("%s %s (%s)." % (shown(opts["dir"]), why, e.strerror))
     out = []
     try:
         walk(top, "", 0, opts, out)
     except OSError as e:
-        print("validate.py: %s could not be listed (%s)." % (opts["dir"], e.strerror), file=sys.stderr)
-        return 2
+        raise Refusal("%s could not be listed (%s)." % (shown(opts["dir"]), e.strerror))
     finally:
         os.close(top)
+    return out
+
+
+def add_history(entries, old_entries, now):
+    """since, changed_from and changed_at of every entry, from the index's entry for its path:
+    the same hash keeps them all; another hash is a change (the old hash and now)."""
+    for e in entries:
+        old = old_entries.get(e["path"])
+        if e["sha256"] is None:
+            e.update(changed_from=None, changed_at=None)
+        elif old is None:
+            e.update(_since=now, changed_from=None, changed_at=None)
+        elif old["sha256"] == e["sha256"]:
+            e.update(_since=old["since"], changed_from=old["changed_from"], changed_at=old["changed_at"])
+        else:
+            e.update(_since=now, changed_from=old["sha256"], changed_at=now)
+
+
+# ---- the index -------------------------------------------------------------------------------
+# One JSON document: {"format": INDEX_FORMAT, "version": 1, "rules": RULES, "entries": {path:
+# entry}}, path as in the report (undecodable bytes as \udcXX). Only hashed files have entries:
+# an unstable or skipped file's previous entry is dropped too (its old content may be gone; when
+# it settles it is judged and hashed afresh, and compared with nothing): simple beats clever here.
+
+def is_int(v):
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def is_time(v):
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def is_sha(v):
+    return isinstance(v, str) and len(v) == 64 and all(c in "0123456789abcdef" for c in v)
+
+
+INDEX_FIELDS = {
+    "dev": is_count, "ino": is_count, "size": is_count, "mtime_ns": is_int, "sha256": is_sha,
+    "format": lambda v: v in ("safetensors", "gguf", "pickle", "torch-zip", "unknown"),
+    "status": lambda v: v in STATUSES and v not in UNHASHED,
+    "reason": lambda v: isinstance(v, str),
+    "globals": lambda v: v is None or isinstance(v, list) and all(isinstance(g, str) for g in v),
+    "since": is_time,
+    "changed_from": lambda v: v is None or is_sha(v),
+    "changed_at": lambda v: v is None or is_time(v),
+}
+
+
+class Refusal(Exception):
+    """Ends the run with exit 2 and this one line on stderr."""
+
+
+def index_record(e):
+    dev, ino, size, mtime_ns = e["_id"]
+    return {"dev": dev, "ino": ino, "size": size, "mtime_ns": mtime_ns, "sha256": e["sha256"],
+            "format": e["format"], "status": e["status"], "reason": e["reason"],
+            "globals": e.get("globals"), "since": e["_since"], "changed_from": e["changed_from"],
+            "changed_at": e["changed_at"]}
+
+
+def parse_index(data):
+    """The entries of an index's bytes and whether they were made under these RULES; ValueError
+    when it is not an index this tool wrote (every entry is checked: a report from it must be
+    as well formed as a fresh one)."""
+    doc = json.loads(data.decode("utf-8"))
+    if not (isinstance(doc, dict) and doc.get("format") == INDEX_FORMAT and doc.get("version") == 1
+            and isinstance(doc.get("entries"), dict)):
+        raise ValueError("not a catalog index")
+    for path, e in doc["entries"].items():
+        if not (isinstance(e, dict) and set(e) == set(INDEX_FIELDS)
+                and all(ok(e[k]) for k, ok in INDEX_FIELDS.items())):
+            raise ValueError("a malformed entry for %r" % path)
+    return doc["entries"], doc.get("rules") == RULES
+
+
+def open_index(opts):
+    """Opens the index's folder without following a link, locks it for the whole run (shared
+    for --no-write) so runs never interleave, and reads the index there into opts. Returns the
+    folder's fd (closing it releases the lock)."""
+    folder = os.path.dirname(opts["index"]) or "."
+    try:
+        dir_fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except OSError as e:
+        why = "is not a directory that can be opened without following a link"
+        raise Refusal("the index's folder %s %s (%s)." % (shown(folder), why, e.strerror))
+    try:
+        fcntl.flock(dir_fd, fcntl.LOCK_SH if opts["no_write"] else fcntl.LOCK_EX)
+        old, same_rules = read_index(dir_fd, opts)
+    except OSError as e:
+        os.close(dir_fd)
+        raise Refusal("the index's folder %s could not be locked (%s)." % (shown(folder), e.strerror))
+    opts["old"], opts["reusable"] = old, old if same_rules else {}
+    return dir_fd
+
+
+def read_index(dir_fd, opts):
+    """(entries, same_rules) of the index file, opened relative to its folder without following
+    a link and without blocking; anything but a regular file holding an index is ignored with
+    one line on stderr, and a fresh one replaces it."""
+    base = os.path.basename(opts["index"])
+    try:
+        fd = os.open(base, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, dir_fd=dir_fd)
+    except FileNotFoundError:
+        return {}, True  # the first run
+    except OSError as e:
+        return ignore_index(opts, "a symbolic link" if e.errno == errno.ELOOP
+                            else "could not be opened (%s)" % e.strerror)
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            return ignore_index(opts, kind_of(st.st_mode))
+        if st.st_size > MAX_INDEX_BYTES:
+            return ignore_index(opts, "over %d bytes" % MAX_INDEX_BYTES)
+        data = read_all(fd, st.st_size)
+    except OSError as e:
+        return ignore_index(opts, "could not be read (%s)" % e.strerror)
+    finally:
+        os.close(fd)
+    try:
+        return parse_index(data)
+    except (ValueError, RecursionError) as e:  # UnicodeDecodeError and JSON errors included
+        return ignore_index(opts, "not a catalog index (%s)" % str(e).split("\n")[0][:200])
+
+
+def read_all(fd, size):
+    chunks, at = [], 0
+    while at <= size:  # one read past the size: an index that grew is read whole or refused
+        chunk = os.pread(fd, 1 << 20, at)
+        if not chunk:
+            break
+        chunks.append(chunk)
+        at += len(chunk)
+    if at > size + (1 << 20):
+        raise OSError(errno.EFBIG, "it grew while being read")
+    return b"".join(chunks)
+
+
+def ignore_index(opts, what):
+    then = "left as it is (--no-write)" if opts["no_write"] else "a new one replaces it"
+    print("catalog.py: the index %s is %s: ignored, %s." % (shown(opts["index"]), what, then),
+          file=sys.stderr)
+    return {}, True
+
+
+def write_index(dir_fd, opts, entries):
+    """Replaces the index atomically: a new file beside it (O_EXCL|O_NOFOLLOW, 0600: never a
+    planted link or file), fsynced, renamed over the old name (a link there is replaced, not
+    followed), then the folder fsynced so the rename survives a crash."""
+    base = os.path.basename(opts["index"])
+    records = {e["path"]: index_record(e) for e in entries if e["sha256"] is not None}
+    doc = {"format": INDEX_FORMAT, "version": 1, "rules": RULES, "entries": records}
+    data = (json.dumps(doc, ensure_ascii=True, sort_keys=True) + "\n").encode("ascii")
+    tmp = ".%s.%s.tmp" % (base, secrets.token_hex(8))
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+    try:
+        fd = os.open(tmp, flags, 0o600, dir_fd=dir_fd)
+        try:
+            write_all(fd, data)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp, base, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
+        os.fsync(dir_fd)
+    except OSError as e:
+        try:
+            os.unlink(tmp, dir_fd=dir_fd)
+        except OSError:
+            pass  # never made, or renamed already
+        raise Refusal("the index %s could not be written (%s)." % (shown(opts["index"]), e.strerror))
+
+
+def write_all(fd, data):
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
+
+
+# ---- output ----------------------------------------------------------------------------------
+
+# Characters written as \xHH of each UTF-8 byte although well formed: they break a line or
+# reorder what a terminal shows (as escape_line in components/shell/prelude.sh has them).
+BIDI = frozenset([0x200E, 0x200F, *range(0x2028, 0x202F), *range(0x2066, 0x206A)])
+SHORT_ESCAPES = {"\\": "\\\\", "\n": "\\n", "\t": "\\t", "\r": "\\r"}
+
+
+def escape(raw):
+    """Bytes as one line a terminal shows as it is, byte for byte what the shell's escape_line
+    makes: undecodable bytes (surrogateescape's U+DC80-DCFF), C0 and C1 controls, DEL and the
+    BIDI characters as \\xHH per byte; backslash, LF, tab and CR as \\\\ \\n \\t \\r."""
+    out = []
+    for ch in raw.decode("utf-8", "surrogateescape"):
+        c = ord(ch)
+        if ch in SHORT_ESCAPES:
+            out.append(SHORT_ESCAPES[ch])
+        elif 0xDC80 <= c <= 0xDCFF:
+            out.append("\\x%02x" % (c - 0xDC00))
+        elif c < 0x20 or 0x7F <= c <= 0x9F or c in BIDI:
+            out.append("".join("\\x%02x" % b for b in ch.encode("utf-8")))
+        else:
+            out.append(ch)
+    return "".join(out)
+
+
+def to_bytes(text):
+    """A path or reason back to bytes: undecodable name bytes as they were, any other lone
+    surrogate (never in a name) as its 3 bytes, which escape() then shows byte by byte."""
+    try:
+        return text.encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "surrogatepass")
+
+
+def shown(path):
+    return escape(to_bytes(path))
+
+
+def json_lines(entries, counts):
+    lines = [json.dumps({k: v for k, v in e.items() if not k.startswith("_")},
+                        ensure_ascii=True, sort_keys=True) for e in entries]
+    lines.append(json.dumps(dict(METER, summary=counts), ensure_ascii=True, sort_keys=True))
+    return lines
+
+
+def framed_lines(entries, frame, top):
+    """One line per entry for a reader that takes only lines starting with its FRAME:
+    `FRAME report: model SIZE FORMAT STATUS SHA CHANGED REASON PATH` (SHA, CHANGED: hex or -;
+    REASON escaped with its spaces as \\x20 so it stays one field, - when empty; PATH escaped,
+    last, spaces kept), then `FRAME report: catalog READ_BYTES HASHED_FILES DIR`."""
+    lead = frame + " report: " if frame else "report: "
+    lines = []
+    for e in entries:
+        reason = escape(to_bytes(e["reason"])).replace(" ", "\\x20") or "-"
+        fields = ["model", str(e["size"]), e["format"], e["status"], e["sha256"] or "-",
+                  e["changed_from"] or "-", reason, shown(e["path"])]
+        lines.append(lead + " ".join(fields))
+    lines.append(lead + "catalog %d %d %s" % (METER["read_bytes"], METER["hashed_files"], shown(top)))
+    return lines
+
+
+# ---- the command line ------------------------------------------------------------------------
+
+USAGE = ("usage: catalog.py [--stable-seconds N] [--now EPOCH] [--index FILE [--no-write]]"
+         " [--frame FRAME] DIR")
+
+
+def parse_args(argv):
+    opts = {"stable": 60.0, "now": None, "index": None, "no_write": False, "frame": None}
+    rest = list(argv)
+    while rest and rest[0] in ("--stable-seconds", "--now", "--index", "--frame", "--no-write"):
+        flag = rest.pop(0)
+        if flag == "--no-write":
+            opts["no_write"] = True
+        elif not rest:
+            raise Refusal("%s needs a value." % flag)
+        elif flag in ("--index", "--frame"):
+            opts[flag[2:]] = rest.pop(0)
+        else:
+            try:
+                opts["stable" if flag == "--stable-seconds" else "now"] = float(rest.pop(0))
+            except ValueError:
+                raise Refusal("%s needs a number." % flag)
+    if len(rest) != 1 or rest[0].startswith("--"):
+        raise Refusal(USAGE)
+    frame = opts["frame"]
+    if frame is not None and not (len(frame) in (0, 32) and all(c in "0123456789abcdef" for c in frame)):
+        raise Refusal("--frame needs 32 lowercase hex digits, or the empty string.")
+    if opts["index"] is not None and os.path.basename(opts["index"]) in ("", ".", ".."):
+        raise Refusal("--index needs a file name.")
+    if opts["no_write"] and opts["index"] is None:
+        raise Refusal("--no-write needs --index.")
+    opts["dir"] = rest[0]
+    if opts["now"] is None:
+        opts["now"] = time.time()
+    opts["old"] = opts["reusable"] = {}  # no index: nothing to reuse or compare with
+    return opts
+
+
+def run(argv):
+    """The report's lines; Refusal ends the run before anything is printed."""
+    opts = parse_args(argv)
+    index_fd = open_index(opts) if opts["index"] is not None else None
+    try:
+        out = sorted(walk_top(opts), key=lambda e: os.fsencode(e["path"]))
+        add_history(out, opts["old"], int(opts["now"]))
+        if index_fd is not None and not opts["no_write"]:
+            write_index(index_fd, opts, out)
+    finally:
+        if index_fd is not None:
+            os.close(index_fd)  # releases the lock
+    if opts["frame"] is not None:
+        return framed_lines(out, opts["frame"], opts["dir"])
     counts = dict.fromkeys(STATUSES, 0)
-    for entry in sorted(out, key=lambda e: os.fsencode(e["path"])):
+    for entry in out:
         counts[entry["status"]] += 1
-        print(json.dumps(entry, ensure_ascii=True, sort_keys=True))
-    print(json.dumps({"summary": counts}, ensure_ascii=True, sort_keys=True))
+    return json_lines(out, counts)
+
+
+def main(argv):
+    try:
+        lines = run(argv)
+    except Refusal as e:
+        print(e if str(e).startswith("usage:") else "catalog.py: %s" % e, file=sys.stderr)
+        return 2
+    # Bytes, not print: the output is UTF-8 whatever the locale says.
+    sys.stdout.buffer.write("".join(line + "\n" for line in lines).encode("utf-8"))
+    sys.stdout.flush()
     return 0
 
 

@@ -3,8 +3,13 @@
 # of 20, 50 and 200 nodes, then, with `--lab`, converge times on fresh lab VMs (needs root,
 # QEMU and debootstrap; see lab/README.md); with `--lab --delivery`, instead of the converge
 # times, how fast a worker reads a model over NFS and its local cache (bench/delivery.ts).
+# `--catalog [GiB] [files]`: only the catalog's hashing against sha256sum (bench/catalog.ts).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+if [ "${1:-}" = "--catalog" ]; then
+  shift
+  exec npx --no-install tsx bench/catalog.ts "$@"
+fi
 if [ "${1:-}" = "--delivery" ]; then
   echo "bench: --delivery runs on the lab: npm run bench -- --lab --delivery" >&2
   exit 2

@@ -1,4 +1,5 @@
 import { cache } from "./cache/index";
+import { catalog } from "./catalog/index";
 import { installers } from "./installers/index";
 import { nfs } from "./nfs/index";
 import { services } from "./services/index";
@@ -9,4 +10,4 @@ import { storage } from "./storage/index";
  * Every concern, in plan order: a concern waits only for those before it. A new concern is a
  * folder with an index.ts exporting its Concern, plus one entry here.
  */
-export const CONCERNS = [storage, smb, cache, nfs, services, installers] as const;
+export const CONCERNS = [storage, catalog, smb, cache, nfs, services, installers] as const;

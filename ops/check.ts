@@ -19,15 +19,35 @@ import { printable, safeJson, unescapeLine } from "./text";
  * planted in the tree can neither add a line nor send a terminal anything but text.
  */
 export interface ReportLine {
-  kind: "space" | "category" | "output" | "project" | "cache" | "cache-off";
+  kind: "space" | "category" | "output" | "project" | "cache" | "cache-off" | "catalog";
   /** The folder's real name (a byte that is not UTF-8 reads as U+FFFD; escapedPath is exact). */
   path: string;
   /** The name as the program printed it: one line, control characters and odd bytes escaped. */
   escapedPath: string;
-  /** space: bytes free; cache: bytes cached; otherwise bytes of the files inside. */
+  /** space: bytes free; cache: bytes cached; catalog: bytes of models read; otherwise bytes of the files inside. */
   bytes: number;
-  /** space: storage.minFreeGB in bytes; cache: bytes free beside the cache; otherwise the number of files. */
+  /** space: storage.minFreeGB in bytes; cache: bytes free beside the cache; catalog: files hashed; otherwise the number of files. */
   count: number;
+}
+
+/** What the catalog found a model file to be (components/catalog/catalog.py). */
+export type ModelStatus = "ok" | "incomplete" | "invalid" | "dangerous" | "unstable" | "unknown" | "skipped";
+/** The statuses that make `check` exit 1: a file no service should load as it is. */
+export const MODEL_FINDINGS: readonly ModelStatus[] = ["incomplete", "invalid", "dangerous"];
+
+/** One file of the model store, as the catalog judged it (`--json` carries every one). */
+export interface ModelRow {
+  /** Relative to the model store (`checkpoints/a.safetensors`); its real name, as in ReportLine. */
+  path: string;
+  escapedPath: string;
+  size: number;
+  format: string;
+  status: ModelStatus;
+  /** SHA-256 of its content; absent for a file left alone (unstable, skipped). */
+  sha256?: string;
+  /** The content it had before, when it changed under the same name. */
+  changedFrom?: string;
+  reason: string;
 }
 
 export interface ComponentCheck {
@@ -37,6 +57,8 @@ export interface ComponentCheck {
   /** What converge would refuse (a planted link, a file where a folder belongs…). */
   refusal?: string;
   report: ReportLine[];
+  /** The catalog's rows (the catalog program only). */
+  models: ModelRow[];
 }
 
 export interface NodeCheck {
@@ -125,26 +147,63 @@ export function parse(component: string, r: Exec, frame: string): ComponentCheck
   const lines = framed(r.stdout);
   const drift = lines.filter((l) => l.startsWith("drift: ")).map((l) => printable(l.slice(7)));
   const report: ReportLine[] = [];
+  const models: ModelRow[] = [];
   for (const l of lines) {
-    const m = /^report: (space|category|output|project|cache|cache-off) (\d+) (\d+) (.+)$/.exec(l);
+    const m = /^report: (space|category|output|project|cache|cache-off|catalog) (\d+) (\d+) (.+)$/.exec(l);
     if (m) report.push({ kind: m[1] as ReportLine["kind"], bytes: Number(m[2]), count: Number(m[3]), path: unescapeLine(m[4]), escapedPath: printable(m[4]) });
+    const row = modelRow(l);
+    if (row) models.push(row);
   }
   const last = r.stdout.replace(/\n$/, "").split("\n").at(-1) ?? "";
   const closing = last.startsWith(`${frame} `) ? /^drift=(\d+)$/.exec(last.slice(frame.length + 1)) : null;
   if (r.code === 0 && closing) {
-    if (Number(closing[1]) === drift.length) return { component, drift, report };
+    if (Number(closing[1]) === drift.length) return { component, drift, report, models };
     return `${component}: the check's output does not add up (drift=${closing[1]}, but ${drift.length} drift lines)`;
   }
   const refusal = framed(r.stderr).find((l) => l.startsWith("modelshare: "));
-  if (r.code === 1 && refusal) return { component, drift, report, refusal: printable(refusal.slice(12)) };
+  if (r.code === 1 && refusal) return { component, drift, report, models, refusal: printable(refusal.slice(12)) };
   const said = r.stderr.trim() ? `: ${r.stderr.trim().split("\n").slice(-3).join(" ")}` : "";
   return printable(`${component}: the check did not run to its end (exit ${r.code})${said}`);
 }
 
-/** 0: nothing drifted; 1: drift (or something converge would refuse); 2: a node could not be checked. */
+const STATUSES = "ok|incomplete|invalid|dangerous|unstable|unknown|skipped";
+const MODEL_ROW = new RegExp(`^report: model (\\d+) (\\S+) (${STATUSES}) ([0-9a-f]{64}|-) ([0-9a-f]{64}|-) (\\S+) (.+)$`);
+
+/** `report: model SIZE FORMAT STATUS SHA CHANGED REASON PATH` (reason: escaped, spaces as \x20). */
+export function modelRow(line: string): ModelRow | undefined {
+  const m = MODEL_ROW.exec(line);
+  if (!m) return undefined;
+  return {
+    path: unescapeLine(m[7]),
+    escapedPath: printable(m[7]),
+    size: Number(m[1]),
+    format: printable(m[2]),
+    status: m[3] as ModelStatus,
+    ...(m[4] === "-" ? {} : { sha256: m[4] }),
+    ...(m[5] === "-" ? {} : { changedFrom: m[5] }),
+    reason: m[6] === "-" ? "" : printable(unescapeLine(m[6])),
+  };
+}
+
+const isFinding = (r: ModelRow) => MODEL_FINDINGS.includes(r.status);
+
+/**
+ * 0: nothing drifted; 1: drift, something converge would refuse, or a model no service should
+ * load (incomplete, invalid, dangerous); 2: a node could not be checked.
+ */
 export function exitCode(nodes: NodeCheck[]): 0 | 1 | 2 {
   if (nodes.some((n) => n.error)) return 2;
-  return nodes.some((n) => n.components.some((c) => c.drift.length > 0 || c.refusal)) ? 1 : 0;
+  return nodes.some((n) => n.components.some((c) => c.drift.length > 0 || c.refusal || c.models.some(isFinding))) ? 1 : 0;
+}
+
+/** Names that hold the same content (two or more), per hash, largest waste first. */
+export function duplicates(rows: readonly ModelRow[]): Array<{ sha256: string; size: number; paths: string[] }> {
+  const by = new Map<string, ModelRow[]>();
+  for (const r of rows) if (r.sha256) by.set(r.sha256, [...(by.get(r.sha256) ?? []), r]);
+  return [...by.entries()]
+    .filter(([, rs]) => rs.length > 1)
+    .map(([sha256, rs]) => ({ sha256, size: rs[0].size, paths: rs.map((r) => r.escapedPath) }))
+    .sort((a, b) => b.size * (b.paths.length - 1) - a.size * (a.paths.length - 1) || a.sha256.localeCompare(b.sha256));
 }
 
 const gb = (bytes: number) => `${(bytes / 1e9).toFixed(1)} GB`;
@@ -183,6 +242,13 @@ export function formatText(nodes: NodeCheck[]): string {
           : `cache on ${n.node}: none, its kernel (${r.escapedPath}) cannot cache NFS reads; the mount works uncached`,
       );
     }
+    out.push(
+      ...modelLines(
+        n.node,
+        n.components.flatMap((c) => c.models),
+        report.find((r) => r.kind === "catalog"),
+      ),
+    );
     for (const kind of ["category", "output", "project"] as const) {
       const rows = report.filter((r) => r.kind === kind);
       if (rows.length === 0) continue;
@@ -194,6 +260,24 @@ export function formatText(nodes: NodeCheck[]): string {
 }
 
 const isLocalName = (n: NodeCheck) => isLocal({ host: n.host });
+
+/** The catalog's part of the report: counts, then every finding, duplicate and changed file. */
+function modelLines(node: string, rows: readonly ModelRow[], catalog: ReportLine | undefined): string[] {
+  if (!catalog) return [];
+  const counts = new Map<string, number>();
+  for (const r of rows) counts.set(r.status, (counts.get(r.status) ?? 0) + 1);
+  const total = rows.reduce((a, r) => a + r.size, 0);
+  const out = [
+    `models on ${node}: ${rows.length} file(s), ${human(total)}: ${[...counts].map(([k, v]) => `${v} ${k}`).join(", ") || "none"}; this check read ${human(catalog.bytes)} (${catalog.count} file(s) hashed)`,
+  ];
+  for (const r of rows.filter(isFinding)) out.push(`  ${r.status.toUpperCase()} ${r.escapedPath}: ${r.reason}`);
+  for (const r of rows.filter((x) => x.status === "unstable" || x.status === "skipped" || x.status === "unknown"))
+    out.push(`  ${r.status} ${r.escapedPath}: ${r.reason}`);
+  for (const r of rows.filter((x) => x.changedFrom))
+    out.push(`  changed under the same name: ${r.escapedPath} (was ${r.changedFrom!.slice(0, 12)}…, now ${r.sha256!.slice(0, 12)}…)`);
+  for (const d of duplicates(rows)) out.push(`  same content (${human(d.size)} each, ${d.sha256.slice(0, 12)}…): ${d.paths.join(", ")}`);
+  return out;
+}
 
 /**
  * For monitoring (cron, a Prometheus textfile exporter): the whole result and the exit code.

@@ -14,6 +14,9 @@ function localStack(root: string, storage: Record<string, unknown> = {}): StackS
     {
       "modelshare:nodes": JSON.stringify([{ name: "here", host: "localhost", roles: ["storage"] }]),
       "modelshare:storage": JSON.stringify({ root, owner: OWNER, minFreeGB: 0, categories: ["checkpoints", "loras"], ...storage }),
+      // Its stand-in models are zeros, and its converge runs as root on this machine: the
+      // catalog has tests of its own (catalog.program.run, and the lab's over SMB uploads).
+      "modelshare:catalog": JSON.stringify({ enabled: false }),
     },
     () => false,
   );
@@ -82,7 +85,7 @@ describe("npm run check, on a real local node", () => {
 });
 
 describe("check results", () => {
-  const ok: NodeCheck = { node: "a", host: "10.0.0.1", components: [{ component: "a-layout", drift: [], report: [] }], sessions: 1, ms: 5 };
+  const ok: NodeCheck = { node: "a", host: "10.0.0.1", components: [{ component: "a-layout", drift: [], report: [], models: [] }], sessions: 1, ms: 5 };
   it("exit 2 when any node could not be checked, naming it and why", () => {
     const down: NodeCheck = { node: "b", host: "10.0.0.2", error: "could not connect to root@10.0.0.2:22: timed out", components: [], sessions: 0, ms: 30_000 };
     expect(exitCode([ok, down])).toBe(2);
@@ -99,6 +102,7 @@ describe("check results", () => {
       component: "x-layout",
       drift: ["a"],
       report: [],
+      models: [],
       refusal: "no.",
     });
   });
@@ -118,6 +122,7 @@ describe("check results", () => {
       component: "x",
       drift: ["real"],
       report: [{ kind: "project", bytes: 4, count: 1, path: "/p/a\nb\x1b\\", escapedPath: "/p/a\\nb\\x1b\\\\" }],
+      models: [],
     });
     expect(parse("x", { code: 0, stdout: `${F} drift=1\n`, stderr: "" }, F)).toMatch(/does not add up \(drift=1, but 0 drift lines\)/);
     expect(parse("x", { code: 0, stdout: `${F} drift=0\ndrift: late\n`, stderr: "" }, F)).toMatch(/did not run to its end/);
@@ -183,7 +188,7 @@ describe("the convergeToken (repair)", () => {
     expect(siteFromConfig({ ...values, "modelshare:convergeToken": "2026-11-23T23:00:00.000Z" }, () => false).convergeToken).toBe("2026-11-23T23:00:00.000Z");
     expect(() => siteFromConfig({ ...values, "modelshare:convergeToken": "a\nb" }, () => false)).toThrow(/modelshare:convergeToken: must be one line/);
     expect(() => siteFromConfig({ ...values, "modelshare:convergeTokn": "x" }, () => false)).toThrow(
-      /modelshare:convergeTokn: is not a modelshare setting \(known: nodes, storage, projects, smb, nfs, services, ollama, comfyui, convergeToken\)/,
+      /modelshare:convergeTokn: is not a modelshare setting \(known: nodes, storage, projects, catalog, smb, nfs, services, ollama, comfyui, convergeToken\)/,
     );
   });
 });

@@ -19,10 +19,12 @@ describe("the resource graph under mocks", () => {
   it("the seeds' site: a layout, one link set per links folder and the environment file, on the storage node only, over SSH", async () => {
     const rs = await declare({ stack: "seeds", config: { ...seeds, "modelshare:sshKey": PRIVATE_KEY }, secretKeys: ["modelshare:sshKey"] }, build);
     expect(rs.map((r) => `${r.type} ${r.name}`).sort()).toEqual([
+      "command:remote:Command storage-catalog-converge",
       "command:remote:Command storage-env-converge",
       "command:remote:Command storage-layout-converge",
       "command:remote:Command storage-links-storage-user/models-converge",
       "command:remote:Command storage-links-storage-user/models-upload-converge",
+      "modelshare:catalog:ModelCatalog storage-catalog",
       "modelshare:installers:NodeEnv storage-env",
       "modelshare:site:Site site",
       "modelshare:storage:StorageLayout storage-layout",
@@ -65,7 +67,7 @@ describe("the resource graph under mocks", () => {
       );
     const [a, b] = [await withToken("2026-11-23T10:00:00.000Z"), await withToken("2026-11-24T10:00:00.000Z")];
     const commands = a.filter((r) => r.custom);
-    expect(commands).toHaveLength(4); // layout, two link sets, the environment file
+    expect(commands).toHaveLength(5); // layout, two link sets, the catalog, the environment file
     for (const ra of commands) {
       const rb = byName(b, ra.name);
       const { stdin: sa, ...restA } = reveal(ra.inputs) as Record<string, unknown>;
@@ -80,7 +82,7 @@ describe("the resource graph under mocks", () => {
   it("keeps the SSH key a secret: wrapped as one and never in plain text in any input", async () => {
     const rs = await declare({ stack: "seeds", config: { ...seeds, "modelshare:sshKey": PRIVATE_KEY }, secretKeys: ["modelshare:sshKey"] }, build);
     const commands = rs.filter((r) => r.type === "command:remote:Command");
-    expect(commands).toHaveLength(4);
+    expect(commands).toHaveLength(5);
     for (const c of commands) {
       const connection = c.inputs.connection as Record<string, unknown>;
       expect(isSecretValue(connection) || isSecretValue(connection.privateKey)).toBe(true);
@@ -97,7 +99,7 @@ describe("the resource graph under mocks", () => {
       process.env.HOME = home;
     });
     const commands = rs.filter((r) => r.custom);
-    expect(commands.map((r) => r.type)).toEqual(["command:local:Command", "command:local:Command", "command:local:Command"]);
+    expect(commands.map((r) => r.type)).toEqual(["command:local:Command", "command:local:Command", "command:local:Command", "command:local:Command"]);
     expect(commands[0].inputs.connection).toBeUndefined();
     expect(commands[0].inputs.create).toBe("bash -s converge");
     expect(String(commands[0].inputs.stdin)).toContain(`\n  '/home/ada/modelshare-dev/storage-models/models/checkpoints' 'owner' '00775' \\\n`);

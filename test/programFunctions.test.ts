@@ -62,6 +62,7 @@ const EXTERNAL = new Set([
   "mv",
   "od",
   "pdbedit",
+  "python3",
   "readlink",
   "rm",
   "rmdir",

@@ -160,13 +160,13 @@ describe("the frame", () => {
     expect(converged.stdout).toContain(`(output as ${OWNER.uid}:${OWNER.gid}) changed: fake\n`);
     const { r, c } = checked(program("owner"));
     expect(r.code, r.stderr).toBe(0);
-    expect(c).toEqual({ component: "here-layout", drift: [], report: [] });
+    expect(c).toEqual({ component: "here-layout", drift: [], report: [], models: [] });
   });
 
   it("check reads only the lines that carry its frame: a step's raw output is not a finding", () => {
     const { r, c } = checked(program("privileged"));
     expect(r.stdout).toContain("drift: fake\n"); // printed, but not with the frame
-    expect(c).toEqual({ component: "here-layout", drift: [], report: [] });
+    expect(c).toEqual({ component: "here-layout", drift: [], report: [], models: [] });
   });
 
   it("a frame that is not 32 hex digits is refused", () => {
@@ -234,7 +234,14 @@ describe("what ops/ prints", () => {
             component: "b-layout",
             drift: ["raw\x1b[31m"],
             refusal: "no\u009b31m",
-            report: [{ kind: "project", bytes: 1, count: 1, path: "/p/\x1b\u2028", escapedPath: "/p/\u009b" }],
+            report: [
+              { kind: "project", bytes: 1, count: 1, path: "/p/\x1b\u2028", escapedPath: "/p/\u009b" },
+              { kind: "catalog", bytes: 1, count: 1, path: "/s\x1b", escapedPath: "/s\u009b" },
+            ],
+            models: [
+              { path: "a\x1b]0;t\x07", escapedPath: "a\u009b", size: 1, format: "gguf\x1b", status: "dangerous", reason: "x\x1b[2J", sha256: "a".repeat(64) },
+              { path: "b", escapedPath: "b\u2028", size: 1, format: "gguf", status: "ok", reason: "", sha256: "a".repeat(64) },
+            ],
           },
         ],
         sessions: 1,

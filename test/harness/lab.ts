@@ -38,6 +38,9 @@ export function labStack(edit: (sections: Record<string, any>) => void = () => {
     node.hostKey = lab.hostKey;
     secrets[`modelshare:${node.sshKey}`] = readFileSync(lab.privateKeyPath, "utf8");
   }
+  // The lab's stores hold stand-ins (a few bytes named .safetensors), which the catalog would
+  // rightly call invalid; the catalog's own lab tests turn it on.
+  sections["modelshare:catalog"] = { enabled: false };
   edit(sections);
   Object.assign(secrets, extra);
   const flat = Object.fromEntries(Object.entries(sections).map(([k, v]) => [k, JSON.stringify(v)]));

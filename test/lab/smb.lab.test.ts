@@ -1,4 +1,5 @@
 import { spawnSync } from "node:child_process";
+import { createHash } from "node:crypto";
 import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -7,7 +8,9 @@ import { quote } from "../../components/shell/quote";
 import { Site } from "../../components/site";
 import { siteFromConfig } from "../../components/stackConfig";
 import { loadSite } from "../../components/loadSite";
-import { checkSite, exitCode, formatText } from "../../ops/check";
+import { checkSite, exitCode, formatJson, formatText } from "../../ops/check";
+import { renderCatalog } from "../../components/catalog/program";
+import { catalogSchema } from "../../components/catalog/schema";
 import { run, type Step } from "../harness/converge";
 import { declare } from "../harness/declare";
 import { labStack, onNode } from "../harness/lab";
@@ -256,6 +259,69 @@ describe("the SMB share on the lab's storage node", () => {
       await onNode("node1", `umount -l ${STORE} && rm -f /var/tmp/store.img`);
     }
     expect(smbSteps(await converge())["node1-smb-converge"]).toBeGreaterThan(0);
+  });
+
+  it("the catalog (catalog.enabled): uploads over SMB judged as the owner and hashed; a pickle that would run a command is dangerous and nothing ran; a second check reads nothing; remove takes the tool", async () => {
+    const withCatalog = () =>
+      labStack(
+        (s) => {
+          s["modelshare:smb"] = smbSection();
+          s["modelshare:catalog"] = { enabled: true, stableSeconds: 5 };
+        },
+        { "modelshare:smbPasswordArtist": passwords.artist, "modelshare:smbPasswordViewer": passwords.viewer },
+      );
+    const catalogSite = () => {
+      const { config, secretKeys } = withCatalog();
+      return siteFromConfig(config, (k) => secretKeys.includes(k));
+    };
+    const steps = await run(await declare({ stack: "lab", ...withCatalog() }, () => new Site("site", loadSite())));
+    expect(steps.find((s) => s.name === "node1-catalog-converge")!.stdout).toContain("changed: made /var/lib/modelshare/catalog");
+    // Built here: a real safetensors file, and a pickle whose load would run a command on node1.
+    const made = spawnSync(
+      "python3",
+      [
+        "-c",
+        `import json, os, pickle, struct
+h = json.dumps({"w": {"dtype": "F32", "shape": [4], "data_offsets": [0, 16]}}).encode()
+open("good.safetensors", "wb").write(struct.pack("<Q", len(h)) + h + bytes(range(16)))
+class E:
+    def __reduce__(self): return (os.system, ("touch /tmp/pwned-by-model",))
+open("evil.pt", "wb").write(pickle.dumps(E(), protocol=2))`,
+      ],
+      { cwd: work, encoding: "utf8" },
+    );
+    expect(made.status, made.stderr).toBe(0);
+    expect(smbclient(ARTIST, passwords.artist, "cd storage-user/models-upload/checkpoints; put good.safetensors; cd ../loras; put evil.pt").code).toBe(0);
+    await onNode("node1", `touch -d '-1 hour' ${STORE}/checkpoints/good.safetensors ${STORE}/loras/evil.pt`); // settled uploads
+    const models = async () => {
+      const nodes = await checkSite(catalogSite());
+      const c = nodes.find((n) => n.node === "node1")!.components.find((x) => x.component === "node1-catalog")!;
+      return { c, json: JSON.parse(formatJson(nodes)) };
+    };
+    const { c, json } = await models();
+    const by = Object.fromEntries(c.models.map((m) => [m.path, m]));
+    const good = createHash("sha256")
+      .update(readFileSync(join(work, "good.safetensors")))
+      .digest("hex");
+    expect(by["checkpoints/good.safetensors"]).toMatchObject({ status: "ok", format: "safetensors", sha256: good });
+    expect(by["loras/evil.pt"]).toMatchObject({ status: "dangerous", format: "pickle" });
+    expect(by["loras/evil.pt"].reason).toMatch(/system/);
+    expect(await onNode("node1", "test -e /tmp/pwned-by-model || echo absent")).toBe("absent\n");
+    expect(json.exitCode).toBe(1);
+    const rows = json.nodes.find((n: { node: string }) => n.node === "node1").components.flatMap((x: { models: unknown[] }) => x.models);
+    expect(rows).toEqual(expect.arrayContaining([expect.objectContaining({ path: "checkpoints/good.safetensors", sha256: good, status: "ok" })]));
+    const again = await models();
+    expect(again.c.report.find((r) => r.kind === "catalog")).toMatchObject({ bytes: 0, count: 0 });
+    const remove = await onNode(
+      "node1",
+      "bash -s remove",
+      renderCatalog(catalogSchema.parse({ enabled: true, stableSeconds: 5 }), catalogSite().config.storage),
+    );
+    expect(remove).toContain("changed: removed /usr/local/lib/modelshare/catalog.py");
+    expect(
+      await onNode("node1", "test -e /usr/local/lib/modelshare/catalog.py || echo gone; test -f /var/lib/modelshare/catalog/index.json && echo kept"),
+    ).toBe("gone\nkept\n");
+    await onNode("node1", `rm -f ${STORE}/checkpoints/good.safetensors ${STORE}/loras/evil.pt`);
   });
 
   it("destroy removes the shares and the passwords, keeps the admin's share and every file", async () => {

@@ -1,0 +1,93 @@
+# --- the model catalog (components/catalog) ---
+# The tool (catalog.py) is root's, outside the tree; its index is in a folder of the owner's
+# outside the tree. The tool runs as the owner only: it opens every name in the store without
+# following links and never unpickles, and root never reads what it wrote (a planted index can
+# only lie to the report, never make root act).
+
+# catalog_home: where the tool and the index live: the system's places for root, the user's own
+# (XDG) places otherwise; MODELSHARE_CATALOG_HOME puts both under one folder (the tests).
+catalog_home() {
+  if [ -n "${MODELSHARE_CATALOG_HOME-}" ]; then
+    catalog_lib=$MODELSHARE_CATALOG_HOME/lib catalog_state=$MODELSHARE_CATALOG_HOME/state
+  elif [ "$EUID" -eq 0 ]; then
+    catalog_lib=/usr/local/lib/modelshare catalog_state=/var/lib/modelshare/catalog
+  else
+    catalog_lib=${XDG_DATA_HOME:-$HOME/.local/share}/modelshare catalog_state=${XDG_STATE_HOME:-$HOME/.local/state}/modelshare/catalog
+  fi
+}
+
+# catalog_tool SOURCE: the tool in place (root's 0644 in a folder of root's), python3 there.
+# Sets catalog_current=yes when the installed tool is this program's.
+catalog_current=no
+catalog_tool() {
+  catalog_home
+  if [ "$EUID" -eq 0 ]; then ensure_packages python3; fi
+  if [ ! -d "$catalog_lib" ]; then
+    act "$catalog_lib is missing" "made $catalog_lib" install -d -m 0755 -- "$catalog_lib"
+  fi
+  if [ -L "$catalog_lib" ] || { [ -d "$catalog_lib" ] && [ "$(stat -c %u -- "$catalog_lib")" != "$EUID" ]; }; then
+    refuse "$catalog_lib must be a real folder of uid $EUID (it holds the catalog tool, which the storage owner runs); remove what is there, then run again."
+  fi
+  install_file "$catalog_lib/catalog.py" 0644 "$1"
+  if [ -f "$catalog_lib/catalog.py" ] && [ "$(cat -- "$catalog_lib/catalog.py")" = "$1" ]; then catalog_current=yes; fi
+}
+
+# catalog_index: the index's folder, the owner's (0700), in a parent of root's: the owner
+# writes its index there and nowhere else outside the tree.
+# shellcheck disable=SC2154 # owner_uid, owner_gid: set by the program
+catalog_index() {
+  local owner
+  catalog_home
+  if [ ! -d "$catalog_state" ] && [ ! -L "$catalog_state" ]; then
+    if [ "$EUID" -eq 0 ] && [ -n "$owner_uid" ]; then
+      act "$catalog_state is missing" "made $catalog_state (the catalog's index, the storage owner's)" catalog_make_index
+    else
+      act "$catalog_state is missing" "made $catalog_state (the catalog's index)" install -d -m 0700 -- "$catalog_state"
+    fi
+    return 0
+  fi
+  owner=${owner_uid:-$EUID}
+  if [ -L "$catalog_state" ] || [ ! -d "$catalog_state" ] || [ "$(stat -c '%u %a' -- "$catalog_state")" != "$owner 700" ]; then
+    refuse "$catalog_state, the catalog's index folder, must be a real folder of uid $owner with mode 0700; remove what is there (it holds only hashes the catalog can compute again), then run again."
+  fi
+}
+
+# catalog_make_index (root): the parent root's (0755), the folder the owner's (0700).
+# shellcheck disable=SC2154 # catalog_state, owner_uid, owner_gid: set by catalog_home, the program
+catalog_make_index() {
+  install -d -m 0755 -- "$(dirname -- "$catalog_state")"
+  install -d -m 0700 -o "$owner_uid" -g "$owner_gid" -- "$catalog_state"
+}
+
+# catalog_report STORE STABLE_SECONDS (check): every model judged and hashed, as the owner.
+# shellcheck disable=SC2154 # storage_root: set by the program
+catalog_report() {
+  catalog_home
+  if [ "$catalog_current" != yes ]; then
+    note "the catalog tool in $catalog_lib is not this version's: converge, then check again for the model report."
+    return 0
+  fi
+  if [ ! -d "$1" ] || [ -L "$1" ]; then
+    note "no model store at $1 yet: nothing to catalogue."
+    return 0
+  fi
+  as_owner catalog_scan "$catalog_lib/catalog.py" "$catalog_state" "$1" "$2"
+}
+
+# catalog_scan TOOL INDEX_DIR STORE STABLE_SECONDS (as the owner): the tool's framed rows; its
+# index is used when its folder is there (check makes nothing).
+# shellcheck disable=SC2154 # frame: set by the prelude (the child's own, as the owner)
+catalog_scan() {
+  local -a index=()
+  if [ -d "$2" ] && [ ! -L "$2" ]; then index=(--index "$2/index.json"); fi
+  python3 -I "$1" --frame "$frame" --stable-seconds "$4" "${index[@]}" "$3" ||
+    refuse "the catalog could not read the model store $3 (its words are above)."
+}
+
+# catalog_remove: the tool goes; the index stays (hashes of the models, which stay too).
+catalog_remove() {
+  catalog_home
+  if [ -f "$catalog_lib/catalog.py" ] && [ ! -L "$catalog_lib/catalog.py" ]; then
+    act "the catalog tool $catalog_lib/catalog.py is there" "removed $catalog_lib/catalog.py" rm -f -- "$catalog_lib/catalog.py"
+  fi
+}

@@ -755,6 +755,24 @@ describe("catalog.py --index", () => {
     expect(spawnSync("ls", ["-a", join(index, "..")], { encoding: "utf8" }).stdout).toBe(".\n..\ncatalog.json\n");
   });
 
+  it("never waits for the index's lock (whoever holds the owner's uid could hold it forever): it reuses the index and writes nothing", () => {
+    const { dir, index } = indexed(files);
+    catalog(dir, ["--index", index]);
+    const before = readFileSync(index);
+    writeFileSync(join(dir, "new.gguf"), gguf());
+    utimesSync(join(dir, "new.gguf"), OLD, OLD);
+    // flock(1) holds an exclusive lock on the folder while the catalog runs (the run's
+    // spawnSync timeout fails the test if it waited).
+    const held = spawnSync("flock", ["-x", join(index, ".."), "python3", "-I", TOOL, "--now", String(NOW), "--index", index, dir], {
+      encoding: "utf8",
+      timeout: 30_000,
+    });
+    expect(held.status, held.stderr).toBe(0);
+    expect(held.stderr).toContain("is locked by another run: this run reuses the index and writes nothing.");
+    expect(held.stdout).toContain('"path": "new.gguf"');
+    expect(readFileSync(index)).toEqual(before);
+  });
+
   it("refuses --no-write without --index, a bad --frame and an --index without a file name", () => {
     const dir = tree({});
     for (const args of [["--no-write"], ["--frame", "ABC"], ["--frame", "0".repeat(31)], ["--index", dir + "/"]]) {

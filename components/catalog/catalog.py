@@ -762,7 +762,10 @@ def parse_index(data):
 def open_index(opts):
     """Opens the index's folder without following a link, locks it for the whole run (shared
     for --no-write) so runs never interleave, and reads the index there into opts. Returns the
-    folder's fd (closing it releases the lock)."""
+    folder's fd (closing it releases the lock). The lock is never waited for: the folder is the
+    owner's, so whoever holds the owner's uid could hold it forever and hang every check. A run
+    that finds it taken reuses what the index holds and writes nothing (the index is only ever
+    replaced whole, so reading it while another run writes is safe)."""
     folder = os.path.dirname(opts["index"]) or "."
     try:
         dir_fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
@@ -770,7 +773,13 @@ def open_index(opts):
         why = "is not a directory that can be opened without following a link"
         raise Refusal("the index's folder %s %s (%s)." % (shown(folder), why, e.strerror))
     try:
-        fcntl.flock(dir_fd, fcntl.LOCK_SH if opts["no_write"] else fcntl.LOCK_EX)
+        try:
+            fcntl.flock(dir_fd, (fcntl.LOCK_SH if opts["no_write"] else fcntl.LOCK_EX) | fcntl.LOCK_NB)
+        except BlockingIOError:
+            if not opts["no_write"]:
+                print("catalog.py: the index's folder %s is locked by another run: this run reuses "
+                      "the index and writes nothing." % shown(folder), file=sys.stderr)
+            opts["no_write"] = True
         old, same_rules = read_index(dir_fd, opts)
     except OSError as e:
         os.close(dir_fd)

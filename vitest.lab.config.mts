@@ -4,6 +4,8 @@ import { defineConfig } from "vitest/config";
 export default defineConfig({
   test: {
     include: ["test/lab/**/*.lab.test.ts"],
+    // Closes the SSH connections each file kept to the nodes (test/harness/lab.ts).
+    setupFiles: ["test/lab/setup.ts"],
     fileParallelism: false,
     testTimeout: 300_000,
     hookTimeout: 600_000,

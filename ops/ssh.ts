@@ -84,9 +84,17 @@ export interface ExecIo {
 /** One command on an open connection, as the provider runs it: env requests, stdin, exit code. */
 export function exec(client: Client, command: string, io: ExecIo = {}): Promise<Exec> {
   return new Promise((resolve, reject) => {
+    // The connection's listeners go when the command ends: a connection that runs many
+    // commands (check's, one per component) does not collect one pair per command.
+    const onError = (e: Error) => (release(), reject(e));
+    const onClose = () => (release(), resolve({ code: -1, stdout: "", stderr: "the SSH connection closed" }));
+    const release = () => {
+      client.off("error", onError);
+      client.off("close", onClose);
+    };
     // `environment` travels as SSH env requests, which sshd drops unless AcceptEnv allows them.
     client.exec(command, { env: io.env }, (err, stream) => {
-      if (err) return reject(err);
+      if (err) return onError(err);
       // Decoded once at the end: a character split between two chunks stays whole.
       const stdout: Buffer[] = [];
       const stderr: Buffer[] = [];
@@ -94,11 +102,14 @@ export function exec(client: Client, command: string, io: ExecIo = {}): Promise<
       stream.on("data", (d: Buffer) => (stdout.push(d), io.onStdout?.(d)));
       stream.stderr.on("data", (d: Buffer) => stderr.push(d));
       stream.on("exit", (c: number | null) => (code = c ?? -1));
-      stream.on("close", () => resolve({ code, stdout: Buffer.concat(stdout).toString("utf8"), stderr: Buffer.concat(stderr).toString("utf8") }));
+      stream.on("close", () => {
+        release();
+        resolve({ code, stdout: Buffer.concat(stdout).toString("utf8"), stderr: Buffer.concat(stderr).toString("utf8") });
+      });
       stream.end(io.stdin ?? "");
     });
-    client.once("error", reject);
-    client.once("close", () => resolve({ code: -1, stdout: "", stderr: "the SSH connection closed" }));
+    client.once("error", onError);
+    client.once("close", onClose);
   });
 }
 

@@ -2,7 +2,8 @@ import { spawnSync } from "node:child_process";
 import { mkdirSync, mkdtempSync, readFileSync, symlinkSync, writeFileSync } from "node:fs";
 import { homedir, tmpdir } from "node:os";
 import { join } from "node:path";
-import { dial, exec } from "../../ops/ssh";
+import type { Client } from "ssh2";
+import { dial, exec, type Exec } from "../../ops/ssh";
 import { stackConfig } from "./stack";
 
 /** What `lab/lab.sh up` records about the running nodes. */
@@ -49,30 +50,63 @@ export function labStack(edit: (sections: Record<string, any>) => void = () => {
 
 /** Runs `lab/lab.sh` (e.g. `link node1 down`); throws with its stderr on failure. */
 export function lab(...args: string[]): string {
+  // A node rebooted or cut off keeps no connection of ours half-open (one that would hang).
+  if (["reboot", "link", "down"].includes(args[0])) closeNodeConnections(args[0] === "down" ? undefined : args[1]);
   const r = spawnSync("bash", ["lab/lab.sh", ...args], { encoding: "utf8" });
   if (r.status !== 0) throw new Error(`lab.sh ${args.join(" ")}: ${r.stderr}`);
   return r.stdout;
+}
+
+/**
+ * One SSH connection per node for the tests' own commands, kept open: under emulation a
+ * handshake costs the node a second or more of CPU, and the suite runs hundreds of commands.
+ * (The programs themselves still get a connection each, as the provider gives them.)
+ */
+const connections = new Map<string, Promise<Client>>();
+
+function connection(n: LabNode): Promise<Client> {
+  let c = connections.get(n.name);
+  if (!c) {
+    c = dial({ host: n.address, port: n.port, user: n.user, privateKey: readFileSync(n.privateKeyPath, "utf8"), hostKey: n.hostKey, dialErrorLimit: 3 }).then(
+      ({ client }) => {
+        const forget = () => connections.get(n.name) === c && connections.delete(n.name);
+        client.on("close", forget);
+        client.on("error", forget);
+        return client;
+      },
+    );
+    connections.set(n.name, c);
+    c.catch(() => connections.delete(n.name));
+  }
+  return c;
+}
+
+/** Closes the kept connections (a file's afterAll; a reboot or a cut link closes them too). */
+export function closeNodeConnections(name?: string): void {
+  for (const [node, c] of [...connections]) {
+    if (name !== undefined && node !== name) continue;
+    connections.delete(node);
+    c.then((client) => client.end()).catch(() => {});
+  }
 }
 
 /** Runs a shell command on a lab node over SSH; resolves with its output, rejects on non-zero. */
 export async function onNode(name: string, command: string, stdin?: Buffer | string): Promise<string> {
   const n = labNodes().find((x) => x.name === name);
   if (!n) throw new Error(`no lab node ${name}`);
-  const { client } = await dial({
-    host: n.address,
-    port: n.port,
-    user: n.user,
-    privateKey: readFileSync(n.privateKeyPath, "utf8"),
-    hostKey: n.hostKey,
-    dialErrorLimit: 3,
-  });
+  let r: Exec;
   try {
-    const r = await exec(client, command, { stdin });
-    if (r.code !== 0) throw new Error(`${name}: ${command}: exit ${r.code}: ${r.stderr}`);
-    return r.stdout;
-  } finally {
-    client.end();
+    r = await exec(await connection(n), command, { stdin });
+  } catch (e) {
+    // A kept connection the node dropped: the channel never opened, so the command never
+    // started, and one fresh connection runs it. Any other failure is the test's to see.
+    if (!/not connected|no response from server|channel open failure/i.test((e as Error).message)) throw e;
+    closeNodeConnections(name);
+    r = await exec(await connection(n), command, { stdin });
   }
+  if (r.code === -1 && r.stderr === "the SSH connection closed") throw new Error(`${name}: ${command}: the SSH connection closed`);
+  if (r.code !== 0) throw new Error(`${name}: ${command}: exit ${r.code}: ${r.stderr}`);
+  return r.stdout;
 }
 
 /** The image the lab's service containers run: the lab has no registry, so `pull: never`. */

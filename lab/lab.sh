@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # modelshare lab: N Debian 12 VMs (QEMU, software emulation) on a private bridge inside the
-# network namespace "modelshare-lab", reachable only from inside that namespace.
+# network namespace "modelshare-lab" (MODELSHARE_LAB_NS), reachable only from inside it.
 # Usage: bash lab/lab.sh up [N] | down | status | ssh NODE [CMD...] | exec -- CMD... | link NODE down|up
 set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 LAB_DIR=${MODELSHARE_LAB_DIR:-$HOME/.cache/modelshare-lab}
-NS=modelshare-lab
+# A second lab beside the first (lab/test.sh runs two halves of the suite at once): its own
+# namespace and folder, the same addresses inside it, the first one's images.
+NS=${MODELSHARE_LAB_NS:-modelshare-lab}
 BRIDGE=labbr0
 NET_PREFIX=10.77.0
 BRIDGE_ADDR=$NET_PREFIX.1/24
@@ -14,7 +16,7 @@ VM_MEMORY_MIB=1536
 SSH_TIMEOUT_S=${MODELSHARE_LAB_SSH_TIMEOUT:-300}
 RUN_DIR=$LAB_DIR/run
 KEYS_DIR=$LAB_DIR/keys
-IMAGES_DIR=$LAB_DIR/images
+IMAGES_DIR=${MODELSHARE_LAB_IMAGES:-$LAB_DIR/images}
 KNOWN_HOSTS=$LAB_DIR/known_hosts
 
 die() { printf 'lab: error: %s\n' "$*" >&2; exit 1; }

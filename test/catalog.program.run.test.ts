@@ -55,12 +55,29 @@ describe("the catalog program", () => {
     expect(before.r.stdout).toContain("is not this version's: converge, then check again");
     const first = t.converge();
     expect(first.code, first.stderr).toBe(0);
-    expect(first.stdout).toContain(`changed: made ${t.home}/state (the catalog's index, the storage owner's)`);
+    expect(first.stdout).toContain(`changed: made ${t.home}/state (the catalog's index, uid ${OWNER.uid}'s)`);
     expect(statSync(`${t.home}/lib/catalog.py`)).toMatchObject({ uid: 0, mode: 0o100644 });
     expect(statSync(`${t.home}/state`)).toMatchObject({ uid: OWNER.uid, mode: 0o40700 });
     expect(t.converge().changed).toBe(0);
     // The owner can run the tool but not change it.
     expect(() => asOwner(`echo 'import os' >> ${t.home}/lib/catalog.py`)).toThrow(/Permission denied/);
+  });
+
+  it("an unmanaged site run as root: the index folder is the root folder's owner's, who runs the tool", () => {
+    const root = tempRoot();
+    const s = localStorage({ root, owner: "unmanaged", categories: ["loras"] });
+    sh(`mkdir -p ${root}/storage-models/models/loras && chown -R ${OWNER.uid}:${OWNER.gid} ${root}`);
+    const base = mkdtempSync(join(tmpdir(), "modelshare-catalog-home-"));
+    chmodSync(base, 0o755);
+    const env = { ...process.env, MODELSHARE_CATALOG_HOME: join(base, "home") };
+    const program = renderCatalog(catalogSchema.parse({}), s);
+    expect(runProgram(program, "converge", { env }).code).toBe(0);
+    expect(statSync(join(base, "home/state"))).toMatchObject({ uid: OWNER.uid, mode: 0o40700 });
+    upload(`${root}/storage-models/models/loras/good.safetensors`, SAFETENSORS);
+    const r = runProgram(program, "check", { env, frame: F });
+    expect(r.code, r.stderr).toBe(0);
+    expect((parse("here-catalog", r, F) as ComponentCheck).models.map((m) => [m.path, m.status])).toEqual([["loras/good.safetensors", "ok"]]);
+    expect(runProgram(program, "converge", { env }).changed).toBe(0);
   });
 
   it("check judges and hashes every upload as the owner: a good model, a cut one, a pickle that would run a command (never run), duplicates across categories", () => {

@@ -32,31 +32,42 @@ catalog_tool() {
   if [ -f "$catalog_lib/catalog.py" ] && [ "$(cat -- "$catalog_lib/catalog.py")" = "$1" ]; then catalog_current=yes; fi
 }
 
-# catalog_index: the index's folder, the owner's (0700), in a parent of root's: the owner
-# writes its index there and nowhere else outside the tree.
-# shellcheck disable=SC2154 # owner_uid, owner_gid: set by the program
+# catalog_owner: who runs the tool, as as_owner decides it: the storage owner; unmanaged, the
+# root folder's owner (for root) or this user.
+# shellcheck disable=SC2154 # owner_uid, owner_gid, storage_root: set by the program
+catalog_owner() {
+  catalog_uid=$owner_uid catalog_gid=$owner_gid
+  [ -z "$catalog_uid" ] || return 0
+  if [ "$EUID" -eq 0 ] && [ -d "$storage_root" ] && [ ! -L "$storage_root" ]; then
+    read -r catalog_uid catalog_gid < <(stat -c '%u %g' -- "$storage_root")
+  else
+    catalog_uid=$EUID catalog_gid=$(id -g)
+  fi
+}
+
+# catalog_index: the index's folder, the tool's runner's (0700), in a parent of root's: the
+# owner writes its index there and nowhere else outside the tree.
 catalog_index() {
-  local owner
   catalog_home
+  catalog_owner
   if [ ! -d "$catalog_state" ] && [ ! -L "$catalog_state" ]; then
-    if [ "$EUID" -eq 0 ] && [ -n "$owner_uid" ]; then
-      act "$catalog_state is missing" "made $catalog_state (the catalog's index, the storage owner's)" catalog_make_index
+    if [ "$EUID" -eq 0 ]; then
+      act "$catalog_state is missing" "made $catalog_state (the catalog's index, uid $catalog_uid's)" catalog_make_index
     else
       act "$catalog_state is missing" "made $catalog_state (the catalog's index)" install -d -m 0700 -- "$catalog_state"
     fi
     return 0
   fi
-  owner=${owner_uid:-$EUID}
-  if [ -L "$catalog_state" ] || [ ! -d "$catalog_state" ] || [ "$(stat -c '%u %a' -- "$catalog_state")" != "$owner 700" ]; then
-    refuse "$catalog_state, the catalog's index folder, must be a real folder of uid $owner with mode 0700; remove what is there (it holds only hashes the catalog can compute again), then run again."
+  if [ -L "$catalog_state" ] || [ ! -d "$catalog_state" ] || [ "$(stat -c '%u %a' -- "$catalog_state")" != "$catalog_uid 700" ]; then
+    refuse "$catalog_state, the catalog's index folder, must be a real folder of uid $catalog_uid with mode 0700; remove what is there (it holds only hashes the catalog can compute again), then run again."
   fi
 }
 
-# catalog_make_index (root): the parent root's (0755), the folder the owner's (0700).
-# shellcheck disable=SC2154 # catalog_state, owner_uid, owner_gid: set by catalog_home, the program
+# catalog_make_index (root): the parent root's (0755), the folder the runner's (0700).
+# shellcheck disable=SC2154 # catalog_state, catalog_uid, catalog_gid: set by catalog_home, catalog_owner
 catalog_make_index() {
   install -d -m 0755 -- "$(dirname -- "$catalog_state")"
-  install -d -m 0700 -o "$owner_uid" -g "$owner_gid" -- "$catalog_state"
+  install -d -m 0700 -o "$catalog_uid" -g "$catalog_gid" -- "$catalog_state"
 }
 
 # catalog_report STORE STABLE_SECONDS (check): every model judged and hashed, as the owner.

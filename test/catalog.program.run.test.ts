@@ -165,6 +165,17 @@ open(sys.argv[1], "wb").write(pickle.dumps(E(), protocol=2))`,
     expect(statSync(`${t.home}/state/index.json`).isFile()).toBe(true);
   });
 
+  it("a tool and index the owner cannot reach stop the check with the tool's words (never a silent run without the index)", () => {
+    const t = site();
+    expect(t.converge().code).toBe(0);
+    upload(`${t.store}/checkpoints/good.safetensors`, SAFETENSORS);
+    chmodSync(t.home, 0o700); // as a 0700 /var/lib/modelshare would (the SMB passwords' state)
+    const { r, c } = t.check();
+    expect(r.code).toBe(1);
+    expect(c.models).toEqual([]);
+    expect(c.refusal).toMatch(new RegExp(`^the catalog stopped: .*${t.home}/lib/catalog\\.py.*Permission denied`));
+  });
+
   it("remove takes the tool and leaves the index", () => {
     const t = site();
     expect(t.converge().code).toBe(0);

@@ -10,7 +10,9 @@ catalog_home() {
   if [ -n "${MODELSHARE_CATALOG_HOME-}" ]; then
     catalog_lib=$MODELSHARE_CATALOG_HOME/lib catalog_state=$MODELSHARE_CATALOG_HOME/state
   elif [ "$EUID" -eq 0 ]; then
-    catalog_lib=/usr/local/lib/modelshare catalog_state=/var/lib/modelshare/catalog
+    # Not under /var/lib/modelshare: that folder is root's alone (0700: the SMB passwords'
+    # state), and the owner must reach the index.
+    catalog_lib=/usr/local/lib/modelshare catalog_state=/var/lib/modelshare-catalog
   else
     catalog_lib=${XDG_DATA_HOME:-$HOME/.local/share}/modelshare catalog_state=${XDG_STATE_HOME:-$HOME/.local/state}/modelshare/catalog
   fi
@@ -63,7 +65,7 @@ catalog_index() {
   fi
 }
 
-# catalog_make_index (root): the parent root's (0755), the folder the runner's (0700).
+# catalog_make_index (root): the parents root's (0755), the folder the runner's (0700).
 # shellcheck disable=SC2154 # catalog_state, catalog_uid, catalog_gid: set by catalog_home, catalog_owner
 catalog_make_index() {
   install -d -m 0755 -- "$(dirname -- "$catalog_state")"
@@ -82,17 +84,25 @@ catalog_report() {
     note "no model store at $1 yet: nothing to catalogue."
     return 0
   fi
-  as_owner catalog_scan "$catalog_lib/catalog.py" "$catalog_state" "$1" "$2"
+  # Root looks for the index's folder (check makes nothing): without one, the run reads every
+  # file and keeps nothing; with one, the owner must be able to use it, or the run stops.
+  local index=""
+  if [ -d "$catalog_state" ] && [ ! -L "$catalog_state" ]; then index=$catalog_state/index.json; fi
+  as_owner catalog_scan "$catalog_lib/catalog.py" "$index" "$1" "$2"
 }
 
-# catalog_scan TOOL INDEX_DIR STORE STABLE_SECONDS (as the owner): the tool's framed rows; its
-# index is used when its folder is there (check makes nothing).
+# catalog_scan TOOL INDEX STORE STABLE_SECONDS (as the owner): the tool's framed rows, with the
+# index file INDEX (none when empty).
 # shellcheck disable=SC2154 # frame: set by the prelude (the child's own, as the owner)
 catalog_scan() {
   local -a index=()
-  if [ -d "$2" ] && [ ! -L "$2" ]; then index=(--index "$2/index.json"); fi
-  python3 -I "$1" --frame "$frame" --stable-seconds "$4" "${index[@]}" "$3" ||
-    refuse "the catalog could not read the model store $3 (its words are above)."
+  local said line
+  [ -z "$2" ] || index=(--index "$2")
+  # Its rows go straight out; what it says on stderr becomes notes, or the refusal's reason.
+  if ! { said=$(python3 -I "$1" --frame "$frame" --stable-seconds "$4" "${index[@]}" "$3" 2>&1 >&3 3>&-); } 3>&1; then
+    refuse "the catalog stopped: ${said##*$'\n'}"
+  fi
+  [ -z "$said" ] || while IFS= read -r line; do note "$line"; done <<<"$said"
 }
 
 # catalog_remove: the tool goes; the index stays (hashes of the models, which stay too).

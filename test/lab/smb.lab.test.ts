@@ -274,8 +274,8 @@ describe("the SMB share on the lab's storage node", () => {
       const { config, secretKeys } = withCatalog();
       return siteFromConfig(config, (k) => secretKeys.includes(k));
     };
-    const steps = await run(await declare({ stack: "lab", ...withCatalog() }, () => new Site("site", loadSite())));
-    expect(steps.find((s) => s.name === "node1-catalog-converge")!.stdout).toContain("changed: made /var/lib/modelshare/catalog");
+    await run(await declare({ stack: "lab", ...withCatalog() }, () => new Site("site", loadSite())));
+    expect(await onNode("node1", "stat -c '%u %a' /usr/local/lib/modelshare/catalog.py /var/lib/modelshare-catalog")).toBe("0 644\n1000 700\n");
     // Built here: a real safetensors file, and a pickle whose load would run a command on node1.
     const made = spawnSync(
       "python3",
@@ -319,10 +319,10 @@ open("evil.pt", "wb").write(pickle.dumps(E(), protocol=2))`,
     );
     expect(remove).toContain("changed: removed /usr/local/lib/modelshare/catalog.py");
     expect(
-      await onNode("node1", "test -e /usr/local/lib/modelshare/catalog.py || echo gone; test -f /var/lib/modelshare/catalog/index.json && echo kept"),
+      await onNode("node1", "test -e /usr/local/lib/modelshare/catalog.py || echo gone; test -f /var/lib/modelshare-catalog/index.json && echo kept"),
     ).toBe("gone\nkept\n");
     await onNode("node1", `rm -f ${STORE}/checkpoints/good.safetensors ${STORE}/loras/evil.pt`);
-  });
+  }, 900_000); // run alone (-t), its converge installs Samba under emulation first
 
   it("destroy removes the shares and the passwords, keeps the admin's share and every file", async () => {
     const before = await checksums();

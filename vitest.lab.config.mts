@@ -11,6 +11,6 @@ export default defineConfig({
     // busy: a test that took 188 s alone took over 300 s beside the other half. A timeout is a
     // bound against a hang, not a speed target.
     testTimeout: 900_000,
-    hookTimeout: 600_000,
+    hookTimeout: 900_000,
   },
 });

@@ -207,7 +207,7 @@ describe("NFS: node1 exports, node2 and node3 mount", () => {
       await onNode("node2", `findmnt -n -M ${INNER} || echo unmounted; test -e '/etc/systemd/system/${UNIT}' || echo gone; findmnt -n -M ${MP} -o SOURCE`),
     ).toBe(`unmounted\ngone\n${EXPORT}\n`);
     expect(nfsSteps(await converge())).toEqual(QUIET);
-  }, 600_000);
+  }, 900_000);
 
   it("with the server stopped, a worker's converge fails naming the server (its probe is bounded, it does not hang); started again, all is well", async () => {
     await onNode("node1", "systemctl stop nfs-server");

@@ -1,5 +1,5 @@
 import { spawnSync } from "node:child_process";
-import { chmodSync, existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, symlinkSync, writeFileSync } from "node:fs";
+import { chmodSync, existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
@@ -175,9 +175,10 @@ describe("ComfyUIInstaller, run for real on a fake checkout", () => {
     const site = parseSite(raw, { homedir: "/nonexistent" });
     expect(runProgram(renderStorageLayout(site.storage)).code).toBe(0);
     const path = `${root}-comfy`;
-    for (const d of ["models/checkpoints", "models/loras", "models/clip", "models/text_encoders", "custom_nodes"])
+    for (const d of ["models/checkpoints", "models/loras", "models/clip", "models/text_encoders", "custom_nodes", "utils"])
       mkdirSync(join(path, d), { recursive: true });
-    for (const f of ["main.py", "folder_paths.py", "models/checkpoints/put_checkpoints_here", "models/loras/put_loras_here"]) writeFileSync(join(path, f), "");
+    const files = ["main.py", "folder_paths.py", "utils/extra_config.py", "models/checkpoints/put_checkpoints_here", "models/loras/put_loras_here"];
+    for (const f of files) writeFileSync(join(path, f), "");
     writeFileSync(join(path, "models/checkpoints/sd15.safetensors"), Buffer.alloc(200_000, 7));
     writeFileSync(join(path, "models/clip/t5.safetensors"), "t5-bytes");
     writeFileSync(join(path, "extra_model_paths.yaml"), ADMIN_YAML);
@@ -198,6 +199,8 @@ describe("ComfyUIInstaller, run for real on a fake checkout", () => {
       a111: { base_path: "/opt/sd-webui/", checkpoints: "models/Stable-diffusion" },
       modelshare: {
         base_path: `${root}/storage-models/models`,
+        is_default: true,
+        download_model_base: `${root}/storage-models/models`,
         checkpoints: "checkpoints",
         loras: "loras",
         text_encoders: "text_encoders",
@@ -284,6 +287,18 @@ describe("ComfyUIInstaller, run for real on a fake checkout", () => {
     );
     expect(JSON.parse(yaml(join(path, "extra_model_paths.yaml")).stdout).a111).toEqual({ base_path: "/opt/sd-webui/", checkpoints: "models/Stable-diffusion" });
     expect(readFileSync(join(path, "extra_model_paths.yaml.modelshare-backup"), "utf8")).toBe(ADMIN_YAML);
+  });
+
+  it("a checkout whose loader predates is_default (no utils/extra_config.py) gets the section without it, and is told why", () => {
+    const { path, site } = checkout();
+    rmSync(join(path, "utils/extra_config.py"));
+    const r = runProgram(program(site));
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toContain(`note: ${path} predates ComfyUI's is_default (it has no utils/extra_config.py)`);
+    const section = JSON.parse(yaml(join(path, "extra_model_paths.yaml")).stdout).modelshare;
+    expect(section.is_default).toBeUndefined();
+    expect(section.download_model_base).toBe(section.base_path);
+    expect(runProgram(program(site)).changed).toBe(0);
   });
 
   it("invalid YAML of the admin's stops the run with the parser's words and is left as it was", () => {

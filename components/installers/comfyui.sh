@@ -102,6 +102,10 @@ if not isinstance(data, dict):
 if section is None:
     data.pop("modelshare", None)
 else:
+    # ComfyUI's loader before utils/extra_config.py split every value as text: is_default would
+    # stop it at start. Such a checkout gets the section without it (its own folders come first).
+    if not os.path.exists(os.path.join(os.path.dirname(path), "utils", "extra_config.py")) and section.pop("is_default", None) is not None:
+        print("note: " + os.path.dirname(path) + " predates ComfyUI's is_default (it has no utils/extra_config.py): its own models folders stay first for downloads; update the checkout to have them land in the shared store")
     data["modelshare"] = section
 with open(out, "w", encoding="utf-8") as f:
     dump(data, f)
@@ -121,7 +125,8 @@ PY
     drift "$file lacks modelshare's section as the config gives it"
     return 0
   fi
-  [ -z "$said" ] || note "$said"
+  local line
+  [ -z "$said" ] || while IFS= read -r line; do note "$line"; done <<<"$said"
   # The admin's file as it was before modelshare first wrote it.
   if [ -f "$file" ] && [ ! -e "$file.modelshare-backup" ]; then cp -p -- "$file" "$file.modelshare-backup"; fi
   chmod --reference="$checkout" -- "$new" 2>/dev/null && chmod a-x -- "$new"

@@ -11,10 +11,16 @@ export type ComfyUIInstall = ComfyUI["installs"][number];
 /**
  * The section modelshare keeps in extra_model_paths.yaml: every category; custom_nodes (code
  * every ComfyUI imports at start) only with comfyui.sharedCustomNodes, when the folder is root's.
+ * `is_default` puts the shared folders first, so ComfyUI's own downloads (its model_downloader,
+ * a workflow's missing models) land in the store; `download_model_base` is the folder
+ * ComfyUI-Manager (and ComfyUI Desktop) downloads models into. A checkout whose loader predates
+ * `is_default` (no utils/extra_config.py) would stop on it: comfyui_paths drops it there.
  */
-export function comfyuiSection(s: Storage, base: string, sharedCustomNodes = false): Record<string, string> {
+export function comfyuiSection(s: Storage, base: string, sharedCustomNodes = false): Record<string, string | boolean> {
   return {
     base_path: posix.join(base, s.models),
+    is_default: true,
+    download_model_base: posix.join(base, s.models),
     ...Object.fromEntries(s.categories.map((c) => [c, c])),
     ...(sharedCustomNodes ? { custom_nodes: posix.join(base, s.comfyuiCustomNodes) } : {}),
   };

@@ -191,8 +191,8 @@ describe("ComfyUIInstaller: an existing checkout pointed at the shared folders",
       [
         "{ apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends python3-yaml python3-ruamel.yaml; } >/dev/null 2>&1",
         "id artist >/dev/null 2>&1 || useradd -u 1000 -U -m artist",
-        `mkdir -p ${CHECKOUT}/models/checkpoints ${CHECKOUT}/models/loras ${CHECKOUT}/custom_nodes`,
-        `touch ${CHECKOUT}/folder_paths.py ${CHECKOUT}/models/checkpoints/put_checkpoints_here ${CHECKOUT}/models/loras/put_loras_here`,
+        `mkdir -p ${CHECKOUT}/models/checkpoints ${CHECKOUT}/models/loras ${CHECKOUT}/custom_nodes ${CHECKOUT}/utils`,
+        `touch ${CHECKOUT}/folder_paths.py ${CHECKOUT}/utils/extra_config.py ${CHECKOUT}/models/checkpoints/put_checkpoints_here ${CHECKOUT}/models/loras/put_loras_here`,
         `head -c 400000 /dev/urandom > ${CHECKOUT}/models/checkpoints/sd15.safetensors`,
       ].join(" && "),
     );
@@ -213,7 +213,13 @@ describe("ComfyUIInstaller: an existing checkout pointed at the shared folders",
     const yaml = await onNode("node3", `python3 -c 'import json, yaml; print(json.dumps(yaml.safe_load(open("${CHECKOUT}/extra_model_paths.yaml"))))'`);
     expect(JSON.parse(yaml)).toMatchObject({
       a111: { base_path: "/opt/sd-webui/", checkpoints: "models/Stable-diffusion" },
-      modelshare: { base_path: "/mnt/modelshare/storage-models/models", checkpoints: "checkpoints" },
+      modelshare: {
+        base_path: "/mnt/modelshare/storage-models/models",
+        // ComfyUI's own downloads and ComfyUI-Manager's land in the shared store.
+        is_default: true,
+        download_model_base: "/mnt/modelshare/storage-models/models",
+        checkpoints: "checkpoints",
+      },
     });
     // Custom nodes are code: not shared unless comfyui.sharedCustomNodes says so.
     expect(JSON.parse(yaml).modelshare.custom_nodes).toBeUndefined();

@@ -1,0 +1,219 @@
+import { spawn, type ChildProcess } from "node:child_process";
+import { createHash } from "node:crypto";
+import { chmodSync, existsSync, lstatSync, mkdtempSync, readdirSync, readFileSync, statSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { createInterface } from "node:readline";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { renderModels } from "../components/models/program";
+import type { Model } from "../components/models/schema";
+import { renderStorageLayout } from "../components/storage/layout";
+import { asOwner, decoy, OWNER } from "./helpers/attack";
+import { localStorage, runProgram, sh, tempRoot } from "./helpers/run";
+
+/**
+ * The models program for real: a local HTTP server (its own process: runProgram blocks this
+ * one) serves models; converge fetches them as the storage owner into a store the storage
+ * layout made; check reports them. MODELSHARE_MODELS_HOME keeps the fetcher and its state in a
+ * temp folder instead of /usr/local/lib and /var/lib.
+ */
+const F = "00112233445566778899aabbccddeeff";
+const SIZE = 256 * 1024;
+
+// Routes: /good/NAME serves NAME's bytes (Range honoured); /cut/NAME sends half of them and
+// hangs up unless resumed; /wrong/NAME serves other bytes than NAME's; /log lists the requests.
+const SERVER = `
+const http = require("node:http");
+const SIZE = ${SIZE};
+const bytes = (name) => Buffer.alloc(SIZE, name);
+const log = [];
+const server = http.createServer((req, res) => {
+  if (req.url === "/log") return res.end(JSON.stringify(log));
+  log.push({ url: req.url, range: req.headers.range ?? null });
+  const [, route, name] = req.url.split("/");
+  if (!name || !["good", "cut", "wrong"].includes(route)) { res.statusCode = 404; return res.end(); }
+  const body = route === "wrong" ? Buffer.alloc(SIZE, "not " + name) : bytes(name);
+  const range = /^bytes=(\\d+)-$/.exec(req.headers.range ?? "");
+  if (range && route !== "wrong") {
+    const from = Number(range[1]);
+    res.writeHead(206, { "Content-Length": SIZE - from, "Content-Range": "bytes " + from + "-" + (SIZE - 1) + "/" + SIZE });
+    return res.end(body.subarray(from));
+  }
+  res.writeHead(200, { "Content-Length": SIZE });
+  if (route === "cut") return res.write(body.subarray(0, SIZE / 2), () => res.socket.end());
+  res.end(body);
+});
+server.listen(0, "127.0.0.1", () => console.log(server.address().port));
+`;
+
+let server: ChildProcess;
+let base = "";
+beforeAll(async () => {
+  server = spawn(process.execPath, ["-e", SERVER], { stdio: ["ignore", "pipe", "inherit"] });
+  const port = await new Promise<string>((resolve) => createInterface({ input: server.stdout! }).once("line", resolve));
+  base = `http://127.0.0.1:${port}`;
+});
+afterAll(() => {
+  server.kill();
+});
+
+const content = (name: string) => Buffer.alloc(SIZE, name);
+const sha = (b: Buffer) => createHash("sha256").update(b).digest("hex");
+const requests = async (): Promise<Array<{ url: string; range: string | null }>> => (await fetch(`${base}/log`)).json();
+/** A model served by the test server on `route`, declared with NAME's real hash. */
+const model = (category: string, file: string, route = "good", name = file): Model => ({ category, file, url: `${base}/${route}/${name}`, sha256: sha(content(name)) });
+
+function site() {
+  const root = tempRoot();
+  const s = localStorage({ root, owner: OWNER, categories: ["checkpoints", "loras", "vae"] });
+  // 0755, like /var/lib: the owner must reach the fetcher and its state folder.
+  const home = join(mkdtempSync(join(tmpdir(), "modelshare-models-home-")), "home");
+  chmodSync(join(home, ".."), 0o755);
+  const env = { ...process.env, MODELSHARE_MODELS_HOME: home };
+  expect(runProgram(renderStorageLayout(s)).code).toBe(0);
+  const store = `${root}/storage-models/models`;
+  const converge = (models: Model[]) => runProgram(renderModels(models, s), "converge", { env });
+  const check = (models: Model[]) => {
+    const r = runProgram(renderModels(models, s), "check", { env, frame: F });
+    const rows = [...r.stdout.matchAll(new RegExp(`^${F} report: declared (\\S+) (\\d+) (\\S+) (\\S+) (.*)$`, "gm"))].map((m) => ({
+      status: m[1],
+      size: Number(m[2]),
+      sha: m[3],
+      path: m[4],
+      reason: m[5],
+    }));
+    return { r, rows };
+  };
+  return { root, s, store, home, env, converge, check };
+}
+
+describe("the models program", () => {
+  it("converge fetches a declared model as the owner and verifies it; a second converge changes nothing and asks the server nothing; check says present", async () => {
+    const t = site();
+    const m = model("checkpoints", "first.safetensors");
+    const r = t.converge([m]);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toContain(`changed: fetched checkpoints/first.safetensors (${SIZE} bytes, SHA-256 ${m.sha256})`);
+    const path = `${t.store}/checkpoints/first.safetensors`;
+    expect(sha(readFileSync(path))).toBe(m.sha256);
+    expect(statSync(path).uid).toBe(OWNER.uid);
+    expect(readdirSync(`${t.store}/checkpoints`)).toEqual(["first.safetensors"]);
+    expect(statSync(`${t.home}/lib/fetch.py`)).toMatchObject({ uid: 0, mode: 0o100644 });
+    expect(statSync(`${t.home}/state`)).toMatchObject({ uid: OWNER.uid, mode: 0o40700 });
+    expect(statSync(`${t.home}/state/declared.json`)).toMatchObject({ uid: OWNER.uid, mode: 0o100600 });
+    const asked = (await requests()).length;
+    const again = t.converge([m]);
+    expect(again.code, again.stderr).toBe(0);
+    expect(again.changed).toBe(0);
+    expect((await requests()).length).toBe(asked);
+    const c = t.check([m]);
+    expect(c.r.code, c.r.stderr).toBe(0);
+    expect(c.rows).toEqual([{ status: "present", size: SIZE, sha: m.sha256, path: "checkpoints/first.safetensors", reason: "-" }]);
+    expect(c.r.stdout).toContain(`${F} drift=0`);
+  });
+
+  it("a download with other bytes than declared is refused and deleted; the other models are still fetched", () => {
+    const t = site();
+    const wrong = model("loras", "wrong.safetensors", "wrong");
+    const good = model("loras", "after.safetensors");
+    const r = t.converge([wrong, good]);
+    expect(r.code).toBe(1);
+    const got = sha(Buffer.alloc(SIZE, "not wrong.safetensors"));
+    expect(r.stdout).toContain(`the download's SHA-256 is ${got}, not the declared ${wrong.sha256}`);
+    expect(r.stderr).toContain("modelshare: the model fetcher stopped: 1 of 2 declared models are not in place: loras/wrong.safetensors (refused)");
+    expect(readdirSync(`${t.store}/loras`)).toEqual(["after.safetensors"]);
+    expect(sha(readFileSync(`${t.store}/loras/after.safetensors`))).toBe(good.sha256);
+    expect(r.stdout).toContain("changed: fetched loras/after.safetensors");
+  });
+
+  it("a different file already at the model's name is never replaced; converge refuses and check says different", () => {
+    const t = site();
+    const m = model("vae", "mine.safetensors");
+    asOwner(`printf 'my own vae' > ${t.store}/vae/mine.safetensors`);
+    const r = t.converge([m]);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain("vae/mine.safetensors (different)");
+    expect(readFileSync(`${t.store}/vae/mine.safetensors`, "utf8")).toBe("my own vae");
+    const c = t.check([m]);
+    expect(c.r.code, c.r.stderr).toBe(0);
+    expect(c.rows).toHaveLength(1);
+    expect(c.rows[0]).toMatchObject({ status: "different", size: 10, sha: sha(Buffer.from("my own vae")), path: "vae/mine.safetensors" });
+    expect(c.rows[0].reason).toContain("it is never replaced");
+  });
+
+  it("a download cut halfway keeps its part (check: partial); the next converge resumes it with a Range request and completes it", async () => {
+    const t = site();
+    const m = model("checkpoints", "big.safetensors", "cut");
+    const first = t.converge([m]);
+    expect(first.code).toBe(1);
+    expect(first.stdout).toContain(`the connection ended after ${SIZE / 2} of ${SIZE} bytes`);
+    const part = `${t.store}/checkpoints/.modelshare-fetch-big.safetensors.part`;
+    expect(statSync(part).size).toBe(SIZE / 2);
+    expect(existsSync(`${t.store}/checkpoints/big.safetensors`)).toBe(false);
+    const c = t.check([m]);
+    expect(c.rows.map((x) => [x.status, x.size])).toEqual([["partial", SIZE / 2]]);
+    expect(c.r.stdout).toContain(`${F} drift: checkpoints/big.safetensors is partial: converge fetches it`);
+    const second = t.converge([m]);
+    expect(second.code, second.stderr).toBe(0);
+    expect(second.changed).toBe(1);
+    expect(sha(readFileSync(`${t.store}/checkpoints/big.safetensors`))).toBe(m.sha256);
+    expect(existsSync(part)).toBe(false);
+    expect((await requests()).filter((q) => q.url === "/cut/big.safetensors").map((q) => q.range)).toEqual([null, `bytes=${SIZE / 2}-`]);
+  });
+
+  it("a link the owner planted at a model's name is never followed or replaced; a category that is a link is never entered", () => {
+    const t = site();
+    const d = decoy();
+    const before = d.digest();
+    asOwner(`ln -s ${d.open}/00-system.sh ${t.store}/loras/linked.safetensors`);
+    // The models folder is root's (the owner cannot rename a category): root's mistake stands
+    // in for it, a link to a folder the owner may write.
+    const elsewhere = mkdtempSync(join(tmpdir(), "modelshare-elsewhere-"));
+    sh(`chown ${OWNER.uid}:${OWNER.gid} ${elsewhere} && rmdir ${t.store}/vae && ln -s ${elsewhere} ${t.store}/vae`);
+    const linked = model("loras", "linked.safetensors");
+    const inVae = model("vae", "x.safetensors");
+    const r = t.converge([linked, inVae]);
+    expect(r.code).toBe(1);
+    expect(r.stdout).toContain("a symbolic link is there (never followed or replaced)");
+    expect(r.stdout).toContain("its category vae is not a real folder (a link is never followed)");
+    expect(lstatSync(`${t.store}/loras/linked.safetensors`).isSymbolicLink()).toBe(true);
+    expect(readdirSync(elsewhere)).toEqual([]);
+    expect(d.digest()).toEqual(before);
+    const c = t.check([linked, inVae]);
+    expect(c.rows.map((x) => [x.path, x.status])).toEqual([
+      ["loras/linked.safetensors", "different"],
+      ["vae/x.safetensors", "failed"],
+    ]);
+    expect(d.digest()).toEqual(before);
+  });
+
+  it("check reports each model missing, present or different, without the network, and counts a missing one as drift", async () => {
+    const t = site();
+    const present = model("checkpoints", "here.safetensors");
+    expect(t.converge([present]).code).toBe(0);
+    const missing = model("loras", "absent.safetensors");
+    const other = model("vae", "other.safetensors");
+    asOwner(`printf 'x' > ${t.store}/vae/other.safetensors`);
+    const asked = (await requests()).length;
+    const c = t.check([present, missing, other]);
+    expect(c.r.code, c.r.stderr).toBe(0);
+    expect(c.rows.map((x) => [x.path, x.status])).toEqual([
+      ["checkpoints/here.safetensors", "present"],
+      ["loras/absent.safetensors", "missing"],
+      ["vae/other.safetensors", "different"],
+    ]);
+    expect(c.r.stdout).toContain(`${F} drift: loras/absent.safetensors is missing: converge fetches it`);
+    expect((await requests()).length).toBe(asked);
+    expect(existsSync(`${t.store}/loras/absent.safetensors`)).toBe(false);
+  });
+
+  it("remove takes the fetcher and leaves the models", () => {
+    const t = site();
+    const m = model("checkpoints", "kept.safetensors");
+    expect(t.converge([m]).code).toBe(0);
+    const r = runProgram(renderModels([m], t.s), "remove", { env: t.env });
+    expect(r.code, r.stderr).toBe(0);
+    expect(existsSync(`${t.home}/lib/fetch.py`)).toBe(false);
+    expect(sha(readFileSync(`${t.store}/checkpoints/kept.safetensors`))).toBe(m.sha256);
+  });
+});

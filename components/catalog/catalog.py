@@ -4,13 +4,16 @@
 # an optional index so a second run over an unchanged tree reads nothing.
 #
 # Run:  python3 -I catalog.py [--stable-seconds N] [--now EPOCH] [--index FILE [--no-write]]
-#                             [--frame FRAME] DIR
+#                             [--dedupe] [--frame FRAME] DIR
 #   or  python3 -I -c "$SOURCE" ARGS   /   python3 -I - ARGS  (source on stdin)
 # It never reads __file__ or sys.path[0]. It prints one JSON line per entry under DIR, sorted
 # by path bytes, then {"hashed_files": N, "read_bytes": N, "summary": {status: count}}; with
 # --frame, report lines instead (see framed_lines). Exit 0 when the walk completed, whatever it
 # found; 2 on a usage error, when DIR is not a directory or is a symlink, or when the index's
 # folder cannot be opened (a symlink too) or the index cannot be written.
+#
+# --dedupe (with --index, never --no-write): after the walk, every other name of the same
+# content (ok, hashed, same device) becomes a hard link to one canonical inode; see dedupe().
 #
 # Safety: it runs as the storage owner over files an attacker may have written.
 # - No symlink is followed: directories are opened O_NOFOLLOW|O_DIRECTORY relative to their
@@ -644,7 +647,10 @@ def walk(dir_fd, prefix, depth, opts, out):
         if stat.S_ISDIR(st.st_mode):
             enter(dir_fd, name, path, depth, opts, out)
         elif stat.S_ISREG(st.st_mode):
-            out.append(reuse(path, st, opts) or judge_file(dir_fd, name, path, opts))
+            entry = reuse(path, st, opts) or judge_file(dir_fd, name, path, opts)
+            # What --dedupe compares: who owns the file, its mode, and how many names it has.
+            entry["_meta"] = (st.st_uid, st.st_gid, st.st_mode, st.st_nlink)
+            out.append(entry)
         else:
             out.append(skipped(path, st.st_size, "%s, never opened." % kind_of(st.st_mode)))
 
@@ -671,19 +677,20 @@ def skipped(path, size, reason):
             "sha256": None}
 
 
-def walk_top(opts):
+def open_top(opts):
     try:
-        top = os.open(opts["dir"], os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        return os.open(opts["dir"], os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
     except OSError as e:
         why = "is not a directory that can be opened without following a link"
         raise Refusal("%s %s (%s)." % (shown(opts["dir"]), why, e.strerror))
+
+
+def walk_top(top, opts):
     out = []
     try:
         walk(top, "", 0, opts, out)
     except OSError as e:
         raise Refusal("%s could not be listed (%s)." % (shown(opts["dir"]), e.strerror))
-    finally:
-        os.close(top)
     return out
 
 
@@ -776,6 +783,10 @@ def open_index(opts):
         try:
             fcntl.flock(dir_fd, (fcntl.LOCK_SH if opts["no_write"] else fcntl.LOCK_EX) | fcntl.LOCK_NB)
         except BlockingIOError:
+            if opts["dedupe"]:
+                os.close(dir_fd)
+                raise Refusal("the index's folder %s is locked by another run: --dedupe runs alone; "
+                              "run it again later." % shown(folder))
             if not opts["no_write"]:
                 print("catalog.py: the index's folder %s is locked by another run: this run reuses "
                       "the index and writes nothing." % shown(folder), file=sys.stderr)
@@ -870,6 +881,179 @@ def write_all(fd, data):
         view = view[os.write(fd, view):]
 
 
+# ---- dedupe --------------------------------------------------------------------------------
+# --dedupe: the same model uploaded under several names (two categories, two users) takes its
+# space once. The files judged ok (stable, hashed) of one device, hash and size are one group;
+# one inode of each is canonical (the most names, then the oldest, then the first path) and
+# every other name becomes a hard link to it. No name is ever removed, only replaced at once
+# (rename), and only after both files were opened again as the walk opens them (no link ever
+# followed), found to be the very files hashed, and compared byte by byte: the index's word is
+# never enough to make two names one file. A name whose file is written meanwhile gets that
+# file back (replace_name), so a writer's bytes are never lost.
+
+DEDUPE_PREFIX = ".modelshare-dedupe-"  # the backup and temp names, beside the name replaced
+
+
+class Skip(Exception):
+    """One name left as it is, with a one-sentence reason."""
+
+
+def dedupe(top, entries):
+    """Links every duplicate name to its group's canonical inode. Returns the rows, in path
+    order: ("linked", SIZE, PATH, CANONICAL), ("skipped", REASON, PATH), and last ("saved",
+    BYTES, NAMES). The entries of the names replaced take the canonical's identity, so the index
+    written afterwards lets a later run reuse them without reading."""
+    groups = {}  # entries are in path order, so the groups are too
+    for e in entries:
+        if e["status"] == "ok" and e["sha256"] is not None and "_id" in e and "_meta" in e:
+            groups.setdefault((e["_id"][0], e["sha256"], e["_id"][2]), []).append(e)
+    rows, freed, linked = [], 0, 0
+    for group in groups.values():
+        canon = canonical_of(group)
+        for e in group:
+            if e["_id"][1] == canon["_id"][1]:
+                continue  # a name of the canonical inode already
+            try:
+                freed += link_duplicate(top, e, canon)
+            except Skip as s:
+                rows.append(("skipped", str(s), e["path"]))
+                continue
+            linked += 1
+            rows.append(("linked", e["_id"][2], e["path"], canon["path"]))
+            e["_id"], e["_meta"] = list(canon["_id"]), canon["_meta"]
+    rows.append(("saved", freed, linked))
+    return rows
+
+
+def canonical_of(group):
+    """The entry naming the canonical inode: the inode with the most links (replacing its names
+    would free nothing), then the oldest, then the one whose first name sorts first."""
+    return min(group, key=lambda e: (-e["_meta"][3], e["_id"][3], os.fsencode(e["path"])))
+
+
+def link_duplicate(top, dup, canon):
+    """Replaces dup's name by a link to canon's inode after checking both again. Returns the
+    bytes freed (dup's size when that was its file's last name); raises Skip when it keeps its
+    file."""
+    fds = []
+    try:
+        dir_fd, name = open_parent(top, dup["path"], fds)
+        canon_dir, canon_name = open_parent(top, canon["path"], fds)
+        fd, st = open_again(dir_fd, name, dup["_id"], "it", fds)
+        canon_fd, canon_st = open_again(canon_dir, canon_name, canon["_id"], "the canonical file", fds)
+        if (st.st_uid, st.st_gid, st.st_mode) != (canon_st.st_uid, canon_st.st_gid, canon_st.st_mode):
+            raise Skip("its owner or mode (%s) is not the canonical file's (%s): not linked."
+                       % (owner_mode(st), owner_mode(canon_st)))
+        same_bytes(fd, canon_fd, st.st_size)
+        if identity(os.fstat(fd)) != dup["_id"] or identity(os.fstat(canon_fd)) != canon["_id"]:
+            raise Skip("changed while it was compared: not linked.")
+        return replace_name(dir_fd, name, fd, dup["_id"], canon_dir, canon_name, canon_fd, canon["_id"])
+    finally:
+        for fd in fds:
+            os.close(fd)
+
+
+def owner_mode(st):
+    return "%d:%d %04o" % (st.st_uid, st.st_gid, stat.S_IMODE(st.st_mode))
+
+
+def open_parent(top, path, fds):
+    """(fd of the folder holding PATH, its last name as bytes): each folder opened below top as
+    the walk opens it (O_NOFOLLOW|O_DIRECTORY), so a folder that became a link is never
+    entered. The fd goes into fds, for the caller to close."""
+    *folders, name = os.fsencode(path).split(b"/")
+    fd = os.dup(top)
+    fds.append(fd)
+    for folder in folders:
+        try:
+            fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=fd)
+        except OSError as e:
+            raise Skip("a folder on its path could not be opened without following a link (%s)."
+                       % e.strerror)
+        fds.append(fd)
+    return fd, name
+
+
+def open_again(dir_fd, name, seen, what, fds):
+    """(fd, fstat) of NAME opened as the walk opens files, when it is still the file hashed
+    (same device, inode, size and mtime)."""
+    try:
+        fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, dir_fd=dir_fd)
+    except OSError as e:
+        raise Skip("%s could not be opened again (%s)." % (what, e.strerror))
+    fds.append(fd)
+    st = os.fstat(fd)
+    if not stat.S_ISREG(st.st_mode) or identity(st) != seen:
+        raise Skip("%s changed since it was hashed: not linked." % what)
+    return fd, st
+
+
+def same_bytes(fd, other, size):
+    """Both fds' first SIZE bytes compared, chunk by chunk; Skip at the first difference."""
+    at = 0
+    while at < size:
+        n = min(HASH_CHUNK, size - at)
+        a, b = pread(fd, n, at), pread(other, n, at)
+        if a != b or not a:
+            raise Skip("its bytes are not the canonical file's: not linked.")
+        at += len(a)
+
+
+def replace_name(dir_fd, name, fd, seen, canon_dir, canon_name, canon_fd, canon_seen):
+    """NAME (in dir_fd; its file open as fd, as it was compared: seen) becomes a link to the
+    canonical file (canon_name in canon_dir, open as canon_fd, as compared: canon_seen).
+    NAME's file first gets a backup name beside it, so its bytes keep a name throughout; the
+    canonical gets a temp name there, renamed over NAME (atomic: NAME never goes missing).
+    Then, if either file was written since the compare (a writer holding it open), the backup
+    goes back over NAME: nothing lost. Returns the bytes freed (NAME's old file's size when
+    NAME was its last name); raises Skip when NAME keeps its own file."""
+    backup = link_beside(dir_fd, name, dir_fd, seen, "it")
+    try:
+        temp = link_beside(canon_dir, canon_name, dir_fd, canon_seen, "the canonical file")
+    except Skip:
+        unlink_quietly(dir_fd, backup)
+        raise
+    try:
+        os.rename(temp, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
+    except OSError as e:
+        unlink_quietly(dir_fd, temp)
+        unlink_quietly(dir_fd, backup)
+        raise Skip("could not be replaced (%s): not linked." % e.strerror)
+    if identity(os.fstat(fd)) != seen or identity(os.fstat(canon_fd)) != canon_seen:
+        try:
+            os.rename(backup, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
+        except OSError as e:
+            raise Skip("was written to while it was linked, and its own file could not be put back "
+                       "(%s): it is kept beside it as %s." % (e.strerror, escape(backup)))
+        raise Skip("was written to while it was linked: its own file is back under its name.")
+    unlink_quietly(dir_fd, backup)
+    return seen[2] if os.fstat(fd).st_nlink == 0 else 0
+
+
+def link_beside(src_dir, src_name, dir_fd, seen, what):
+    """A new random name in dir_fd for the file src_name names (the link itself, never what a
+    link points at), when that is still the file seen; returns the name (bytes)."""
+    new = (DEDUPE_PREFIX + secrets.token_hex(8)).encode("ascii")
+    try:
+        os.link(src_name, new, src_dir_fd=src_dir, dst_dir_fd=dir_fd, follow_symlinks=False)
+    except OSError as e:
+        raise Skip("%s could not be linked (%s): not linked." % (what, e.strerror))
+    st = os.stat(new, dir_fd=dir_fd, follow_symlinks=False)
+    if [st.st_dev, st.st_ino] != list(seen[:2]):
+        unlink_quietly(dir_fd, new)
+        raise Skip("%s was replaced while it was being linked: not linked." % what)
+    return new
+
+
+def unlink_quietly(dir_fd, name):
+    """Removes a name this tool made; one line on stderr when it cannot (the file keeps it)."""
+    try:
+        os.unlink(name, dir_fd=dir_fd)
+    except OSError as e:
+        print("catalog.py: the name %s it made could not be removed (%s)." % (escape(name), e.strerror),
+              file=sys.stderr)
+
+
 # ---- output ----------------------------------------------------------------------------------
 
 # Characters written as \xHH of each UTF-8 byte although well formed: they break a line or
@@ -909,42 +1093,61 @@ def shown(path):
     return escape(to_bytes(path))
 
 
-def json_lines(entries, counts):
+def json_lines(entries, counts, dedupe_rows=()):
     lines = [json.dumps({k: v for k, v in e.items() if not k.startswith("_")},
                         ensure_ascii=True, sort_keys=True) for e in entries]
+    lines += dedupe_json(dedupe_rows)
     lines.append(json.dumps(dict(METER, summary=counts), ensure_ascii=True, sort_keys=True))
     return lines
 
 
-def framed_lines(entries, frame, top):
+def one_field(text):
+    """Escaped, with its spaces as \\x20 so it stays one field; - when empty."""
+    return escape(to_bytes(text)).replace(" ", "\\x20") or "-"
+
+
+def framed_lines(entries, frame, top, dedupe_rows=()):
     """One line per entry for a reader that takes only lines starting with its FRAME:
     `FRAME report: model SIZE FORMAT STATUS SHA CHANGED REASON PATH` (SHA, CHANGED: hex or -;
     REASON escaped with its spaces as \\x20 so it stays one field, - when empty; PATH escaped,
-    last, spaces kept), then `FRAME report: catalog READ_BYTES HASHED_FILES DIR`."""
+    last, spaces kept), then `FRAME report: catalog READ_BYTES HASHED_FILES DIR`; with --dedupe
+    then `FRAME report: dedupe linked SIZE PATH CANONICAL`, `... dedupe skipped REASON PATH`
+    (both paths one field each, like REASON) and `... dedupe saved BYTES NAMES`."""
     lead = frame + " report: " if frame else "report: "
     lines = []
     for e in entries:
-        reason = escape(to_bytes(e["reason"])).replace(" ", "\\x20") or "-"
         fields = ["model", str(e["size"]), e["format"], e["status"], e["sha256"] or "-",
-                  e["changed_from"] or "-", reason, shown(e["path"])]
+                  e["changed_from"] or "-", one_field(e["reason"]), shown(e["path"])]
         lines.append(lead + " ".join(fields))
     lines.append(lead + "catalog %d %d %s" % (METER["read_bytes"], METER["hashed_files"], shown(top)))
+    for row in dedupe_rows:
+        kind, rest = row[0], [str(v) if isinstance(v, int) else one_field(v) for v in row[1:]]
+        lines.append(lead + " ".join(["dedupe", kind] + rest))
     return lines
+
+
+def dedupe_json(rows):
+    """--dedupe's rows as JSON lines, for the output without --frame."""
+    names = {"linked": ("size", "path", "canonical"), "skipped": ("reason", "path"),
+             "saved": ("bytes", "names")}
+    return [json.dumps(dict(zip(names[r[0]], r[1:]), dedupe=r[0]), ensure_ascii=True, sort_keys=True)
+            for r in rows]
 
 
 # ---- the command line ------------------------------------------------------------------------
 
 USAGE = ("usage: catalog.py [--stable-seconds N] [--now EPOCH] [--index FILE [--no-write]]"
-         " [--frame FRAME] DIR")
+         " [--dedupe] [--frame FRAME] DIR")
 
 
 def parse_args(argv):
-    opts = {"stable": 60.0, "now": None, "index": None, "no_write": False, "frame": None}
+    opts = {"stable": 60.0, "now": None, "index": None, "no_write": False, "frame": None,
+            "dedupe": False}
     rest = list(argv)
-    while rest and rest[0] in ("--stable-seconds", "--now", "--index", "--frame", "--no-write"):
+    while rest and rest[0] in ("--stable-seconds", "--now", "--index", "--frame", "--no-write", "--dedupe"):
         flag = rest.pop(0)
-        if flag == "--no-write":
-            opts["no_write"] = True
+        if flag in ("--no-write", "--dedupe"):
+            opts[flag[2:].replace("-", "_")] = True
         elif not rest:
             raise Refusal("%s needs a value." % flag)
         elif flag in ("--index", "--frame"):
@@ -963,6 +1166,11 @@ def parse_args(argv):
         raise Refusal("--index needs a file name.")
     if opts["no_write"] and opts["index"] is None:
         raise Refusal("--no-write needs --index.")
+    # It links files and updates the index: with the index's lock, so two runs never interleave.
+    if opts["dedupe"] and opts["no_write"]:
+        raise Refusal("--dedupe replaces names and updates the index: it cannot run with --no-write.")
+    if opts["dedupe"] and opts["index"] is None:
+        raise Refusal("--dedupe needs --index (its lock keeps two runs apart; it updates it).")
     opts["dir"] = rest[0]
     if opts["now"] is None:
         opts["now"] = time.time()
@@ -974,20 +1182,26 @@ def run(argv):
     """The report's lines; Refusal ends the run before anything is printed."""
     opts = parse_args(argv)
     index_fd = open_index(opts) if opts["index"] is not None else None
+    top, rows = None, ()
     try:
-        out = sorted(walk_top(opts), key=lambda e: os.fsencode(e["path"]))
+        top = open_top(opts)
+        out = sorted(walk_top(top, opts), key=lambda e: os.fsencode(e["path"]))
         add_history(out, opts["old"], int(opts["now"]))
+        if opts["dedupe"]:
+            rows = dedupe(top, out)
         if index_fd is not None and not opts["no_write"]:
             write_index(index_fd, opts, out)
     finally:
+        if top is not None:
+            os.close(top)
         if index_fd is not None:
             os.close(index_fd)  # releases the lock
     if opts["frame"] is not None:
-        return framed_lines(out, opts["frame"], opts["dir"])
+        return framed_lines(out, opts["frame"], opts["dir"], rows)
     counts = dict.fromkeys(STATUSES, 0)
     for entry in out:
         counts[entry["status"]] += 1
-    return json_lines(out, counts)
+    return json_lines(out, counts, rows)
 
 
 def main(argv):

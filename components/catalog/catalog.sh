@@ -91,15 +91,34 @@ catalog_report() {
   as_owner catalog_scan "$catalog_lib/catalog.py" "$index" "$1" "$2"
 }
 
-# catalog_scan TOOL INDEX STORE STABLE_SECONDS (as the owner): the tool's framed rows, with the
-# index file INDEX (none when empty).
+# catalog_dedupe STORE STABLE_SECONDS (check): the scan of catalog_report, then every duplicate
+# name of a model linked to one file (catalog.py --dedupe), as the owner: never root, so a
+# name planted in the tree can only make it touch what the owner could touch anyway. It needs
+# the index (its lock keeps two runs apart), so it never makes one.
+catalog_dedupe() {
+  catalog_home
+  if [ "$catalog_current" != yes ]; then
+    refuse "the catalog tool in $catalog_lib is not this version's: converge first, then dedupe."
+  fi
+  if [ ! -d "$1" ] || [ -L "$1" ]; then
+    note "no model store at $1 yet: nothing to dedupe."
+    return 0
+  fi
+  if [ ! -d "$catalog_state" ] || [ -L "$catalog_state" ]; then
+    refuse "no catalog index folder at $catalog_state: run npm run check once first."
+  fi
+  as_owner catalog_scan "$catalog_lib/catalog.py" "$catalog_state/index.json" "$1" "$2" --dedupe
+}
+
+# catalog_scan TOOL INDEX STORE STABLE_SECONDS [OPTION...] (as the owner): the tool's framed
+# rows, with the index file INDEX (none when empty) and the tool's OPTIONs (--dedupe).
 # shellcheck disable=SC2154 # frame: set by the prelude (the child's own, as the owner)
 catalog_scan() {
   local -a index=()
   local said line
   [ -z "$2" ] || index=(--index "$2")
   # Its rows go straight out; what it says on stderr becomes notes, or the refusal's reason.
-  if ! { said=$(python3 -I "$1" --frame "$frame" --stable-seconds "$4" "${index[@]}" "$3" 2>&1 >&3 3>&-); } 3>&1; then
+  if ! { said=$(python3 -I "$1" --frame "$frame" --stable-seconds "$4" "${index[@]}" "${@:5}" "$3" 2>&1 >&3 3>&-); } 3>&1; then
     refuse "the catalog stopped: ${said##*$'\n'}"
   fi
   [ -z "$said" ] || while IFS= read -r line; do note "$line"; done <<<"$said"

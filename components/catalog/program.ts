@@ -27,3 +27,20 @@ export function renderCatalog(catalog: Catalog, s: Storage): string {
     remove: { privileged: [call("catalog_remove")] },
   });
 }
+
+/**
+ * Opt-in, run by hand: the check's scan, then every other name of a model's content (judged
+ * ok, same device) becomes a hard link to one file, as the storage owner (`report: dedupe …`
+ * rows, then `report: dedupe saved BYTES NAMES`). Only a report phase, so it runs as `bash -s
+ * check` and holds no converge lock (hashing never does); the tool must be this version's
+ * (catalog_tool only looks, checking) and the index's folder there (converge made it).
+ */
+export function renderCatalogDedupe(catalog: Catalog, s: Storage): string {
+  return renderProgram({
+    title: `the dedupe of the model store ${modelStoreDir(s)}`,
+    libs: [SYSTEM, CATALOG],
+    storage: s,
+    converge: {},
+    report: { privileged: [call("catalog_tool", CATALOG_TOOL), call("catalog_dedupe", modelStoreDir(s), String(catalog.stableSeconds))] },
+  });
+}

@@ -59,9 +59,15 @@ afterAll(() => {
 
 const content = (name: string) => Buffer.alloc(SIZE, name);
 const sha = (b: Buffer) => createHash("sha256").update(b).digest("hex");
-const requests = async (): Promise<Array<{ url: string; range: string | null }>> => (await fetch(`${base}/log`)).json();
+const requests = async (): Promise<Array<{ url: string; range: string | null }>> =>
+  (await (await fetch(`${base}/log`)).json()) as Array<{ url: string; range: string | null }>;
 /** A model served by the test server on `route`, declared with NAME's real hash. */
-const model = (category: string, file: string, route = "good", name = file): Model => ({ category, file, url: `${base}/${route}/${name}`, sha256: sha(content(name)) });
+const model = (category: string, file: string, route = "good", name = file): Model => ({
+  category,
+  file,
+  url: `${base}/${route}/${name}`,
+  sha256: sha(content(name)),
+});
 
 function site() {
   const root = tempRoot();
@@ -205,6 +211,20 @@ describe("the models program", () => {
     expect(c.r.stdout).toContain(`${F} drift: loras/absent.safetensors is missing: converge fetches it`);
     expect((await requests()).length).toBe(asked);
     expect(existsSync(`${t.store}/loras/absent.safetensors`)).toBe(false);
+  });
+
+  it("a model changed in place after it was fetched is hashed again (its record no longer matches it): check says different", () => {
+    const t = site();
+    const m = model("loras", "edited.safetensors");
+    expect(t.converge([m]).code).toBe(0);
+    expect(t.check([m]).rows.map((x) => x.status)).toEqual(["present"]);
+    // Same size, new bytes, new mtime: only a fresh hash tells.
+    asOwner(
+      `printf 'Z' | dd of=${t.store}/loras/edited.safetensors bs=1 seek=7 conv=notrunc status=none && touch -d '+1 hour' ${t.store}/loras/edited.safetensors`,
+    );
+    const c = t.check([m]);
+    expect(c.rows.map((x) => [x.status, x.size])).toEqual([["different", SIZE]]);
+    expect(c.rows[0].sha).toBe(sha(readFileSync(`${t.store}/loras/edited.safetensors`)));
   });
 
   it("remove takes the fetcher and leaves the models", () => {

@@ -17,8 +17,8 @@
 # Output: with --frame, one row per model:
 #   `FRAME report: declared STATUS SIZE SHA PATH REASON` (SHA: the file's, hex, or -; PATH
 #   C/F escaped with spaces as \x20; REASON escaped, spaces kept, - when empty); without, one
-#   readable line per model. What went wrong is also said on stderr, one line per model, and a
-#   closing line naming them all (the caller's refusal).
+#   readable line per model. Fetching, what went wrong is also said on stderr, one line per
+#   model, and a closing line naming them all (the caller's refusal).
 #
 # Safety: STORE is opened O_DIRECTORY|O_NOFOLLOW, each category relative to it the same way (a
 # link for a category is never followed), each file relative to its category's fd with

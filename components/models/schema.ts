@@ -5,9 +5,7 @@ import type { Add } from "../concern";
 export const modelSchema = z.strictObject({
   category: z.string().describe("The store category folder it goes into (one of `storage.categories`)."),
   file: z.string().describe("Its file name in that folder: a plain name (no `/`, not starting with `.`)."),
-  url: z
-    .string()
-    .describe("Where the storage node downloads it from, once (http:// or https://; credentials in the URL are not supported)."),
+  url: z.string().describe("Where the storage node downloads it from, once (http:// or https://; credentials in the URL are not supported)."),
   sha256: z
     .string()
     .describe("Its SHA-256, 64 lower-case hex digits: a download with other bytes is refused, and a file already there with other bytes is never replaced."),
@@ -32,7 +30,8 @@ export function fileProblem(file: string): string | undefined {
   if (file === "") return "is empty: give the model's file name";
   if (file.includes("/")) return `${JSON.stringify(file)} holds a "/": give a plain file name (the category names the folder)`;
   if (file === "." || file === "..") return `${JSON.stringify(file)} is not a file name: give the model's file name`;
-  if (file.startsWith(".")) return `${JSON.stringify(file)} starts with ".": such names are modelshare's own (partial downloads) or hidden; give a name without the leading dot`;
+  if (file.startsWith("."))
+    return `${JSON.stringify(file)} starts with ".": such names are modelshare's own (partial downloads) or hidden; give a name without the leading dot`;
   if (/[\0\n\r]/.test(file)) return `${JSON.stringify(file)} holds a NUL or line break: give a name without them`;
   if (Buffer.byteLength(file) > 255) return `is ${Buffer.byteLength(file)} bytes long, over the 255 a file name may have: give a shorter name`;
   return undefined;

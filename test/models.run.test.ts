@@ -21,7 +21,8 @@ const F = "00112233445566778899aabbccddeeff";
 const SIZE = 256 * 1024;
 
 // Routes: /good/NAME serves NAME's bytes (Range honoured); /cut/NAME sends half of them and
-// hangs up unless resumed; /wrong/NAME serves other bytes than NAME's; /log lists the requests.
+// hangs up unless resumed; /whole/NAME ignores Range; /wrong/NAME serves other bytes than
+// NAME's; /log lists the requests.
 const SERVER = `
 const http = require("node:http");
 const SIZE = ${SIZE};
@@ -31,10 +32,10 @@ const server = http.createServer((req, res) => {
   if (req.url === "/log") return res.end(JSON.stringify(log));
   log.push({ url: req.url, range: req.headers.range ?? null });
   const [, route, name] = req.url.split("/");
-  if (!name || !["good", "cut", "wrong"].includes(route)) { res.statusCode = 404; return res.end(); }
+  if (!name || !["good", "cut", "wrong", "whole"].includes(route)) { res.statusCode = 404; return res.end(); }
   const body = route === "wrong" ? Buffer.alloc(SIZE, "not " + name) : bytes(name);
   const range = /^bytes=(\\d+)-$/.exec(req.headers.range ?? "");
-  if (range && route !== "wrong") {
+  if (range && route !== "wrong" && route !== "whole") {
     const from = Number(range[1]);
     res.writeHead(206, { "Content-Length": SIZE - from, "Content-Range": "bytes " + from + "-" + (SIZE - 1) + "/" + SIZE });
     return res.end(body.subarray(from));
@@ -118,15 +119,20 @@ describe("the models program", () => {
     expect(c.r.stdout).toContain(`${F} drift=0`);
   });
 
-  it("a download with other bytes than declared is refused and deleted; the other models are still fetched", () => {
+  it("a download with other bytes than declared is refused and deleted, one that cannot connect leaves nothing; the other models are still fetched", () => {
     const t = site();
     const wrong = model("loras", "wrong.safetensors", "wrong");
+    // Port 1 on the loopback: nothing listens there, the connection is refused at once.
+    const unreachable = { ...model("loras", "nowhere.safetensors"), url: "http://127.0.0.1:1/x" };
     const good = model("loras", "after.safetensors");
-    const r = t.converge([wrong, good]);
+    const r = t.converge([wrong, unreachable, good]);
     expect(r.code).toBe(1);
     const got = sha(Buffer.alloc(SIZE, "not wrong.safetensors"));
     expect(r.stdout).toContain(`the download's SHA-256 is ${got}, not the declared ${wrong.sha256}`);
-    expect(r.stderr).toContain("modelshare: the model fetcher stopped: 1 of 2 declared models are not in place: loras/wrong.safetensors (refused)");
+    expect(r.stdout).toContain("loras/nowhere.safetensors: failed: the download stopped (Connection refused); nothing was downloaded");
+    expect(r.stderr).toContain(
+      "modelshare: the model fetcher stopped: 2 of 3 declared models are not in place: loras/wrong.safetensors (refused), loras/nowhere.safetensors (failed)",
+    );
     expect(readdirSync(`${t.store}/loras`)).toEqual(["after.safetensors"]);
     expect(sha(readFileSync(`${t.store}/loras/after.safetensors`))).toBe(good.sha256);
     expect(r.stdout).toContain("changed: fetched loras/after.safetensors");
@@ -165,6 +171,18 @@ describe("the models program", () => {
     expect(sha(readFileSync(`${t.store}/checkpoints/big.safetensors`))).toBe(m.sha256);
     expect(existsSync(part)).toBe(false);
     expect((await requests()).filter((q) => q.url === "/cut/big.safetensors").map((q) => q.range)).toEqual([null, `bytes=${SIZE / 2}-`]);
+  });
+
+  it("a server that ignores Range answers 200: the part (longer than the model, other bytes) is started over", async () => {
+    const t = site();
+    const m = model("checkpoints", "over.safetensors", "whole");
+    const part = `${t.store}/checkpoints/.modelshare-fetch-over.safetensors.part`;
+    asOwner(`head -c ${SIZE + 100} /dev/zero > ${part}`);
+    const r = t.converge([m]);
+    expect(r.code, r.stdout + r.stderr).toBe(0);
+    expect(sha(readFileSync(`${t.store}/checkpoints/over.safetensors`))).toBe(m.sha256);
+    expect(existsSync(part)).toBe(false);
+    expect((await requests()).filter((q) => q.url === "/whole/over.safetensors").map((q) => q.range)).toEqual([`bytes=${SIZE + 100}-`]);
   });
 
   it("a link the owner planted at a model's name is never followed or replaced; a category that is a link is never entered", () => {
@@ -209,6 +227,7 @@ describe("the models program", () => {
       ["vae/other.safetensors", "different"],
     ]);
     expect(c.r.stdout).toContain(`${F} drift: loras/absent.safetensors is missing: converge fetches it`);
+    expect(c.r.stdout).toContain(`${F} drift=1`);
     expect((await requests()).length).toBe(asked);
     expect(existsSync(`${t.store}/loras/absent.safetensors`)).toBe(false);
   });

@@ -201,13 +201,34 @@ def download(cat_fd, part, url):
         raise
 
 
+def why(e):
+    """An error's words, without Python's [Errno N] decoration."""
+    inner = getattr(e, "reason", None)
+    if isinstance(inner, BaseException):
+        e = inner
+    elif isinstance(inner, str) and inner:
+        return escape(inner)
+    return escape(getattr(e, "strerror", None) or str(e) or type(e).__name__)
+
+
+def keep_or_drop(cat_fd, part):
+    """An empty part (nothing came) goes; one with bytes stays for the next run to resume."""
+    try:
+        st = os.stat(part, dir_fd=cat_fd, follow_symlinks=False)
+        if stat.S_ISREG(st.st_mode) and st.st_size == 0:
+            os.unlink(part, dir_fd=cat_fd)
+            return "nothing was downloaded"
+    except OSError:
+        return "nothing was downloaded"
+    return "the part is kept and the next run resumes it"
+
+
 def fetch_missing(cat_fd, file, path, model, state):
     part = part_name(file)
     try:
         fd = download(cat_fd, part, model["url"])
     except (urllib.error.URLError, http.client.HTTPException, OSError, ValueError) as e:
-        why = getattr(e, "reason", None) or getattr(e, "strerror", None) or str(e) or type(e).__name__
-        raise Failed("the download stopped (%s); the part is kept and the next run resumes it" % why)
+        raise Failed("the download stopped (%s); %s" % (why(e), keep_or_drop(cat_fd, part)))
     try:
         sha, size = sha_of_fd(fd)
     finally:

@@ -22,7 +22,7 @@ const SIZE = 256 * 1024;
 
 // Routes: /good/NAME serves NAME's bytes (Range honoured); /cut/NAME sends half of them and
 // hangs up unless resumed; /whole/NAME ignores Range; /wrong/NAME serves other bytes than
-// NAME's; /log lists the requests.
+// NAME's; /plant/NAME?at=PATH writes PATH first, then serves NAME; /log lists the requests.
 const SERVER = `
 const http = require("node:http");
 const SIZE = ${SIZE};
@@ -31,8 +31,11 @@ const log = [];
 const server = http.createServer((req, res) => {
   if (req.url === "/log") return res.end(JSON.stringify(log));
   log.push({ url: req.url, range: req.headers.range ?? null });
-  const [, route, name] = req.url.split("/");
-  if (!name || !["good", "cut", "wrong", "whole"].includes(route)) { res.statusCode = 404; return res.end(); }
+  const [path, query] = req.url.split("?");
+  const [, route, name] = path.split("/");
+  // /plant/NAME?at=PATH: someone writes PATH while the model is on its way.
+  if (route === "plant") require("node:fs").writeFileSync(decodeURIComponent(query.slice(3)), "planted meanwhile");
+  if (!name || !["good", "cut", "wrong", "whole", "plant"].includes(route)) { res.statusCode = 404; return res.end(); }
   const body = route === "wrong" ? Buffer.alloc(SIZE, "not " + name) : bytes(name);
   const range = /^bytes=(\\d+)-$/.exec(req.headers.range ?? "");
   if (range && route !== "wrong" && route !== "whole") {
@@ -183,6 +186,17 @@ describe("the models program", () => {
     expect(sha(readFileSync(`${t.store}/checkpoints/over.safetensors`))).toBe(m.sha256);
     expect(existsSync(part)).toBe(false);
     expect((await requests()).filter((q) => q.url === "/whole/over.safetensors").map((q) => q.range)).toEqual([`bytes=${SIZE + 100}-`]);
+  });
+
+  it("a file that appears at the model's name during the download is never replaced: the verified download goes, the file stays", () => {
+    const t = site();
+    const final = `${t.store}/loras/raced.safetensors`;
+    const m = { ...model("loras", "raced.safetensors"), url: `${base}/plant/raced.safetensors?at=${encodeURIComponent(final)}` };
+    const r = t.converge([m]);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain("loras/raced.safetensors (different)");
+    expect(readFileSync(final, "utf8")).toBe("planted meanwhile");
+    expect(readdirSync(`${t.store}/loras`)).toEqual(["raced.safetensors"]);
   });
 
   it("a link the owner planted at a model's name is never followed or replaced; a category that is a link is never entered", () => {

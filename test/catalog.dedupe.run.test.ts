@@ -9,7 +9,7 @@ import { quote } from "../components/shell/quote";
 import { renderStorageLayout } from "../components/storage/layout";
 import { parse, type ComponentCheck } from "../ops/check";
 import { asOwner, decoy, OWNER } from "./helpers/attack";
-import { localStorage, runProgram, tempRoot } from "./helpers/run";
+import { localStorage, runProgram, sh, tempRoot } from "./helpers/run";
 
 /**
  * The catalog's opt-in dedupe for real: converge puts the tool and the index folder in place,
@@ -93,6 +93,25 @@ describe("the catalog's dedupe", () => {
     expect(again.rows).toEqual([["saved", "0", "0"]]);
   });
 
+  it("the file with the most names is canonical, even when newer and sorted last; a copy whose file keeps a name outside the store frees nothing", () => {
+    const t = site();
+    const [b, a] = [`${t.store}/checkpoints/0-first.safetensors`, `${t.store}/loras/z.safetensors`];
+    upload(b);
+    asOwner(`touch -d '-2 hours' ${quote(b)}`); // b: older, and its path sorts first
+    upload(a);
+    // a has the most names (3 against 2), so it is canonical; b keeps its name outside the store.
+    asOwner(`ln ${quote(a)} ${t.store}/loras/z2.safetensors && ln ${quote(a)} ${t.store}/loras/z3.safetensors`);
+    const kept = join(t.root, "..", "kept.safetensors");
+    sh(`ln ${quote(b)} ${quote(kept)}`);
+    const { r, rows } = t.dedupe();
+    expect(r.code, r.stderr).toBe(0);
+    expect(linked(rows)).toEqual([["linked", String(SIZE), "checkpoints/0-first.safetensors", "loras/z.safetensors"]]);
+    expect(saved(rows)).toEqual([["saved", "0", "1"]]);
+    expect(ino(b)).toBe(ino(a));
+    expect(statSync(a).nlink).toBe(4);
+    expect(statSync(kept).nlink).toBe(1);
+  });
+
   it("a third copy with another mode is skipped with its reason and keeps its own file", () => {
     const t = site();
     const [a, b, c3] = ["checkpoints/a.safetensors", "loras/b.safetensors", "loras/private.safetensors"].map((p) => `${t.store}/${p}`);
@@ -125,6 +144,21 @@ describe("the catalog's dedupe", () => {
       ["ok", SIZE],
     ]);
     expect(rows).toEqual([["saved", "0", "0"]]);
+    expect(ino(a)).not.toBe(ino(b));
+    expect(readFileSync(b)).toEqual(bBefore);
+    // The owner rewrites the index to give b a's hash: the bytes are compared, not the index's word.
+    const lie = `import json, sys
+doc = json.load(open(sys.argv[1]))
+e = doc["entries"]
+e["loras/b.safetensors"]["sha256"] = e["checkpoints/a.safetensors"]["sha256"]
+json.dump(doc, open(sys.argv[1], "w"))`;
+    asOwner(`python3 -c ${quote(lie)} ${t.home}/state/index.json`);
+    const lied = t.dedupe();
+    expect(lied.r.code, lied.r.stderr).toBe(0);
+    expect(lied.rows).toEqual([
+      ["skipped", "its bytes are not the canonical file's: not linked.", "loras/b.safetensors"],
+      ["saved", "0", "0"],
+    ]);
     expect(ino(a)).not.toBe(ino(b));
     expect(readFileSync(b)).toEqual(bBefore);
   });
@@ -178,6 +212,18 @@ describe("the catalog's dedupe", () => {
     expect(tool.stderr).toContain("--dedupe replaces names and updates the index: it cannot run with --no-write.");
     expect(tool.stdout).toBe("");
     expect(existsSync(index)).toBe(false);
+  });
+
+  it("a tool that is not this version's stops the dedupe before anything is read", () => {
+    const t = site();
+    upload(`${t.store}/checkpoints/a.safetensors`);
+    upload(`${t.store}/loras/b.safetensors`);
+    rmSync(`${t.home}/lib/catalog.py`);
+    const { r, c, rows } = t.dedupe();
+    expect(r.code).toBe(1);
+    expect(c.refusal).toBe(`the catalog tool in ${t.home}/lib is not this version's: converge first, then dedupe.`);
+    expect(rows).toEqual([]);
+    expect(ino(`${t.store}/checkpoints/a.safetensors`)).not.toBe(ino(`${t.store}/loras/b.safetensors`));
   });
 
   it("a file written to between the compare and the replace gets its own file back under its name (catalog.py's replace_name, driven from python)", () => {

@@ -918,6 +918,9 @@ def dedupe(top, entries):
             except Skip as s:
                 rows.append(("skipped", str(s), e["path"]))
                 continue
+            except OSError as x:  # a fault no check foresaw: this name is left, the run goes on
+                rows.append(("skipped", "could not be linked (%s)." % x.strerror, e["path"]))
+                continue
             linked += 1
             rows.append(("linked", e["_id"][2], e["path"], canon["path"]))
             e["_id"], e["_meta"] = list(canon["_id"]), canon["_meta"]

@@ -101,7 +101,8 @@ MARK = object()  # a MARK on the simulated pickle stack
 UNRESOLVED = "?unresolved"
 
 
-# Bytes read from model files this run (judging and hashing), and files hashed afresh.
+# Bytes read from model files this run (judging, hashing, and --dedupe comparing), and files
+# hashed afresh.
 METER = {"read_bytes": 0, "hashed_files": 0}
 
 

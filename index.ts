@@ -16,5 +16,7 @@ export const projectFolders = site.projectFolders;
 export const smbShare = site.smbShare;
 /** With NFS: `export` (host:/root), `mountCommand` (for another Linux machine), `mountPoints` (per worker). */
 export const nfs = site.nfs;
+/** With modelshare:models: `category/file` -> { path on the storage node, sha256 }. */
+export const declaredModels = site.declaredModels;
 /** With services: node -> service -> { container, url } (the URL of its first TCP port). */
 export const services = site.services;

@@ -29,6 +29,8 @@ export class Site extends pulumi.ComponentResource {
   readonly smbShare?: { unc: pulumi.Output<string>; url: pulumi.Output<string>; folders: pulumi.Output<Record<string, ShareFolder>> };
   /** The NFS export, when the site has one: what to mount, how, and where each worker has it. */
   readonly nfs?: { export: pulumi.Output<string>; mountCommand: pulumi.Output<string>; mountPoints: pulumi.Output<Record<string, string>> };
+  /** The declared models (modelshare:models): `category/file` -> its path on the storage node and SHA-256. */
+  readonly declaredModels?: pulumi.Output<Record<string, { path: string; sha256: string }>>;
   /** Each node's service containers: node -> service -> its container and URL. */
   readonly services?: pulumi.Output<Record<string, Record<string, ServiceAddress>>>;
 
@@ -70,6 +72,8 @@ export class Site extends pulumi.ComponentResource {
         mountPoints: pulumi.output(Object.fromEntries(of("nfs-mount").map((m) => [m.node.name, m.outputs.mountPoint as string]))),
       };
     }
+    const [models] = of("models");
+    if (models) this.declaredModels = out(models, "declared");
     const containers: Record<string, Record<string, ServiceAddress>> = {};
     for (const s of of("service")) if (s.spec) containers[s.node.name] = { ...containers[s.node.name], [s.spec.service]: serviceAddress(s.node, s.spec) };
     if (Object.keys(containers).length > 0) this.services = pulumi.output(containers);
@@ -81,6 +85,7 @@ export class Site extends pulumi.ComponentResource {
       projectFolders: this.projectFolders,
       smbShare: this.smbShare,
       nfs: this.nfs,
+      declaredModels: this.declaredModels,
       services: this.services,
     });
   }

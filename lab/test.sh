@@ -11,10 +11,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # The first half: the longest file, and the ones that pair with it to about half the time
-# (services ~28 min, smb ~14, drift, warm, harness; the other half: nfs ~24, installers, cache,
+# (services ~28 min, smb ~14, drift, warm, harness, models; the other half: nfs ~24, installers, cache,
 # converge: measured 2026-12-01 on the 2-core machine, both halves at once). The
 # second half is every other lab file, so a new file always runs.
-FIRST=(test/lab/services.lab.test.ts test/lab/smb.lab.test.ts test/lab/drift.lab.test.ts test/lab/warm.lab.test.ts test/lab/harness.lab.test.ts)
+FIRST=(test/lab/services.lab.test.ts test/lab/smb.lab.test.ts test/lab/drift.lab.test.ts test/lab/warm.lab.test.ts test/lab/harness.lab.test.ts test/lab/models.lab.test.ts)
 
 base=${MODELSHARE_LAB_DIR:-$HOME/.cache/modelshare-lab}
 second_dir=$base/second

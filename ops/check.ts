@@ -59,7 +59,31 @@ export interface ComponentCheck {
   report: ReportLine[];
   /** The catalog's rows (the catalog program only). */
   models: ModelRow[];
+  /** Each declared model (modelshare:models), as the fetcher found it (its program only). */
+  declared?: DeclaredRow[];
+  /** What `npm run dedupe` did (its program only). */
+  dedupe?: DedupeRow[];
 }
+
+/** A declared model on the storage node: present, or why not (components/models/fetch.py). */
+export interface DeclaredRow {
+  /** `category/file`, escaped as the program printed it. */
+  path: string;
+  status: "present" | "missing" | "partial" | "different";
+  /** The file's bytes (the part's when partial). */
+  size: number;
+  /** What the file's content hashes to, when it was looked at. */
+  sha256?: string;
+  reason: string;
+}
+/** A declared model that is not what the site declares: a service would miss it or load another. */
+const DECLARED_FINDINGS: readonly string[] = ["missing", "partial", "different"];
+
+/** One row of `npm run dedupe`: a name made a link, a name left as it was, or the total. */
+export type DedupeRow =
+  | { kind: "linked"; size: number; path: string; canonical: string }
+  | { kind: "skipped"; reason: string; path: string }
+  | { kind: "saved"; bytes: number; files: number };
 
 export interface NodeCheck {
   node: string;
@@ -86,7 +110,7 @@ export async function checkSite(site: StackSite): Promise<NodeCheck[]> {
   );
 }
 
-async function checkNode(node: SiteNode, planned: PlanItem[], site: StackSite): Promise<NodeCheck> {
+export async function checkNode(node: SiteNode, planned: PlanItem[], site: StackSite): Promise<NodeCheck> {
   const privateKey = site.sshKeys[node.name];
   const started = Date.now();
   const result: NodeCheck = { node: node.name, host: node.host, components: [], sessions: 0, ms: 0 };
@@ -148,7 +172,13 @@ export function parse(component: string, r: Exec, frame: string): ComponentCheck
   const drift = lines.filter((l) => l.startsWith("drift: ")).map((l) => printable(l.slice(7)));
   const report: ReportLine[] = [];
   const models: ModelRow[] = [];
+  const dedupe: DedupeRow[] = [];
+  const declared: DeclaredRow[] = [];
   for (const l of lines) {
+    const wanted = declaredRow(l);
+    if (wanted) declared.push(wanted);
+    const d = dedupeRow(l);
+    if (d) dedupe.push(d);
     const m = /^report: (space|category|output|project|cache|cache-off|catalog) (\d+) (\d+) (.+)$/.exec(l);
     if (m) report.push({ kind: m[1] as ReportLine["kind"], bytes: Number(m[2]), count: Number(m[3]), path: unescapeLine(m[4]), escapedPath: printable(m[4]) });
     const row = modelRow(l);
@@ -157,13 +187,38 @@ export function parse(component: string, r: Exec, frame: string): ComponentCheck
   const last = r.stdout.replace(/\n$/, "").split("\n").at(-1) ?? "";
   const closing = last.startsWith(`${frame} `) ? /^drift=(\d+)$/.exec(last.slice(frame.length + 1)) : null;
   if (r.code === 0 && closing) {
-    if (Number(closing[1]) === drift.length) return { component, drift, report, models };
+    if (Number(closing[1]) === drift.length)
+      return { component, drift, report, models, ...(dedupe.length ? { dedupe } : {}), ...(declared.length ? { declared } : {}) };
     return `${component}: the check's output does not add up (drift=${closing[1]}, but ${drift.length} drift lines)`;
   }
   const refusal = framed(r.stderr).find((l) => l.startsWith("modelshare: "));
-  if (r.code === 1 && refusal) return { component, drift, report, models, refusal: printable(refusal.slice(12)) };
+  if (r.code === 1 && refusal)
+    return {
+      component,
+      drift,
+      report,
+      models,
+      refusal: printable(refusal.slice(12)),
+      ...(dedupe.length ? { dedupe } : {}),
+      ...(declared.length ? { declared } : {}),
+    };
   const said = r.stderr.trim() ? `: ${r.stderr.trim().split("\n").slice(-3).join(" ")}` : "";
   return printable(`${component}: the check did not run to its end (exit ${r.code})${said}`);
+}
+
+/** `report: declared STATUS SIZE SHA PATH REASON` (path: spaces as \x20; reason: escaped). */
+const DECLARED_ROW = /^report: declared (present|missing|partial|different) (\d+) ([0-9a-f]{64}|-) (\S+) (.+)$/;
+
+export function declaredRow(line: string): DeclaredRow | undefined {
+  const m = DECLARED_ROW.exec(line);
+  if (!m) return undefined;
+  return {
+    path: printable(m[4]),
+    status: m[1] as DeclaredRow["status"],
+    size: Number(m[2]),
+    ...(m[3] === "-" ? {} : { sha256: m[3] }),
+    reason: m[5] === "-" ? "" : printable(unescapeLine(m[5])),
+  };
 }
 
 const STATUSES = "ok|incomplete|invalid|dangerous|unstable|unknown|skipped";
@@ -185,6 +240,17 @@ export function modelRow(line: string): ModelRow | undefined {
   };
 }
 
+/** `report: dedupe linked SIZE PATH CANONICAL` | `skipped REASON PATH` | `saved BYTES FILES` (names escaped, no spaces). */
+export function dedupeRow(line: string): DedupeRow | undefined {
+  const linked = /^report: dedupe linked (\d+) (\S+) (\S+)$/.exec(line);
+  if (linked) return { kind: "linked", size: Number(linked[1]), path: printable(linked[2]), canonical: printable(linked[3]) };
+  const skipped = /^report: dedupe skipped (\S+) (\S+)$/.exec(line);
+  if (skipped) return { kind: "skipped", reason: printable(unescapeLine(skipped[1])), path: printable(skipped[2]) };
+  const saved = /^report: dedupe saved (\d+) (\d+)$/.exec(line);
+  if (saved) return { kind: "saved", bytes: Number(saved[1]), files: Number(saved[2]) };
+  return undefined;
+}
+
 const isFinding = (r: ModelRow) => MODEL_FINDINGS.includes(r.status);
 
 /**
@@ -193,7 +259,8 @@ const isFinding = (r: ModelRow) => MODEL_FINDINGS.includes(r.status);
  */
 export function exitCode(nodes: NodeCheck[]): 0 | 1 | 2 {
   if (nodes.some((n) => n.error)) return 2;
-  return nodes.some((n) => n.components.some((c) => c.drift.length > 0 || c.refusal || c.models.some(isFinding))) ? 1 : 0;
+  const wrong = (c: ComponentCheck) => c.models.some(isFinding) || (c.declared ?? []).some((d) => DECLARED_FINDINGS.includes(d.status));
+  return nodes.some((n) => n.components.some((c) => c.drift.length > 0 || c.refusal || wrong(c))) ? 1 : 0;
 }
 
 /** Names that hold the same content (two or more), per hash, largest waste first. */
@@ -249,6 +316,12 @@ export function formatText(nodes: NodeCheck[]): string {
         report.find((r) => r.kind === "catalog"),
       ),
     );
+    out.push(
+      ...declaredLines(
+        n.node,
+        n.components.flatMap((c) => c.declared ?? []),
+      ),
+    );
     for (const kind of ["category", "output", "project"] as const) {
       const rows = report.filter((r) => r.kind === kind);
       if (rows.length === 0) continue;
@@ -260,6 +333,15 @@ export function formatText(nodes: NodeCheck[]): string {
 }
 
 const isLocalName = (n: NodeCheck) => isLocal({ host: n.host });
+
+/** The declared models: how many are present, then each that is not, and why. */
+function declaredLines(node: string, rows: readonly DeclaredRow[]): string[] {
+  if (rows.length === 0) return [];
+  const present = rows.filter((r) => r.status === "present").length;
+  const out = [`declared models on ${node}: ${present} of ${rows.length} present`];
+  for (const r of rows.filter((x) => x.status !== "present")) out.push(`  ${r.status.toUpperCase()} ${r.path}${r.reason ? `: ${r.reason}` : ""}`);
+  return out;
+}
 
 /** The catalog's part of the report: counts, then every finding, duplicate and changed file. */
 function modelLines(node: string, rows: readonly ModelRow[], catalog: ReportLine | undefined): string[] {

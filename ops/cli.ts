@@ -3,16 +3,17 @@ import { LocalWorkspace, type Stack } from "@pulumi/pulumi/automation";
 import { SiteConfigError } from "../components/config";
 import { siteFromConfig, TOKEN_KEY } from "../components/stackConfig";
 import { checkSite, exitCode, formatJson, formatText } from "./check";
+import { DEDUPE_USAGE, dedupeSite, formatDedupe } from "./dedupe";
 import { printableLines } from "./text";
 import { warmMain } from "./warm";
 
 /**
- * `npm run check -- <stack> [--json]`, `npm run repair -- <stack>` and `npm run warm` (ops/warm.ts). All read the stack's
+ * `npm run check -- <stack> [--json]`, `npm run repair -- <stack>`, `npm run dedupe -- <stack>` (ops/dedupe.ts) and `npm run warm` (ops/warm.ts). All read the stack's
  * config the way `pulumi up` does, secrets included, through Pulumi's Automation API (the
  * Pulumi CLI with your backend and PULUMI_CONFIG_PASSPHRASE, as for `pulumi up`).
  */
 const ROOT = join(__dirname, "..");
-const USAGE = "usage: npm run check -- <stack> [--json]   |   npm run repair -- <stack>";
+const USAGE = `usage: npm run check -- <stack> [--json]   |   npm run repair -- <stack>   |   ${DEDUPE_USAGE.slice(7)}`;
 
 async function openStack(name: string): Promise<Stack> {
   // The dev stack lives in the file backend `npm run dev` uses, with an empty passphrase.
@@ -65,16 +66,27 @@ async function repair(stackName: string): Promise<number> {
   return result.summary.result === "succeeded" ? 0 : 1;
 }
 
+async function dedupe(stackName: string): Promise<number> {
+  const result = await dedupeSite(await readSite(await openStack(stackName)));
+  if (typeof result === "string") {
+    process.stderr.write(`modelshare: ${result}\n`);
+    return 2;
+  }
+  process.stdout.write(printableLines(formatDedupe(result)));
+  return result.error ? 1 : 0;
+}
+
 async function main(argv: string[]): Promise<number> {
   const [verb, stackName, ...flags] = argv;
   if (verb === "warm") return warmMain(argv.slice(1), async (name) => readSite(await openStack(name)));
   const unknown = flags.filter((f) => f !== "--json");
-  if (!stackName || stackName.startsWith("-") || unknown.length > 0 || (verb === "repair" && flags.length > 0)) {
+  if (!stackName || stackName.startsWith("-") || unknown.length > 0 || (verb !== "check" && flags.length > 0)) {
     process.stderr.write(`${USAGE}\n`);
     return 2;
   }
   if (verb === "check") return check(stackName, flags.includes("--json"));
   if (verb === "repair") return repair(stackName);
+  if (verb === "dedupe") return dedupe(stackName);
   process.stderr.write(`${USAGE}\n`);
   return 2;
 }

@@ -1,10 +1,14 @@
 import { describe, expect, it } from "vitest";
-import type { Site } from "../components/config";
+import type { Site as SiteConfig } from "../components/config";
+import { loadSite } from "../components/loadSite";
+import { Site } from "../components/site";
 import { models } from "../components/models/index";
 import { renderModels } from "../components/models/program";
 import { checkModels, modelsSchema, type Model } from "../components/models/schema";
 import { localSite, localStorage } from "./helpers/run";
 import { shellcheck } from "./helpers/shellcheck";
+import { declare } from "./harness/declare";
+import { HOST_KEY, PRIVATE_KEY, storageNode } from "./fixtures/site";
 
 /**
  * The `models` section: its schema, its rules (each naming the key and the fix), its plan, and
@@ -80,7 +84,7 @@ describe("the models section", () => {
   });
 
   it("the concern's check takes the site's models and the store's categories", () => {
-    const site = { ...localSite({ root: "/srv/m", categories: ["vae"] }), models: [ok()] } as Site;
+    const site = { ...localSite({ root: "/srv/m", categories: ["vae"] }), models: [ok()] } as SiteConfig;
     const found: string[] = [];
     models.check(site, (k, m) => found.push(`${k}: ${m}`), { root: "/srv/m", sections: [] });
     expect(found).toEqual(['models[0].category: "loras" is not a store category: use one of vae, or add it to storage.categories']);
@@ -88,19 +92,24 @@ describe("the models section", () => {
 });
 
 describe("the models plan", () => {
-  const ctx = (site: Site) => ({ storageNode: site.nodes[0], base: () => site.storage.root, ready: () => ["here-layout"] });
+  const ctx = (site: SiteConfig) => ({ storageNode: site.nodes[0], base: () => site.storage.root, ready: () => ["here-layout"] });
 
   it("plans nothing when no model is declared", () => {
-    const site = { ...localSite({ root: "/srv/m" }), models: [] } as Site;
+    const site = { ...localSite({ root: "/srv/m" }), models: [] } as SiteConfig;
     expect(models.plan(site, ctx(site))).toEqual([]);
   });
 
-  it("plans one item on the storage node after its storage, naming the declared models", () => {
-    const site = { ...localSite({ root: "/srv/m", categories: ["loras", "vae"] }), models: [ok(), ok({ category: "vae", file: "v.pt" })] } as Site;
+  it("plans one item on the storage node after its storage, naming the declared models, where each is and its hash", () => {
+    const site = { ...localSite({ root: "/srv/m", categories: ["loras", "vae"] }), models: [ok(), ok({ category: "vae", file: "v.pt" })] } as SiteConfig;
     const [item, ...rest] = models.plan(site, ctx(site));
     expect(rest).toEqual([]);
     expect(item).toMatchObject({ kind: "models", type: "modelshare:models:DeclaredModels", name: "here-models", after: ["here-layout"] });
-    expect(item.outputs).toEqual({ declared: ["loras/style.safetensors", "vae/v.pt"] });
+    expect(item.outputs).toEqual({
+      declared: {
+        "loras/style.safetensors": { path: "/srv/m/storage-models/models/loras/style.safetensors", sha256: ok().sha256 },
+        "vae/v.pt": { path: "/srv/m/storage-models/models/vae/v.pt", sha256: ok().sha256 },
+      },
+    });
     expect(item.programs.map((p) => [p.name, p.removes, p.converges])).toEqual([["here-models-converge", true, true]]);
     expect(item.programs[0].text).toContain('models_fetch \'/srv/m/storage-models/models\' \'[{"category":"loras"');
   });
@@ -113,5 +122,29 @@ describe("the models program text", () => {
     const s = localStorage({ root: "/srv/m", categories: ["loras"] });
     const text = renderModels([ok({ url: "https://h/it's/$HOME/`id`" })], s);
     expect(shellcheck([text], ["--exclude=SC2016"])).toBe("");
+  });
+});
+
+describe("the declaredModels stack output", () => {
+  it("maps each category/file to its path on the storage node and its SHA-256 (none without models)", async () => {
+    const config = (list: Model[]) => ({
+      "modelshare:nodes": JSON.stringify([{ ...storageNode(), hostKey: HOST_KEY, sshKey: "sshKey" }]),
+      "modelshare:storage": JSON.stringify({ root: "/srv/m", categories: ["loras", "vae"] }),
+      "modelshare:models": JSON.stringify(list),
+      "modelshare:sshKey": PRIVATE_KEY,
+    });
+    const outputOf = async (list: Model[]) => {
+      let out: unknown = "not declared";
+      await declare({ stack: "models", config: config(list), secretKeys: ["modelshare:sshKey"] }, async () => {
+        const site = new Site("site", loadSite());
+        out = site.declaredModels ? await new Promise((resolve) => site.declaredModels!.apply(resolve)) : undefined;
+      });
+      return out;
+    };
+    expect(await outputOf([ok(), ok({ category: "vae", file: "v.pt", sha256: "b".repeat(64) })])).toEqual({
+      "loras/style.safetensors": { path: "/srv/m/storage-models/models/loras/style.safetensors", sha256: SHA },
+      "vae/v.pt": { path: "/srv/m/storage-models/models/vae/v.pt", sha256: "b".repeat(64) },
+    });
+    expect(await outputOf([])).toBeUndefined();
   });
 });

@@ -1,22 +1,20 @@
+import { posix } from "node:path";
 import { planItem, type Concern } from "../concern";
-import type { Site } from "../config";
+import { categoryDir } from "../storage/paths";
 import { renderModels } from "./program";
-import { checkModels, modelsSchema, type Model } from "./schema";
+import { checkModels, modelsSchema } from "./schema";
 
 const sections = { models: modelsSchema };
-
-/** The declared models of a site (its `models` section: [] until the concern is registered). */
-const declared = (site: Site): Model[] => (site as Site & { models?: Model[] }).models ?? [];
 
 /** Models a site declares, fetched once into the model store as the storage owner. */
 export const models: Concern<typeof sections> = {
   name: "models",
   sections,
   check(site, add) {
-    checkModels(declared(site), site.storage.categories, add);
+    checkModels(site.models, site.storage.categories, add);
   },
   plan(site, { storageNode: node, ready }) {
-    const list = declared(site);
+    const list = site.models;
     if (list.length === 0) return [];
     return [
       planItem({
@@ -26,7 +24,12 @@ export const models: Concern<typeof sections> = {
         node,
         after: ready(node),
         programs: [{ text: renderModels(list, site.storage), removes: true }],
-        outputs: { declared: list.map((m) => `${m.category}/${m.file}`) },
+        // Where each one is on the storage node, and what it must hash to.
+        outputs: {
+          declared: Object.fromEntries(
+            list.map((m) => [`${m.category}/${m.file}`, { path: posix.join(categoryDir(site.storage, m.category), m.file), sha256: m.sha256 }]),
+          ),
+        },
       }),
     ];
   },

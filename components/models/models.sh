@@ -106,6 +106,7 @@ models_start() {
 # change; checking, a missing or partial one is drift and every row goes to the report. What it
 # says on stderr becomes notes; when it fails, its last line is the refusal, after every model
 # was tried.
+# shellcheck disable=SC2154 # new_frame: set by new_frame (prelude.sh)
 models_run() {
   local -a state=()
   local out line code=0 tag last=""
@@ -129,6 +130,7 @@ models_run() {
 
 # models_row VERB ROW: one row (`declared STATUS SIZE SHA PATH REASON`, escaped by the fetcher
 # already: only its backslashes are kept as they are).
+# shellcheck disable=SC2154 # escaped: set by escape_line (prelude.sh)
 models_row() {
   local kind status size sha path
   read -r kind status size sha path _ <<<"$2"

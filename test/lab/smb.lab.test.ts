@@ -9,6 +9,7 @@ import { Site } from "../../components/site";
 import { siteFromConfig } from "../../components/stackConfig";
 import { loadSite } from "../../components/loadSite";
 import { checkSite, exitCode, formatJson, formatText } from "../../ops/check";
+import { dedupeSite } from "../../ops/dedupe";
 import { renderCatalog } from "../../components/catalog/program";
 import { catalogSchema } from "../../components/catalog/schema";
 import { run, type Step } from "../harness/converge";
@@ -291,14 +292,15 @@ open("evil.pt", "wb").write(pickle.dumps(E(), protocol=2))`,
       { cwd: work, encoding: "utf8" },
     );
     expect(made.status, made.stderr).toBe(0);
-    expect(smbclient(ARTIST, passwords.artist, "cd storage-user/models-upload/checkpoints; put good.safetensors; cd ../loras; put evil.pt").code).toBe(0);
-    await onNode("node1", `touch -d '-1 hour' ${STORE}/checkpoints/good.safetensors ${STORE}/loras/evil.pt`); // settled uploads
+    const put = "cd storage-user/models-upload/checkpoints; put good.safetensors; cd ../loras; put evil.pt; put good.safetensors same.safetensors";
+    expect(smbclient(ARTIST, passwords.artist, put).code).toBe(0);
+    await onNode("node1", `touch -d '-1 hour' ${STORE}/checkpoints/good.safetensors ${STORE}/loras/evil.pt ${STORE}/loras/same.safetensors`); // settled uploads
     const models = async () => {
       const nodes = await checkSite(catalogSite());
       const c = nodes.find((n) => n.node === "node1")!.components.find((x) => x.component === "node1-catalog")!;
-      return { c, json: JSON.parse(formatJson(nodes)) };
+      return { c, json: JSON.parse(formatJson(nodes)), text: formatText(nodes) };
     };
-    const { c, json } = await models();
+    const { c, json, text } = await models();
     const by = Object.fromEntries(c.models.map((m) => [m.path, m]));
     const good = createHash("sha256")
       .update(readFileSync(join(work, "good.safetensors")))
@@ -310,8 +312,20 @@ open("evil.pt", "wb").write(pickle.dumps(E(), protocol=2))`,
     expect(json.exitCode).toBe(1);
     const rows = json.nodes.find((n: { node: string }) => n.node === "node1").components.flatMap((x: { models: unknown[] }) => x.models);
     expect(rows).toEqual(expect.arrayContaining([expect.objectContaining({ path: "checkpoints/good.safetensors", sha256: good, status: "ok" })]));
+    expect(text).toMatch(/same content \(.*\): checkpoints\/good\.safetensors, loras\/same\.safetensors/);
     const again = await models();
     expect(again.c.report.find((r) => r.kind === "catalog")).toMatchObject({ bytes: 0, count: 0 });
+    // dedupe (opt-in): the second name becomes a link to the first, as the owner; both names
+    // stay, readable over SMB; the index knows the new inode, so the next check reads nothing.
+    const deduped = await dedupeSite(catalogSite());
+    expect(deduped).toMatchObject({
+      node: "node1",
+      rows: expect.arrayContaining([{ kind: "saved", bytes: readFileSync(join(work, "good.safetensors")).length, files: 1 }]),
+    });
+    expect(await onNode("node1", `stat -c '%i %h' ${STORE}/checkpoints/good.safetensors ${STORE}/loras/same.safetensors | uniq | wc -l`)).toBe("1\n");
+    expect(smbclient(ARTIST, passwords.artist, "cd storage-user/models-upload/loras; get same.safetensors fetched.safetensors").code).toBe(0);
+    expect(readFileSync(join(work, "fetched.safetensors"))).toEqual(readFileSync(join(work, "good.safetensors")));
+    expect((await models()).c.report.find((r) => r.kind === "catalog")).toMatchObject({ bytes: 0, count: 0 });
     const remove = await onNode(
       "node1",
       "bash -s remove",
@@ -321,7 +335,7 @@ open("evil.pt", "wb").write(pickle.dumps(E(), protocol=2))`,
     expect(
       await onNode("node1", "test -e /usr/local/lib/modelshare/catalog.py || echo gone; test -f /var/lib/modelshare-catalog/index.json && echo kept"),
     ).toBe("gone\nkept\n");
-    await onNode("node1", `rm -f ${STORE}/checkpoints/good.safetensors ${STORE}/loras/evil.pt`);
+    await onNode("node1", `rm -f ${STORE}/checkpoints/good.safetensors ${STORE}/loras/evil.pt ${STORE}/loras/same.safetensors`);
   }, 900_000); // run alone (-t), its converge installs Samba under emulation first
 
   it("destroy removes the shares and the passwords, keeps the admin's share and every file", async () => {

@@ -67,7 +67,7 @@ export interface ComponentCheck {
 
 /** A declared model on the storage node: present, or why not (components/models/fetch.py). */
 export interface DeclaredRow {
-  /** `category/file`, escaped as the program printed it. */
+  /** `category/file` (a control character in it shown escaped). */
   path: string;
   status: "present" | "missing" | "partial" | "different";
   /** The file's bytes (the part's when partial). */
@@ -213,7 +213,7 @@ export function declaredRow(line: string): DeclaredRow | undefined {
   const m = DECLARED_ROW.exec(line);
   if (!m) return undefined;
   return {
-    path: printable(m[4]),
+    path: printable(unescapeLine(m[4])),
     status: m[1] as DeclaredRow["status"],
     size: Number(m[2]),
     ...(m[3] === "-" ? {} : { sha256: m[3] }),
@@ -243,9 +243,10 @@ export function modelRow(line: string): ModelRow | undefined {
 /** `report: dedupe linked SIZE PATH CANONICAL` | `skipped REASON PATH` | `saved BYTES FILES` (names escaped, no spaces). */
 export function dedupeRow(line: string): DedupeRow | undefined {
   const linked = /^report: dedupe linked (\d+) (\S+) (\S+)$/.exec(line);
-  if (linked) return { kind: "linked", size: Number(linked[1]), path: printable(linked[2]), canonical: printable(linked[3]) };
+  const name = (escaped: string) => printable(unescapeLine(escaped));
+  if (linked) return { kind: "linked", size: Number(linked[1]), path: name(linked[2]), canonical: name(linked[3]) };
   const skipped = /^report: dedupe skipped (\S+) (\S+)$/.exec(line);
-  if (skipped) return { kind: "skipped", reason: printable(unescapeLine(skipped[1])), path: printable(skipped[2]) };
+  if (skipped) return { kind: "skipped", reason: name(skipped[1]), path: name(skipped[2]) };
   const saved = /^report: dedupe saved (\d+) (\d+)$/.exec(line);
   if (saved) return { kind: "saved", bytes: Number(saved[1]), files: Number(saved[2]) };
   return undefined;
@@ -274,7 +275,7 @@ export function duplicates(rows: readonly ModelRow[]): Array<{ sha256: string; s
 }
 
 const gb = (bytes: number) => `${(bytes / 1e9).toFixed(1)} GB`;
-const human = (bytes: number) =>
+export const human = (bytes: number): string =>
   bytes >= 1e9 ? gb(bytes) : bytes >= 1e6 ? `${(bytes / 1e6).toFixed(1)} MB` : bytes >= 1e3 ? `${(bytes / 1e3).toFixed(1)} kB` : `${bytes} B`;
 const tail = (path: string) => path.slice(path.lastIndexOf("/") + 1);
 

@@ -1,7 +1,7 @@
 import { renderCatalogDedupe } from "../components/catalog/program";
 import { planSite } from "../components/plan";
 import type { StackSite } from "../components/stackConfig";
-import { checkNode, type DedupeRow } from "./check";
+import { checkNode, human, type DedupeRow } from "./check";
 
 /**
  * `npm run dedupe -- <stack>`: on the storage node the catalog, as the storage owner, makes each
@@ -29,17 +29,15 @@ export async function dedupeSite(site: StackSite): Promise<DedupeResult | string
   return { node: n.node, rows: c?.dedupe ?? [], ...(n.error ? { error: n.error } : c?.refusal ? { error: c.refusal } : {}) };
 }
 
-const mb = (bytes: number) => `${(bytes / 1e6).toFixed(1)} MB`;
-
 /** The human summary: each name linked, each skipped with its reason, the space saved. */
 export function formatDedupe(r: DedupeResult): string {
   const out: string[] = [];
   for (const row of r.rows) {
-    if (row.kind === "linked") out.push(`linked ${row.path} to ${row.canonical} (${mb(row.size)})`);
+    if (row.kind === "linked") out.push(`linked ${row.path} to ${row.canonical} (${human(row.size)})`);
     else if (row.kind === "skipped") out.push(`left ${row.path}: ${row.reason}`);
   }
   const saved = r.rows.find((x) => x.kind === "saved");
   if (r.error) out.push(`dedupe on ${r.node} stopped: ${r.error}`);
-  else if (saved && saved.kind === "saved") out.push(`dedupe on ${r.node}: ${saved.files} name(s) now share content with another; ${mb(saved.bytes)} freed`);
+  else if (saved && saved.kind === "saved") out.push(`dedupe on ${r.node}: ${saved.files} name(s) now share content with another; ${human(saved.bytes)} freed`);
   return `${out.join("\n")}\n`;
 }

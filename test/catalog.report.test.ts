@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { duplicates, exitCode, formatJson, formatText, parse, type ComponentCheck, type NodeCheck } from "../ops/check";
+import { formatDedupe } from "../ops/dedupe";
 
 // How `npm run check` reads the catalog's rows (components/catalog/catalog.py prints them) and
 // what it makes of them: the exit code, the text report, duplicates, --json.
@@ -87,5 +88,37 @@ describe("the catalog's rows in check", () => {
   it("no catalog row (the catalog off, or its tool not yet in place): no model part in the report", () => {
     const text = formatText([node(catalogCheck([]))]);
     expect(text).not.toContain("models on");
+  });
+});
+
+describe("npm run dedupe's rows", () => {
+  const run = (lines: string[]) => catalogCheck(lines).dedupe;
+  it("are read field by field (names with spaces and line breaks come back, shown escaped), and summed up", () => {
+    const d = run([
+      `${F} report: dedupe linked 1000 loras/copy\\x20of\\x20a.safetensors checkpoints/a.safetensors`,
+      `${F} report: dedupe skipped its\\x20mode\\x20is\\x200600,\\x20not\\x200644 vae/new\\nline.safetensors`,
+      `${F} report: dedupe saved 1000 1`,
+      `report: dedupe saved 99 9`, // without the frame: not the program's
+    ]);
+    expect(d).toEqual([
+      { kind: "linked", size: 1000, path: "loras/copy of a.safetensors", canonical: "checkpoints/a.safetensors" },
+      { kind: "skipped", reason: "its mode is 0600, not 0644", path: "vae/new\\nline.safetensors" },
+      { kind: "saved", bytes: 1000, files: 1 },
+    ]);
+    expect(formatDedupe({ node: "n", rows: d! })).toBe(
+      [
+        "linked loras/copy of a.safetensors to checkpoints/a.safetensors (1.0 kB)",
+        "left vae/new\\nline.safetensors: its mode is 0600, not 0644",
+        "dedupe on n: 1 name(s) now share content with another; 1.0 kB freed",
+        "",
+      ].join("\n"),
+    );
+    expect(formatDedupe({ node: "n", rows: [], error: "the catalog stopped: the index is busy" })).toBe(
+      "dedupe on n stopped: the catalog stopped: the index is busy\n",
+    );
+  });
+
+  it("a check has none (its --json carries no dedupe key)", () => {
+    expect(catalogCheck(rows)).not.toHaveProperty("dedupe");
   });
 });

@@ -8,6 +8,7 @@ import { checkModels, modelsSchema, type Model } from "../components/models/sche
 import { localSite, localStorage } from "./helpers/run";
 import { shellcheck } from "./helpers/shellcheck";
 import { declare } from "./harness/declare";
+import { exitCode, formatText, parse, type ComponentCheck, type NodeCheck } from "../ops/check";
 import { HOST_KEY, PRIVATE_KEY, storageNode } from "./fixtures/site";
 
 /**
@@ -146,5 +147,28 @@ describe("the declaredModels stack output", () => {
       "vae/v.pt": { path: "/srv/m/storage-models/models/vae/v.pt", sha256: "b".repeat(64) },
     });
     expect(await outputOf([])).toBeUndefined();
+  });
+});
+
+describe("the declared models in check", () => {
+  const F = "0123456789abcdef0123456789abcdef";
+  const check = (lines: string[]) => parse("n-models", { code: 0, stdout: [...lines, `${F} drift=0`, ""].join("\n"), stderr: "" }, F) as ComponentCheck;
+  const node = (c: ComponentCheck): NodeCheck => ({ node: "n", host: "10.0.0.1", components: [c], sessions: 1, ms: 1 });
+  const present = `${F} report: declared present 1000 ${SHA} checkpoints/my\\x20model.safetensors -`;
+
+  it("are read field by field; present ones are no finding, a missing, partial or different one is (exit 1), named in the text", () => {
+    expect(check([present]).declared).toEqual([{ path: "checkpoints/my model.safetensors", status: "present", size: 1000, sha256: SHA, reason: "" }]);
+    expect(exitCode([node(check([present]))])).toBe(0);
+    for (const status of ["missing", "partial", "different"]) {
+      const c = check([present, `${F} report: declared ${status} 10 - loras/x.safetensors its\\x20reason`]);
+      expect(exitCode([node(c)])).toBe(1);
+      expect(formatText([node(c)])).toContain(`declared models on n: 1 of 2 present\n  ${status.toUpperCase()} loras/x.safetensors: its reason\n`);
+    }
+  });
+
+  it("a row without the frame or with another status is not taken", () => {
+    expect(check([`report: declared missing 0 - loras/x.safetensors -`, `${F} report: declared fetched 0 - loras/y.safetensors -`])).not.toHaveProperty(
+      "declared",
+    );
   });
 });

@@ -69,7 +69,7 @@ export interface ComponentCheck {
 export interface DeclaredRow {
   /** `category/file` (a control character in it shown escaped). */
   path: string;
-  status: "present" | "missing" | "partial" | "different";
+  status: "present" | "missing" | "partial" | "different" | "failed";
   /** The file's bytes (the part's when partial). */
   size: number;
   /** What the file's content hashes to, when it was looked at. */
@@ -77,7 +77,7 @@ export interface DeclaredRow {
   reason: string;
 }
 /** A declared model that is not what the site declares: a service would miss it or load another. */
-const DECLARED_FINDINGS: readonly string[] = ["missing", "partial", "different"];
+const DECLARED_FINDINGS: readonly string[] = ["missing", "partial", "different", "failed"];
 
 /** One row of `npm run dedupe`: a name made a link, a name left as it was, or the total. */
 export type DedupeRow =
@@ -207,7 +207,7 @@ export function parse(component: string, r: Exec, frame: string): ComponentCheck
 }
 
 /** `report: declared STATUS SIZE SHA PATH REASON` (path: spaces as \x20; reason: escaped). */
-const DECLARED_ROW = /^report: declared (present|missing|partial|different) (\d+) ([0-9a-f]{64}|-) (\S+) (.+)$/;
+const DECLARED_ROW = /^report: declared (present|missing|partial|different|failed) (\d+) ([0-9a-f]{64}|-) (\S+) (.+)$/;
 
 export function declaredRow(line: string): DeclaredRow | undefined {
   const m = DECLARED_ROW.exec(line);

@@ -225,6 +225,23 @@ describe("the models program", () => {
     expect(d.digest()).toEqual(before);
   });
 
+  it("a link or a FIFO the owner planted at a model's part name is never followed, never blocks, never written through", () => {
+    const t = site();
+    const d = decoy();
+    const before = d.digest();
+    const linked = model("loras", "a.safetensors");
+    const fifo = model("loras", "b.safetensors");
+    asOwner(
+      `ln -s ${d.open}/00-system.sh ${t.store}/loras/.modelshare-fetch-a.safetensors.part && mkfifo ${t.store}/loras/.modelshare-fetch-b.safetensors.part`,
+    );
+    const r = t.converge([linked, fifo]);
+    expect(r.code).toBe(1);
+    expect(existsSync(`${t.store}/loras/a.safetensors`) || existsSync(`${t.store}/loras/b.safetensors`)).toBe(false);
+    expect(lstatSync(`${t.store}/loras/.modelshare-fetch-a.safetensors.part`).isSymbolicLink()).toBe(true);
+    expect(lstatSync(`${t.store}/loras/.modelshare-fetch-b.safetensors.part`).isFIFO()).toBe(true);
+    expect(d.digest()).toEqual(before);
+  });
+
   it("check reports each model missing, present or different, without the network, and counts a missing one as drift", async () => {
     const t = site();
     const present = model("checkpoints", "here.safetensors");

@@ -156,10 +156,10 @@ describe("the declared models in check", () => {
   const node = (c: ComponentCheck): NodeCheck => ({ node: "n", host: "10.0.0.1", components: [c], sessions: 1, ms: 1 });
   const present = `${F} report: declared present 1000 ${SHA} checkpoints/my\\x20model.safetensors -`;
 
-  it("are read field by field; present ones are no finding, a missing, partial or different one is (exit 1), named in the text", () => {
+  it("are read field by field; present ones are no finding, a missing, partial, different or unreadable (failed) one is (exit 1), named in the text", () => {
     expect(check([present]).declared).toEqual([{ path: "checkpoints/my model.safetensors", status: "present", size: 1000, sha256: SHA, reason: "" }]);
     expect(exitCode([node(check([present]))])).toBe(0);
-    for (const status of ["missing", "partial", "different"]) {
+    for (const status of ["missing", "partial", "different", "failed"]) {
       const c = check([present, `${F} report: declared ${status} 10 - loras/x.safetensors its\\x20reason`]);
       expect(exitCode([node(c)])).toBe(1);
       expect(formatText([node(c)])).toContain(`declared models on n: 1 of 2 present\n  ${status.toUpperCase()} loras/x.safetensors: its reason\n`);

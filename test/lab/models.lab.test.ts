@@ -68,7 +68,8 @@ describe("declared models fetched by the storage node", () => {
   });
   afterAll(async () => {
     await new Promise((resolve) => server.close(resolve));
-    await onNode("node1", `rm -rf ${ROOT} /etc/modelshare`); // node1 as the other lab files expect it
+    // node1 as the other lab files expect it: no tree, no fetcher, no fetcher's state.
+    await onNode("node1", `rm -rf ${ROOT} /etc/modelshare /usr/local/lib/modelshare/fetch.py /var/lib/modelshare-models`);
   });
 
   it("fetches a model once as the storage owner, verified; a second converge asks the server nothing; check finds it present", async () => {

@@ -4,8 +4,8 @@
 #
 # Two labs, two halves of the suite at once: under emulation a lab keeps one VM busy at a
 # time, so one lab leaves the second core idle. The second lab has its own namespace and folder
-# (the same addresses inside), shares the first one's image, and boots while the first half
-# runs. Each half's output is printed when both are done; a JSON report asked for with
+# (the same addresses inside), shares the first one's image, and boots before either half
+# starts. Each half's output is printed when both are done; a JSON report asked for with
 # --outputFile.json=FILE holds both halves. MODELSHARE_LAB_HALVES=1 runs one lab, one suite.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -50,10 +50,18 @@ for f in test/lab/*.lab.test.ts; do
   [[ " ${FIRST[*]} " == *" $f "* ]] || rest+=("$f")
 done
 logs=$(mktemp -d)
+# The second lab boots before the first half starts, not beside it: three VMs booting under
+# emulation kept both cores so busy that SSH handshakes into the first lab took longer than the
+# 10 s per dial that pulumi up (and so the harness) allows, and smb.lab's first converges failed
+# "could not connect" (a CI rehearsal, 2026-12-01: sshd logged the client gone mid-handshake).
+if ! "${second[@]}" bash lab/lab.sh up 3 >"$logs/second.log" 2>&1; then
+  cat "$logs/second.log"
+  exit 1
+fi
 bash lab/lab.sh exec -- "${vitest[@]}" "${args[@]}" --outputFile.json="$logs/first.json" "${FIRST[@]}" >"$logs/first.log" 2>&1 &
 first_pid=$!
 second_status=0
-{ "${second[@]}" bash lab/lab.sh up 3 && "${second[@]}" bash lab/lab.sh exec -- "${vitest[@]}" "${args[@]}" --outputFile.json="$logs/second.json" "${rest[@]}"; } >"$logs/second.log" 2>&1 || second_status=$?
+"${second[@]}" bash lab/lab.sh exec -- "${vitest[@]}" "${args[@]}" --outputFile.json="$logs/second.json" "${rest[@]}" >>"$logs/second.log" 2>&1 || second_status=$?
 first_status=0
 wait "$first_pid" || first_status=$?
 printf '\n==== lab, first half (%s)\n' "${FIRST[*]}"

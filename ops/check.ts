@@ -63,7 +63,20 @@ export interface ComponentCheck {
   declared?: DeclaredRow[];
   /** What `npm run dedupe` did (its program only). */
   dedupe?: DedupeRow[];
+  /** Each upload still in a staging folder (storage.intake: staging; the intake's program only). */
+  staging?: StagingRow[];
 }
+
+/** An upload the intake has not taken yet: still settling, held by a name the store has, or stuck. */
+export interface StagingRow {
+  /** `category/file` (a control character in it shown escaped). */
+  path: string;
+  status: "waiting" | "held" | "stuck";
+  size: number;
+  reason: string;
+}
+/** An upload that will not reach the store by itself: someone has to act. */
+const STAGING_FINDINGS: readonly string[] = ["held", "stuck"];
 
 /** A declared model on the storage node: present, or why not (components/models/fetch.py). */
 export interface DeclaredRow {
@@ -174,7 +187,10 @@ export function parse(component: string, r: Exec, frame: string): ComponentCheck
   const models: ModelRow[] = [];
   const dedupe: DedupeRow[] = [];
   const declared: DeclaredRow[] = [];
+  const staging: StagingRow[] = [];
   for (const l of lines) {
+    const st = stagingRow(l);
+    if (st) staging.push(st);
     const wanted = declaredRow(l);
     if (wanted) declared.push(wanted);
     const d = dedupeRow(l);
@@ -188,7 +204,15 @@ export function parse(component: string, r: Exec, frame: string): ComponentCheck
   const closing = last.startsWith(`${frame} `) ? /^drift=(\d+)$/.exec(last.slice(frame.length + 1)) : null;
   if (r.code === 0 && closing) {
     if (Number(closing[1]) === drift.length)
-      return { component, drift, report, models, ...(dedupe.length ? { dedupe } : {}), ...(declared.length ? { declared } : {}) };
+      return {
+        component,
+        drift,
+        report,
+        models,
+        ...(dedupe.length ? { dedupe } : {}),
+        ...(declared.length ? { declared } : {}),
+        ...(staging.length ? { staging } : {}),
+      };
     return `${component}: the check's output does not add up (drift=${closing[1]}, but ${drift.length} drift lines)`;
   }
   const refusal = framed(r.stderr).find((l) => l.startsWith("modelshare: "));
@@ -201,6 +225,7 @@ export function parse(component: string, r: Exec, frame: string): ComponentCheck
       refusal: printable(refusal.slice(12)),
       ...(dedupe.length ? { dedupe } : {}),
       ...(declared.length ? { declared } : {}),
+      ...(staging.length ? { staging } : {}),
     };
   const said = r.stderr.trim() ? `: ${r.stderr.trim().split("\n").slice(-3).join(" ")}` : "";
   return printable(`${component}: the check did not run to its end (exit ${r.code})${said}`);
@@ -219,6 +244,15 @@ export function declaredRow(line: string): DeclaredRow | undefined {
     ...(m[3] === "-" ? {} : { sha256: m[3] }),
     reason: m[5] === "-" ? "" : printable(unescapeLine(m[5])),
   };
+}
+
+/** `report: staging STATUS SIZE PATH REASON` (path: spaces as \x20; reason: escaped). */
+const STAGING_ROW = /^report: staging (waiting|held|stuck) (\d+) (\S+) (.+)$/;
+
+export function stagingRow(line: string): StagingRow | undefined {
+  const m = STAGING_ROW.exec(line);
+  if (!m) return undefined;
+  return { path: printable(unescapeLine(m[3])), status: m[1] as StagingRow["status"], size: Number(m[2]), reason: printable(unescapeLine(m[4])) };
 }
 
 const STATUSES = "ok|incomplete|invalid|dangerous|unstable|unknown|skipped";
@@ -260,7 +294,10 @@ const isFinding = (r: ModelRow) => MODEL_FINDINGS.includes(r.status);
  */
 export function exitCode(nodes: NodeCheck[]): 0 | 1 | 2 {
   if (nodes.some((n) => n.error)) return 2;
-  const wrong = (c: ComponentCheck) => c.models.some(isFinding) || (c.declared ?? []).some((d) => DECLARED_FINDINGS.includes(d.status));
+  const wrong = (c: ComponentCheck) =>
+    c.models.some(isFinding) ||
+    (c.declared ?? []).some((d) => DECLARED_FINDINGS.includes(d.status)) ||
+    (c.staging ?? []).some((d) => STAGING_FINDINGS.includes(d.status));
   return nodes.some((n) => n.components.some((c) => c.drift.length > 0 || c.refusal || wrong(c))) ? 1 : 0;
 }
 
@@ -323,6 +360,12 @@ export function formatText(nodes: NodeCheck[]): string {
         n.components.flatMap((c) => c.declared ?? []),
       ),
     );
+    out.push(
+      ...stagingLines(
+        n.node,
+        n.components.flatMap((c) => c.staging ?? []),
+      ),
+    );
     for (const kind of ["category", "output", "project"] as const) {
       const rows = report.filter((r) => r.kind === kind);
       if (rows.length === 0) continue;
@@ -341,6 +384,14 @@ function declaredLines(node: string, rows: readonly DeclaredRow[]): string[] {
   const present = rows.filter((r) => r.status === "present").length;
   const out = [`declared models on ${node}: ${present} of ${rows.length} present`];
   for (const r of rows.filter((x) => x.status !== "present")) out.push(`  ${r.status.toUpperCase()} ${r.path}${r.reason ? `: ${r.reason}` : ""}`);
+  return out;
+}
+
+/** The uploads still in staging: how many, then each held or stuck one, and why. */
+function stagingLines(node: string, rows: readonly StagingRow[]): string[] {
+  if (rows.length === 0) return [];
+  const out = [`uploads in staging on ${node}: ${rows.length} (${rows.filter((r) => r.status === "waiting").length} waiting for the intake)`];
+  for (const r of rows.filter((x) => x.status !== "waiting")) out.push(`  ${r.status.toUpperCase()} ${r.path}: ${r.reason}`);
   return out;
 }
 

@@ -23,6 +23,8 @@ export async function dedupeSite(site: StackSite): Promise<DedupeResult | string
   const item = planSite(site.config).find((i) => i.kind === "catalog");
   if (!item)
     return "the catalog is off for this stack (modelshare:catalog enabled: false): there is no index to dedupe from; turn it on, converge, run npm run check, then dedupe";
+  if (site.config.storage.intake === "staging")
+    return "storage.intake is staging: the store is modelshare-intake's, and dedupe runs as the storage owner, who cannot change it; dedupe is for intake: direct stores";
   const program = { ...item.programs[0], name: `${item.name}-dedupe`, text: renderCatalogDedupe(site.config.catalog, site.config.storage), converges: false };
   const n = await checkNode(item.node, [{ ...item, programs: [program] }], site);
   const c = n.components[0];

@@ -1,7 +1,7 @@
 import { posix } from "node:path";
 import { call } from "../shell/quote";
 import { LINKS, renderProgram, shellLib, SYSTEM } from "../shell/script";
-import { CATEGORY_ALIASES, COMFYUI_CATEGORIES, type Storage } from "../storage/schema";
+import { CATEGORY_ALIASES, COMFYUI_CATEGORIES, stagingRel, type Storage } from "../storage/schema";
 import type { ComfyUI } from "./schema";
 
 const COMFYUI = shellLib(__dirname, "comfyui");
@@ -17,14 +17,19 @@ export type ComfyUIInstall = ComfyUI["installs"][number];
  * `is_default` (no utils/extra_config.py) would stop on it: comfyui_paths drops it there.
  */
 export function comfyuiSection(s: Storage, base: string, sharedCustomNodes = false): Record<string, string | boolean> {
+  // With intake: staging only the intake writes the store: downloads go to staging, and
+  // ComfyUI's own downloader keeps its own folders first (it cannot write the store).
   return {
     base_path: posix.join(base, s.models),
-    is_default: true,
-    download_model_base: posix.join(base, s.models),
+    ...(s.intake === "staging" ? {} : { is_default: true }),
+    download_model_base: uploadsAt(s, base),
     ...Object.fromEntries(s.categories.map((c) => [c, c])),
     ...(sharedCustomNodes ? { custom_nodes: posix.join(base, s.comfyuiCustomNodes) } : {}),
   };
 }
+
+/** Where models that arrive go, as a node sees it: the store, or with intake: staging, the staging area. */
+const uploadsAt = (s: Storage, base: string) => posix.join(base, s.intake === "staging" ? stagingRel(s) : s.models);
 
 /** The checkout's own folders whose models belong in each category (aliases included). */
 export function migrations(s: Storage, checkout: string): string[] {
@@ -51,7 +56,7 @@ export function renderComfyUIInstaller(s: Storage, base: string, i: ComfyUIInsta
         ...(i.service ? [call("comfyui_unit", i.service, output, base)] : []),
         ...(sharedCustomNodes ? [call("comfyui_code_dir", posix.join(base, s.comfyuiCustomNodes), base)] : []),
         call("comfyui_as", "comfyui_paths", i.path, JSON.stringify(comfyuiSection(s, base, sharedCustomNodes)), base, ...pythons(i)),
-        call("comfyui_migrate", posix.join(base, s.models), ...migrations(s, i.path)),
+        call("comfyui_migrate", uploadsAt(s, base), ...migrations(s, i.path)),
         ...(i.service ? [call("comfyui_output", i.service, output)] : []),
       ],
     },

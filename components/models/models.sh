@@ -33,10 +33,33 @@ models_tool() {
   if [ -f "$models_lib/fetch.py" ] && [ "$(cat -- "$models_lib/fetch.py")" = "$1" ]; then models_current=yes; fi
 }
 
-# models_owner: who runs the fetcher, as as_owner decides it: the storage owner; unmanaged, the
-# root folder's owner (for root) or this user.
+# models_use_intake (storage.intake: staging): the fetcher runs as modelshare-intake, the only
+# account that writes the store then (the storage layout made it). A declared model is pinned
+# by its hash, so it goes straight into the store, not through staging.
+models_intake=no
+models_use_intake() {
+  id -u modelshare-intake >/dev/null 2>&1 || refuse "the account modelshare-intake is missing; converge the storage layout (storage.intake: staging makes it), then run again."
+  models_intake=yes
+}
+
+# models_as FUNCTION [ARG...]: FUNCTION run as the fetcher's runner (models_owner).
+models_as() {
+  if [ "$models_intake" = yes ]; then
+    models_owner
+    run_as "$models_uid" "$models_gid" clear "$@"
+  else
+    as_owner "$@"
+  fi
+}
+
+# models_owner: who runs the fetcher: modelshare-intake with staging; else as as_owner decides
+# it: the storage owner; unmanaged, the root folder's owner (for root) or this user.
 # shellcheck disable=SC2154 # owner_uid, owner_gid, storage_root: set by the program
 models_owner() {
+  if [ "$models_intake" = yes ]; then
+    models_uid=$(id -u modelshare-intake) models_gid=$(id -g modelshare-intake)
+    return 0
+  fi
   models_uid=$owner_uid models_gid=$owner_gid
   [ -z "$models_uid" ] || return 0
   if [ "$EUID" -eq 0 ] && [ -d "$storage_root" ] && [ ! -L "$storage_root" ]; then
@@ -75,7 +98,7 @@ models_make_state() {
 models_fetch() {
   checking && return 0
   models_start "$1" || refuse "no model store at $1 (or a link there): converge the storage layout, then run again."
-  as_owner models_run fetch "$models_lib/fetch.py" "$models_use_state" "$1" "$2"
+  models_as models_run fetch "$models_lib/fetch.py" "$models_use_state" "$1" "$2"
 }
 
 # models_report STORE JSON (check): each declared model present, missing, partial or different,
@@ -89,7 +112,7 @@ models_report() {
     note "no model store at $1 yet: the declared models are not there."
     return 0
   fi
-  as_owner models_run check "$models_lib/fetch.py" "$models_use_state" "$1" "$2"
+  models_as models_run check "$models_lib/fetch.py" "$models_use_state" "$1" "$2"
 }
 
 # models_start STORE: the homes set, models_use_state the state folder when there is one (root

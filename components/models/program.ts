@@ -21,12 +21,14 @@ export function renderModels(models: readonly Model[], s: Storage): string {
   // Only what the fetcher needs: each model's place, source and hash.
   const list = JSON.stringify(models.map(({ category, file, url, sha256 }) => ({ category, file, url, sha256 })));
   const store = modelStoreDir(s);
+  // With intake: staging only modelshare-intake writes the store.
+  const intake = s.intake === "staging" ? ["models_use_intake"] : [];
   return renderProgram({
     title: `the declared models of the model store ${store}`,
     libs: [SYSTEM, MODELS],
     storage: s,
-    converge: { privileged: [call("models_tool", MODELS_TOOL), call("models_state_dir"), call("models_fetch", store, list)] },
-    report: { privileged: [call("models_report", store, list)] },
+    converge: { privileged: [...intake, call("models_tool", MODELS_TOOL), call("models_state_dir"), call("models_fetch", store, list)] },
+    report: { privileged: [...intake, call("models_report", store, list)] },
     remove: { privileged: [call("models_remove")] },
   });
 }

@@ -37,7 +37,12 @@ export function checkServices(site: { nodes: readonly NodeRoles[]; storage: Stor
           key,
           `${node.name} is not the storage node and nfs.enabled is false, so it has no storage to give the container; enable nfs or run the service on the storage node`,
         );
-      if (!storageNode && site.nfs.enabled && site.nfs.modelsReadOnly && svc.modelsWritable)
+      if (svc.modelsWritable && site.storage.intake === "staging")
+        add(
+          `${at}.modelsWritable`,
+          "is true, but storage.intake is staging: only the intake writes the model store, so that services see validated models only; drop modelsWritable (downloads belong in staging), or use intake: direct",
+        );
+      else if (!storageNode && site.nfs.enabled && site.nfs.modelsReadOnly && svc.modelsWritable)
         add(`${at}.modelsWritable`, `is true, but nfs.modelsReadOnly gives ${node.name} the models read-only; drop one of them`);
       svc.ports.forEach((p, j) => {
         const id = `${node.name}/${p.host}/${p.protocol}`;

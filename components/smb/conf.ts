@@ -1,5 +1,5 @@
 import { posix } from "node:path";
-import { categoryDir, layoutDirs, linkFolders, modelStoreDir } from "../storage/paths";
+import { layoutDirs, linkFolders, modelStoreDir, uploadCategoryDir, uploadDir } from "../storage/paths";
 import type { Storage } from "../storage/schema";
 import type { Smb } from "./schema";
 
@@ -15,17 +15,18 @@ export const sharePath = (smb: Smb, s: Storage) => (smb.path ? posix.join(s.root
 
 /**
  * Samba follows a link whose target is inside the share with its defaults. Only when a links
- * folder is in the share and the model store is not do the links need `wide links` (and
+ * folder is in the share and what its links lead to (the model store, or the staging area with
+ * intake: staging) is not do the links need `wide links` (and
  * `unix extensions = no` in [global], without which Samba silently disables wide links).
  */
 export function needsWideLinks(smb: Smb, s: Storage): boolean {
   const path = sharePath(smb, s);
-  return !inside(modelStoreDir(s), path) && linkFolders(s).some((f) => inside(f.folder, path));
+  return !inside(uploadDir(s), path) && linkFolders(s).some((f) => inside(f.folder, path));
 }
 
 /**
  * The folders whose files an SMB user can delete through the share: every folder of the layout
- * inside it, and the category folders its links lead to outside it (wide links). Samba's recycle
+ * inside it, and the category (or staging) folders its links lead to outside it (wide links). Samba's recycle
  * module renames a deleted file into the share's .recycle and, when that rename fails (another
  * filesystem or mount: EXDEV), deletes the file for good; so with the bin on, the program
  * refuses any of these that is not on the share's filesystem and mount (smb_one_filesystem).
@@ -35,7 +36,7 @@ export function reachedFolders(smb: Smb, s: Storage): string[] {
   const within = layoutDirs(s)
     .map((d) => d.path)
     .filter((d) => d !== path && inside(d, path));
-  const outside = needsWideLinks(smb, s) ? s.categories.map((c) => categoryDir(s, c)) : [];
+  const outside = needsWideLinks(smb, s) ? s.categories.map((c) => uploadCategoryDir(s, c)) : [];
   return [...within, ...outside];
 }
 

@@ -1,5 +1,5 @@
 import { posix } from "node:path";
-import type { Storage } from "./schema";
+import { rejectedRel, stagingRel, type Storage } from "./schema";
 
 /**
  * A folder the storage layout manages. `holder` says whose it is: "owner" for a leaf, where the
@@ -9,8 +9,16 @@ import type { Storage } from "./schema";
 export interface ManagedDir {
   path: string;
   mode: string;
-  holder: "root" | "owner";
+  holder: "root" | "owner" | "intake";
 }
+
+/**
+ * With `storage.intake: staging` the store's category folders are this account's: the intake
+ * service writes there as it, and nobody who writes as the storage owner (SMB users,
+ * containers, custom nodes) can add, change or replace a model. Everyone may read them.
+ */
+export const INTAKE_ACCOUNT = "modelshare-intake";
+export const INTAKE_MODE = "0755";
 
 /** The skeleton's mode: everyone may enter and list, only its holder may change a name. */
 export const SKELETON_MODE = "0755";
@@ -22,7 +30,7 @@ export interface LinkFolder {
   folder: string;
   /** The link text of every category link, as `readlink` must print it. */
   links: Array<{ name: string; link: string }>;
-  /** The common prefix of the link texts: `<relative path to the model store>`. */
+  /** The common prefix of the link texts: `<relative path to the model store (or staging area)>`. */
   prefix: string;
 }
 
@@ -30,6 +38,12 @@ const at = (root: string, sub: string) => posix.join(root, sub);
 
 export const modelStoreDir = (s: Storage) => at(s.root, s.models);
 export const categoryDir = (s: Storage, category: string) => posix.join(modelStoreDir(s), category);
+/** Where uploads land: the store itself (intake direct), or the staging area (staging). */
+export const uploadDir = (s: Storage) => (s.intake === "staging" ? at(s.root, stagingRel(s)) : modelStoreDir(s));
+export const stagingDir = (s: Storage, category: string) => posix.join(s.root, stagingRel(s), category);
+export const rejectedDir = (s: Storage, category: string) => posix.join(s.root, rejectedRel(s), category);
+/** The folder a category's upload links lead to. */
+export const uploadCategoryDir = (s: Storage, category: string) => posix.join(uploadDir(s), category);
 
 /**
  * Every folder of the layout, parents before children, each once. The leaves are the owner's
@@ -41,8 +55,15 @@ export const categoryDir = (s: Storage, category: string) => posix.join(modelSto
 export function layoutDirs(s: Storage): ManagedDir[] {
   const models = s.modes.models;
   const user = s.modes.user;
+  const staging = s.intake === "staging";
   const leaves: Array<[string, string, ManagedDir["holder"]]> = [
-    ...s.categories.map((c): [string, string, "owner"] => [posix.join(s.models, c), models, "owner"]),
+    ...s.categories.map((c): [string, string, ManagedDir["holder"]] => [posix.join(s.models, c), staging ? INTAKE_MODE : models, staging ? "intake" : "owner"]),
+    ...(staging
+      ? s.categories.flatMap((c): Array<[string, string, "owner"]> => [
+          [posix.join(stagingRel(s), c), user, "owner"],
+          [posix.join(rejectedRel(s), c), user, "owner"],
+        ])
+      : []),
     [s.ollamaModels, models, "owner"],
     [s.comfyuiCustomNodes, SKELETON_MODE, "root"],
     ...s.outputs.map((o): [string, string, "owner"] => [posix.join(s.user, "output", o), user, "owner"]),
@@ -67,11 +88,11 @@ export function layoutDirs(s: Storage): ManagedDir[] {
 
 const depth = (p: string) => p.split("/").length;
 
-/** The links folders, each with relative link texts into the model store. */
+/** The links folders, each with relative link texts into where uploads land (uploadDir). */
 export function linkFolders(s: Storage): LinkFolder[] {
   return s.links.map((sub) => {
     const folder = at(s.root, sub);
-    const prefix = posix.relative(folder, modelStoreDir(s));
+    const prefix = posix.relative(folder, uploadDir(s));
     return {
       sub,
       folder,

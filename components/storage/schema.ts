@@ -140,6 +140,12 @@ export const storageSchema = z.strictObject({
     })
     .default({ models: "0775", user: "0775" })
     .describe("Folder modes, as quoted octal strings."),
+  intake: z
+    .enum(["direct", "staging"])
+    .default("direct")
+    .describe(
+      "How uploads reach the model store. direct: the links folders lead into the store, and check reports what is wrong with a file. staging: they lead to <user>/models-staging/<category>; every 30 s the intake service copies each settled upload that validates into the store (which only its own account, modelshare-intake, can write) and moves one that does not to <user>/models-rejected/<category>, with <name>.reason.txt beside it. Needs a managed storage.owner and the catalog.",
+    ),
   minFreeGB: z
     .number()
     .min(0)
@@ -170,6 +176,10 @@ export const projectsSchema = z
   .describe(
     "Project ids: each gets seed 003's folders (workflows, prompts, generated/, intermediate/, final) and a metadata.json under storage.projects. A project dropped from the list stays on disk.",
   );
+/** The intake's folders (storage.intake: staging), relative to root: one folder per category each. */
+export const stagingRel = (s: Pick<Storage, "user">) => `${s.user}/models-staging`;
+export const rejectedRel = (s: Pick<Storage, "user">) => `${s.user}/models-rejected`;
+
 const inside = (a: string, b: string): boolean => a === b || a.startsWith(`${b}/`);
 
 /** Every folder the site makes, relative to the root, with the key that makes it. */
@@ -184,6 +194,8 @@ function managedFolders(s: Storage): Array<[key: string, rel: string]> {
     ["storage.ollamaModels", s.ollamaModels],
     ["storage.comfyuiCustomNodes", s.comfyuiCustomNodes],
   );
+  if (s.intake === "staging")
+    s.categories.forEach((c, i) => out.push([`storage.categories[${i}]`, `${stagingRel(s)}/${c}`], [`storage.categories[${i}]`, `${rejectedRel(s)}/${c}`]));
   // A link is briefly made as <name>.modelshare-new, then renamed into place.
   s.links.forEach((l, i) => s.categories.forEach((c) => out.push([`storage.links[${i}]`, `${l}/${c}.modelshare-new`])));
   return out;
@@ -274,6 +286,9 @@ export function checkStorageSection(s: Storage, add: Add): void {
         add(key, `"${l}" is inside ${k} ("${p}")${k === "storage.models" ? ", the links' own target" : ""}; links would point into their own tree`);
       else if (inside(p, l)) add(key, `"${l}" contains ${k} ("${p}"); choose a links folder that holds only links`);
     }
+    for (const f of s.intake === "staging" ? [stagingRel(s), rejectedRel(s)] : []) {
+      if (inside(l, f) || inside(f, l)) add(key, `"${l}" overlaps ${f}, the intake's folder (storage.intake is staging); choose another folder`);
+    }
     for (const f of serviceFolders) {
       if (inside(l, f) || inside(f, l)) add(key, `"${l}" overlaps ${f}, where services read and write; choose another folder`);
     }
@@ -282,6 +297,12 @@ export function checkStorageSection(s: Storage, add: Add): void {
     });
   });
 
+  if (s.intake === "staging" && s.owner === "unmanaged") {
+    add(
+      "storage.intake",
+      "is staging, which gives the model store to an account of its own (modelshare-intake) so that uploaders cannot write it; that needs root on the storage node and a managed storage.owner ({ uid, gid }), or use intake: direct",
+    );
+  }
   if (typeof s.owner === "object" && !s.owner.allowRoot && (s.owner.uid === 0 || s.owner.gid === 0)) {
     add("storage.owner", "uid or gid 0 makes the shared folders root's; use the users' uid/gid, or set storage.owner.allowRoot: true if you mean it");
   }

@@ -14,7 +14,8 @@ import { renderCatalog } from "../../components/catalog/program";
 import { catalogSchema } from "../../components/catalog/schema";
 import { run, type Step } from "../harness/converge";
 import { declare } from "../harness/declare";
-import { labStack, onNode } from "../harness/lab";
+import { importLabImage, LAB_IMAGE, labImageTar, labStack, onNode } from "../harness/lab";
+import { renderIntake } from "../../components/intake/program";
 
 /**
  * The SMB share on a real node: Samba installed by the program from the lab's offline apt
@@ -337,6 +338,69 @@ open("evil.pt", "wb").write(pickle.dumps(E(), protocol=2))`,
     ).toBe("gone\nkept\n");
     await onNode("node1", `rm -f ${STORE}/checkpoints/good.safetensors ${STORE}/loras/evil.pt ${STORE}/loras/same.safetensors`);
   }, 900_000); // run alone (-t), its converge installs Samba under emulation first
+
+  it("staging (storage.intake): a store written directly is taken over only once emptied; an upload over SMB that validates reaches the store and a container on its own, a pickle lands in rejected with a reason readable over SMB, a name the store has is held", async () => {
+    const staged = () =>
+      labStack(
+        (s) => {
+          s["modelshare:smb"] = smbSection();
+          s["modelshare:catalog"] = { enabled: true, stableSeconds: 5 };
+          (s["modelshare:storage"] as Record<string, unknown>).intake = "staging";
+        },
+        { "modelshare:smbPasswordArtist": passwords.artist, "modelshare:smbPasswordViewer": passwords.viewer },
+      );
+    const converge = async () => run(await declare({ stack: "lab", ...staged() }, () => new Site("site", loadSite())));
+    const stagedSite = () => {
+      const { config, secretKeys } = staged();
+      return siteFromConfig(config, (k) => secretKeys.includes(k));
+    };
+    const STAGING = `${ROOT}/storage-user/models-staging`;
+    const REJECTED = `${ROOT}/storage-user/models-rejected`;
+    // The store holds what the tests before uploaded directly: it is not taken over, and the
+    // refusal says how to hand its files to the intake.
+    await onNode("node1", `printf 'direct upload' > ${STORE}/checkpoints/old.safetensors && chown 1000:1000 ${STORE}/checkpoints/old.safetensors`);
+    await expect(converge()).rejects.toThrow(
+      /storage\.intake is staging, so the model store's folder \/srv\/cw\/storage-models\/models\/\w+ must be the account modelshare-intake's[\s\S]*mv -n --/,
+    );
+    const sum = (f: string) =>
+      createHash("sha256")
+        .update(readFileSync(join(work, f)))
+        .digest("hex");
+    const there = `stat -c '%U %a' ${STORE}/checkpoints/staged.safetensors && sha256sum < ${STORE}/checkpoints/staged.safetensors`;
+    const gone = `test ! -e ${STAGING}/checkpoints/staged.safetensors && test ! -e ${STAGING}/loras/evil.pt && test ! -e ${STORE}/loras/evil.pt && echo gone`;
+    expect(await onNode("node1", `${there} && ${gone}`)).toBe(`modelshare-intake 644\n${sum("staged.safetensors")}  -\ngone\n`);
+    expect(await onNode("node1", "test -e /tmp/pwned-by-staging || echo absent")).toBe("absent\n");
+    const reason = smbclient(ARTIST, passwords.artist, "cd storage-user/models-rejected/loras; get evil.pt.reason.txt");
+    expect(reason.code, reason.out).toBe(0);
+    expect(readFileSync(join(work, "evil.pt.reason.txt"), "utf8")).toMatch(/evil\.pt[\s\S]*dangerous[\s\S]*system/);
+    expect(await onNode("node1", `cat ${REJECTED}/checkpoints/old.safetensors.reason.txt`)).toMatch(/old\.safetensors/);
+    // A container sees the model the intake vouched for, read-only, at /models.
+    const docker = await onNode("node1", "systemctl is-active docker || true");
+    await onNode("node1", "systemctl start docker");
+    await importLabImage("node1", labImageTar());
+    expect(await onNode("node1", `docker run --rm -v ${STORE}:/models:ro ${LAB_IMAGE} sha256sum /models/checkpoints/staged.safetensors`)).toBe(
+      `${sum("staged.safetensors")}  /models/checkpoints/staged.safetensors\n`,
+    );
+    if (docker.trim() !== "active") await onNode("node1", "systemctl stop docker docker.socket containerd");
+    // Other content under a name the store has: never replaced, left in staging, named by check.
+    expect(smbclient(ARTIST, passwords.artist, "cd storage-user/models-upload/checkpoints; put other.safetensors staged.safetensors").code).toBe(0);
+    await onNode(
+      "node1",
+      `for i in $(seq 120); do journalctl -u modelshare-intake -o cat | grep -q '^held checkpoints/staged.safetensors' && break; sleep 5; done`,
+    );
+    expect(await onNode("node1", `sha256sum < ${STORE}/checkpoints/staged.safetensors; sha256sum < ${STAGING}/checkpoints/staged.safetensors`)).toBe(
+      `${sum("staged.safetensors")}  -\n${sum("other.safetensors")}  -\n`,
+    );
+    const nodes = await checkSite(stagedSite());
+    expect(exitCode(nodes)).toBe(1);
+    expect(formatText(nodes)).toMatch(/HELD checkpoints\/staged\.safetensors: the store already has this name/);
+    // Leave node1 as the files after this one expect it: no intake service (the tree goes in afterAll).
+    const remove = await onNode("node1", "bash -s remove", renderIntake(stagedSite().config.storage, stagedSite().config.catalog));
+    expect(remove).toContain("changed: removed /etc/modelshare/intake.json");
+    expect(
+      await onNode("node1", "systemctl is-enabled modelshare-intake.timer 2>&1 || true; test -e /usr/local/lib/modelshare/intake.py || echo gone"),
+    ).toMatch(/(not-found|disabled|No such file)[\s\S]*gone\n$/);
+  }, 1_200_000);
 
   it("destroy removes the shares and the passwords, keeps the admin's share and every file", async () => {
     const before = await checksums();

@@ -18,5 +18,7 @@ export const smbShare = site.smbShare;
 export const nfs = site.nfs;
 /** With modelshare:models: `category/file` -> { path on the storage node, sha256 }. */
 export const declaredModels = site.declaredModels;
+/** With storage.intake: staging: { staging, rejected }, the intake's folders on the storage node. */
+export const intake = site.intake;
 /** With services: node -> service -> { container, url } (the URL of its first TCP port). */
 export const services = site.services;

@@ -31,6 +31,8 @@ export class Site extends pulumi.ComponentResource {
   readonly nfs?: { export: pulumi.Output<string>; mountCommand: pulumi.Output<string>; mountPoints: pulumi.Output<Record<string, string>> };
   /** The declared models (modelshare:models): `category/file` -> its path on the storage node and SHA-256. */
   readonly declaredModels?: pulumi.Output<Record<string, { path: string; sha256: string }>>;
+  /** With storage.intake: staging: where uploads wait, and where the rejected ones go with their reasons. */
+  readonly intake?: pulumi.Output<{ staging: string; rejected: string }>;
   /** Each node's service containers: node -> service -> its container and URL. */
   readonly services?: pulumi.Output<Record<string, Record<string, ServiceAddress>>>;
 
@@ -74,6 +76,8 @@ export class Site extends pulumi.ComponentResource {
     }
     const [models] = of("models");
     if (models) this.declaredModels = out(models, "declared");
+    const [intake] = of("intake");
+    if (intake) this.intake = pulumi.output({ staging: intake.outputs.staging as string, rejected: intake.outputs.rejected as string });
     const containers: Record<string, Record<string, ServiceAddress>> = {};
     for (const s of of("service")) if (s.spec) containers[s.node.name] = { ...containers[s.node.name], [s.spec.service]: serviceAddress(s.node, s.spec) };
     if (Object.keys(containers).length > 0) this.services = pulumi.output(containers);
@@ -86,6 +90,7 @@ export class Site extends pulumi.ComponentResource {
       smbShare: this.smbShare,
       nfs: this.nfs,
       declaredModels: this.declaredModels,
+      intake: this.intake,
       services: this.services,
     });
   }

@@ -9,7 +9,10 @@ import { renderStorageLayout } from "../components/storage/layout";
 import { layoutDirs, linkFolders } from "../components/storage/paths";
 import { renderSymlinkSet } from "../components/storage/symlinkSet";
 import { exitCode, formatText, parse, stagingRow, type NodeCheck } from "../ops/check";
-import { seedsSite, SEEDS_ROOT, type RawSite } from "./fixtures/site";
+import { PRIVATE_KEY, seedsSite, SEEDS_ROOT, storageNode, type RawSite } from "./fixtures/site";
+import { declare } from "./harness/declare";
+import { loadSite } from "../components/loadSite";
+import { Site } from "../components/site";
 import { expectProblem, problemsOf } from "./helpers/rejected";
 import { shellcheck } from "./helpers/shellcheck";
 
@@ -144,6 +147,26 @@ describe("the intake's item and program", () => {
     expect(shellcheck([renderStorageLayout(s.storage)])).toBe("");
     expect(program).toMatch(/remove_privileged\(\) \{\n {2}intake_remove\n/);
     expect(program).toContain(`intake_report '60' 'checkpoints' '${U}/models-staging/checkpoints' '${STORE}/checkpoints'`);
+  });
+});
+
+describe("the intake stack output", () => {
+  it("names the staging and rejected folders with staging, and is absent with direct", async () => {
+    const outputOf = async (intake: string) => {
+      let out: unknown = "not declared";
+      const config = {
+        "modelshare:nodes": JSON.stringify([{ ...storageNode(), sshKey: "sshKey" }]),
+        "modelshare:storage": JSON.stringify({ root: "/srv/m", intake }),
+        "modelshare:sshKey": PRIVATE_KEY,
+      };
+      await declare({ stack: "intake", config, secretKeys: ["modelshare:sshKey"] }, async () => {
+        const s = new Site("site", loadSite());
+        out = s.intake ? await new Promise((resolve) => s.intake!.apply(resolve)) : undefined;
+      });
+      return out;
+    };
+    expect(await outputOf("staging")).toEqual({ staging: "/srv/m/storage-user/models-staging", rejected: "/srv/m/storage-user/models-rejected" });
+    expect(await outputOf("direct")).toBeUndefined();
   });
 });
 

@@ -122,7 +122,7 @@ function site() {
   writeFileSync(config, JSON.stringify(conf), { mode: 0o600 });
   // Root's lock for runs of this config (named after its path), removed at the end.
   const lock = `/run/modelshare-intake.${sha(Buffer.from(config)).slice(0, 16)}.lock`;
-  temps.push(lock);
+  temps.push(lock, lock.replace(/\.lock$/, ".held"));
   const py = (args: string[], ids?: { uid: number; gid: number }, input?: Buffer) => {
     const as = ids ? ["setpriv", `--reuid=${ids.uid}`, `--regid=${ids.gid}`, "--clear-groups", "--"] : [];
     const argv = [...as, PY, "-I", tool, ...args];
@@ -235,7 +235,7 @@ describe("intake.py run, as root, on a real tree", () => {
     expect(readFileSync(join(t.rejected, "evil.ckpt.reason.txt"), "utf8")).toContain("dangerous: imports code outside the allowlist");
   });
 
-  it("never replaces a store file: other content holds the upload in staging, the same content removes it", () => {
+  it("never replaces a store file: other content holds the upload in staging (not copied again until it changes), the same content removes it", () => {
     const t = site();
     for (const [name, data] of [
       ["held.safetensors", OTHER],
@@ -261,6 +261,15 @@ describe("intake.py run, as root, on a real tree", () => {
     expect(names(t.staging)).toEqual(["bigger.safetensors", "held.safetensors"]);
     expect(readFileSync(join(t.staging, "held.safetensors")).equals(GOOD)).toBe(true);
     expect(names(t.rejected)).toEqual([]);
+    // Held uploads are remembered (root's, beside the lock): the next run copies neither again,
+    // until one of them changes.
+    const again = t.run();
+    expect(again.stdout).not.toContain("held checkpoints/");
+    t.put("held.safetensors", GOOD, OLD - 60);
+    const changed = t.run();
+    expect(changed.stdout).toContain(`held checkpoints/held.safetensors ${sha(GOOD)} `);
+    expect(changed.stdout).not.toContain("bigger.safetensors");
+    expect(treeDigest(t.store)).toEqual(before);
   });
 
   it("never replaces a rejected file: the second upload of a name goes to NAME.1 with its own reason file", () => {

@@ -10,6 +10,9 @@
 #   `stored|same|held|rejected|changed|wait|failed CATEGORY/NAME [SHA256] [REASON]`
 # (NAME escaped as catalog.py escapes, its spaces as \x20, so it stays one field), and a line for
 # a category whose folders are missing. Exit 0 whatever it found; 2 when CONFIG is unusable.
+# A category with nothing in staging costs one owner's step (the listing). A held upload is
+# remembered (root's /run/modelshare-intake.<key>.held, beside the lock) and not copied again
+# until it changes.
 # Two runs of one CONFIG never overlap: each takes root's lock /run/modelshare-intake.KEY.lock
 # (KEY: from CONFIG's path) and a run that finds it taken says "busy" and does nothing.
 # The other verbs are the steps `run` starts, each as one of two accounts (names as the hex of
@@ -612,11 +615,63 @@ def cmd_run(config_path):
         say("the lock %s cannot be taken (%s)." % (words(lock_path(config_path)), e.strerror))
         return EXIT_USAGE
     try:
+        held = {"before": read_held(config_path), "now": set()}
         for cat in conf["categories"]:
-            run_category(conf, cat)
+            run_category(conf, cat, held)
+        write_held(config_path, held["now"])
         return 0
     finally:
         os.close(lock_fd)  # releases the lock
+
+
+# A held upload (its name is the store's, with other content) stays in staging until someone
+# acts; without a memory every run would copy and hash it again, gigabytes every half minute.
+# The memory is root's, in /run beside the lock: which uploads were held, by category, name and
+# the identity listed (device, inode, size, mtime). Only an unchanged one is skipped; anything
+# unreadable in it just means copying once more.
+
+def held_key(cat, item):
+    return (cat["name"], item["name"].hex(), item["dev"], item["ino"], item["size"], item["mtime_ns"])
+
+
+def held_path(config_path):
+    return lock_path(config_path)[: -len(".lock")] + ".held"
+
+
+def read_held(config_path):
+    try:
+        fd = os.open(held_path(config_path), os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except OSError:
+        return set()
+    try:
+        rows = json.loads(os.read(fd, MAX_LIST_OUTPUT).decode("ascii"))
+        return {tuple(r) for r in rows if isinstance(r, list) and len(r) == 6}
+    except (OSError, ValueError, RecursionError, TypeError):
+        return set()
+    finally:
+        os.close(fd)
+
+
+def write_held(config_path, keys):
+    path = held_path(config_path)
+    tmp = "%s.%s" % (path, secrets.token_hex(4))
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+        try:
+            write_all(fd, json.dumps(sorted(keys)).encode("ascii"))
+        finally:
+            os.close(fd)
+        os.rename(tmp, path)
+    except OSError as e:
+        unlink_quietly_path(tmp)
+        journal("failed to remember the held uploads (%s): they are copied again next run" % e.strerror)
+
+
+def unlink_quietly_path(path):
+    try:
+        os.unlink(path)
+    except OSError:
+        pass
 
 
 def lock_path(config_path):
@@ -703,16 +758,8 @@ def step(ids, args, limit=MAX_SMALL_OUTPUT):
     return Step(p.returncode, out, err, timed_out)
 
 
-def run_category(conf, cat):
+def run_category(conf, cat, held):
     label = os.fsencode(cat["name"])
-    probe = step(conf["intake"], ["probe", cat["store"]], MAX_LIST_OUTPUT)
-    if probe.code == EXIT_MISSING:
-        journal("missing %s: the store folder %s is missing; its uploads stay in staging" % (shown(label), words(cat["store"])))
-        return
-    taken = parse_store(probe.out) if probe.code == 0 else None
-    if taken is None:
-        journal("failed %s: the store folder could not be checked (%s)" % (shown(label), probe.why()))
-        return
     listing = step(conf["owner"], ["list", cat["staging"], repr(conf["stable_seconds"]), repr(conf["grace_seconds"])],
                    MAX_LIST_OUTPUT)
     if listing.code == EXIT_MISSING and not listing.timed_out:
@@ -724,9 +771,19 @@ def run_category(conf, cat):
     items, bad = parse_listing(listing.out)
     if bad:
         journal("failed %s: %d malformed listing lines skipped" % (shown(label), bad))
+    if not items:
+        return  # the common case, every half minute: nothing waits, the store is not asked
+    probe = step(conf["intake"], ["probe", cat["store"]], MAX_LIST_OUTPUT)
+    if probe.code == EXIT_MISSING:
+        journal("missing %s: the store folder %s is missing; its uploads stay in staging" % (shown(label), words(cat["store"])))
+        return
+    taken = parse_store(probe.out) if probe.code == 0 else None
+    if taken is None:
+        journal("failed %s: the store folder could not be checked (%s)" % (shown(label), probe.why()))
+        return
     for item in items:
         try:
-            handle(conf, cat, label, item, taken)
+            handle(conf, cat, label, item, taken, held)
         except OSError as e:  # a step that could not even start: this upload waits, the run goes on
             journal("failed %s/%s %s" % (shown(label), shown(item["name"]), words(e.strerror or str(e))))
 
@@ -777,9 +834,13 @@ def parse_listing(out):
     return items, bad
 
 
-def handle(conf, cat, label, item, taken):
+def handle(conf, cat, label, item, taken, held):
     name, status = item["name"], item["status"]
     where = "%s/%s" % (shown(label), shown(name))
+    key = held_key(cat, item)
+    if status == "ok" and name in taken and key in held["before"]:
+        held["now"].add(key)  # held last run and not touched since: not copied again
+        return
     if status == "wait":
         journal("wait %s %s" % (where, words(item["reason"])))
         return
@@ -795,6 +856,8 @@ def handle(conf, cat, label, item, taken):
     else:
         outcome = result("rejected", "%s: %s" % (status, item["reason"]))
     kind, reason, sha = outcome["result"], outcome["reason"], outcome["sha256"]
+    if kind == "held":
+        held["now"].add(key)
     note = settle(conf, cat, item, kind, reason)
     fields = [kind, where] + ([sha] if sha else []) + ([words(reason)] if reason else []) + ([note] if note else [])
     journal(" ".join(fields))

@@ -358,7 +358,11 @@ open("evil.pt", "wb").write(pickle.dumps(E(), protocol=2))`,
     const REJECTED = `${ROOT}/storage-user/models-rejected`;
     // The store holds what the tests before uploaded directly: it is not taken over, and the
     // refusal says how to hand its files to the intake.
-    await onNode("node1", `printf 'direct upload' > ${STORE}/checkpoints/old.safetensors && chown 1000:1000 ${STORE}/checkpoints/old.safetensors`);
+    const old = `${STORE}/checkpoints/old.safetensors`;
+    await onNode(
+      "node1",
+      `mkdir -p ${STORE} && install -d -o 1000 -g 1000 -m 0775 ${STORE}/checkpoints && printf 'direct upload' > ${old} && chown 1000:1000 ${old}`,
+    );
     await expect(converge()).rejects.toThrow(
       /storage\.intake is staging, so the model store's folder \/srv\/cw\/storage-models\/models\/\w+ must be the account modelshare-intake's[\s\S]*mv -n --/,
     );

@@ -415,6 +415,49 @@ print(json.dumps({"names": [i["name"].hex() for i in items], "bad": bad}))`;
     expect(JSON.parse(r.stdout)).toEqual({ names: [ok.name], bad: lies.length + 2 });
   });
 
+  it("surveys every staging folder in one owner's step, and takes its lines apart strictly (folder index, missing folders)", () => {
+    const t = site();
+    t.put("good.safetensors", GOOD);
+    const gone = join(t.root, "staging/absent");
+    const survey = t.py(["survey", "1", "600", t.staging, gone], OWNER);
+    expect(survey.status, survey.stderr.toString()).toBe(0);
+    const lines = survey.stdout
+      .toString()
+      .trim()
+      .split("\n")
+      .map((l) => JSON.parse(l));
+    expect(lines).toEqual([
+      expect.objectContaining({ folder: 0, name: Buffer.from("good.safetensors").toString("hex"), status: "ok" }),
+      { folder: 1, missing: true, error: "No such file or directory" },
+    ]);
+    const ok = { ...lines[0] };
+    const input = [
+      JSON.stringify(ok),
+      JSON.stringify({ ...ok, folder: 2 }), // no such folder
+      JSON.stringify({ ...ok, folder: -1 }),
+      JSON.stringify({ ...ok, folder: undefined }),
+      JSON.stringify({ ...ok, folder: 1, size: -1 }),
+      JSON.stringify({ folder: 1, missing: "yes", error: "" }),
+      JSON.stringify([1, 2]),
+    ].join("\n");
+    const code = `import importlib.util, json, sys
+spec = importlib.util.spec_from_file_location("intake", sys.argv[1])
+m = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(m)
+listed, bad = m.parse_survey(sys.stdin.buffer.read(), 2)
+print(json.dumps({"counts": [len(x["items"]) for x in listed], "missing": [x["missing"] for x in listed], "bad": bad}))`;
+    const r = spawnSync(PY, ["-I", "-c", code, t.tool], { input, encoding: "utf8" });
+    expect(r.status, r.stderr).toBe(0);
+    expect(JSON.parse(r.stdout)).toEqual({ counts: [1, 0], missing: [null, null], bad: 6 });
+    // A run says which staging folder is missing and goes on with the others.
+    const conf = JSON.parse(readFileSync(t.config, "utf8"));
+    conf.categories.push({ name: "loras", staging: gone, store: t.store, rejected: t.rejected });
+    writeFileSync(t.config, JSON.stringify(conf));
+    const run = t.run();
+    expect(run.stdout).toContain(`missing loras: the staging folder ${gone} is missing`);
+    expect(run.stdout).toContain("stored checkpoints/good.safetensors");
+  });
+
   it("carries a name that is not UTF-8 intact from staging into the store", () => {
     const t = site();
     const name = Buffer.concat([Buffer.from("caf"), Buffer.from([0xff]), Buffer.from(" x.safetensors")]);

@@ -10,14 +10,15 @@
 #   `stored|same|held|rejected|changed|wait|failed CATEGORY/NAME [SHA256] [REASON]`
 # (NAME escaped as catalog.py escapes, its spaces as \x20, so it stays one field), and a line for
 # a category whose folders are missing. Exit 0 whatever it found; 2 when CONFIG is unusable.
-# A category with nothing in staging costs one owner's step (the listing). A held upload is
+# A run with nothing in staging costs one owner's step (the survey). A held upload is
 # remembered (root's /run/modelshare-intake.<key>.held, beside the lock) and not copied again
 # until it changes.
 # Two runs of one CONFIG never overlap: each takes root's lock /run/modelshare-intake.KEY.lock
 # (KEY: from CONFIG's path) and a run that finds it taken says "busy" and does nothing.
 # The other verbs are the steps `run` starts, each as one of two accounts (names as the hex of
 # their bytes: a name may not be UTF-8):
-#   list STAGING STABLE GRACE                                       (owner)
+#   survey STABLE GRACE STAGING...  (owner: every folder's listing, one process a run)
+#   list STAGING STABLE GRACE                                       (owner: one folder's)
 #   send STAGING NAMEHEX DEV INO SIZE MTIME_NS                      (owner)
 #   probe STORE                     (intake: the store's names and sizes)
 #   receive STORE NAMEHEX SIZE MTIME_NS                             (intake)
@@ -226,6 +227,29 @@ def cmd_list(staging, stable, grace):
                 emit(entry)
     finally:
         os.close(dir_fd)
+    return 0
+
+
+def cmd_survey(stable, grace, folders):
+    """`list` over every staging folder in one step (one process a run, not one per category):
+    each line carries its folder's index; a folder that is missing or cannot be opened gives
+    one line {"folder": i, "missing": true|false, "error": why} instead."""
+    now = time.time()
+    for i, staging in enumerate(folders):
+        try:
+            dir_fd = open_dir(staging)
+        except OSError as e:
+            missing = isinstance(e, FileNotFoundError)
+            emit({"folder": i, "missing": missing, "error": e.strerror or str(e)})
+            continue
+        try:
+            for name in sorted(os.fsencode(n) for n in os.listdir(dir_fd)):
+                if not name.startswith(b"."):
+                    entry = list_one(dir_fd, name, now, stable, grace)
+                    if entry is not None:
+                        emit(dict(entry, folder=i))
+        finally:
+            os.close(dir_fd)
     return 0
 
 
@@ -616,8 +640,17 @@ def cmd_run(config_path):
         return EXIT_USAGE
     try:
         held = {"before": read_held(config_path), "now": set()}
-        for cat in conf["categories"]:
-            run_category(conf, cat, held)
+        cats = conf["categories"]
+        survey = step(conf["owner"], ["survey", repr(conf["stable_seconds"]), repr(conf["grace_seconds"]), *[c["staging"] for c in cats]],
+                      MAX_LIST_OUTPUT)
+        if survey.code != 0 or survey.out is None:
+            journal("failed: the staging folders could not be listed (%s)" % survey.why())
+            return 0
+        listed, bad = parse_survey(survey.out, len(cats))
+        if bad:
+            journal("failed: %d malformed listing lines skipped" % bad)
+        for i, cat in enumerate(cats):
+            run_category(conf, cat, listed[i], held)
         write_held(config_path, held["now"])
         return 0
     finally:
@@ -758,19 +791,15 @@ def step(ids, args, limit=MAX_SMALL_OUTPUT):
     return Step(p.returncode, out, err, timed_out)
 
 
-def run_category(conf, cat, held):
+def run_category(conf, cat, listed, held):
     label = os.fsencode(cat["name"])
-    listing = step(conf["owner"], ["list", cat["staging"], repr(conf["stable_seconds"]), repr(conf["grace_seconds"])],
-                   MAX_LIST_OUTPUT)
-    if listing.code == EXIT_MISSING and not listing.timed_out:
-        journal("missing %s: the staging folder %s is missing" % (shown(label), words(cat["staging"])))
+    if listed["missing"] is not None:
+        if listed["missing"]:
+            journal("missing %s: the staging folder %s is missing" % (shown(label), words(cat["staging"])))
+        else:
+            journal("failed %s: the staging folder could not be listed (%s)" % (shown(label), words(listed["error"])))
         return
-    if listing.code != 0 or listing.out is None:
-        journal("failed %s: the staging folder could not be listed (%s)" % (shown(label), listing.why()))
-        return
-    items, bad = parse_listing(listing.out)
-    if bad:
-        journal("failed %s: %d malformed listing lines skipped" % (shown(label), bad))
+    items = listed["items"]
     if not items:
         return  # the common case, every half minute: nothing waits, the store is not asked
     probe = step(conf["intake"], ["probe", cat["store"]], MAX_LIST_OUTPUT)
@@ -806,6 +835,33 @@ def parse_store(out):
 
 
 LISTING_KEYS = {"name", "dev", "ino", "size", "mtime_ns", "status", "reason"}
+
+
+def parse_survey(out, count):
+    """The owner's survey, every line checked: per folder index {"missing": None|bool, "error",
+    "items"}; returns (that list, how many lines were malformed)."""
+    listed = [{"missing": None, "error": "", "items": []} for _ in range(count)]
+    by_folder = [bytearray() for _ in range(count)]
+    bad = 0
+    for line in out.split(b"\n"):
+        if not line:
+            continue
+        try:
+            o = json.loads(line.decode("ascii"))
+            i = o.pop("folder") if isinstance(o, dict) else None
+            if not (is_count(i) and i < count):
+                raise ValueError("no folder")
+        except (ValueError, RecursionError, KeyError):
+            bad += 1
+            continue
+        if set(o) == {"missing", "error"} and isinstance(o["missing"], bool) and isinstance(o["error"], str):
+            listed[i]["missing"], listed[i]["error"] = o["missing"], o["error"][:MAX_REASON]
+        else:
+            by_folder[i] += json.dumps(o).encode("ascii") + b"\n"
+    for i in range(count):
+        items, more = parse_listing(bytes(by_folder[i]))
+        listed[i]["items"], bad = items, bad + more
+    return listed, bad
 
 
 def parse_listing(out):
@@ -938,7 +994,7 @@ def settle(conf, cat, item, kind, reason):
 
 # ---- the command line --------------------------------------------------------------------------
 
-USAGE = "usage: intake.py run CONFIG | list|send|probe|receive|settle ... (see the header)"
+USAGE = "usage: intake.py run CONFIG | survey|list|send|probe|receive|settle ... (see the header)"
 ARITY = {"run": 1, "list": 3, "send": 6, "probe": 1, "receive": 4, "settle": 9}
 
 
@@ -947,6 +1003,8 @@ def dispatch(verb, a):
         return cmd_run(a[0])
     if verb == "list":
         return cmd_list(a[0], seconds_of(a[1]), seconds_of(a[2]))
+    if verb == "survey":
+        return cmd_survey(seconds_of(a[0]), seconds_of(a[1]), a[2:])
     if verb == "send":
         return cmd_send(a[0], step_name(a[1]), [count_of(x) for x in a[2:6]])
     if verb == "probe":
@@ -964,7 +1022,8 @@ def dispatch(verb, a):
 
 
 def main(argv):
-    if not argv or argv[0] not in ARITY or len(argv) != ARITY[argv[0]] + 1:
+    variadic = argv[:1] == ["survey"] and len(argv) >= 3  # survey STABLE GRACE STAGING...
+    if not variadic and (not argv or argv[0] not in ARITY or len(argv) != ARITY[argv[0]] + 1):
         print(USAGE, file=sys.stderr)
         return EXIT_USAGE
     try:

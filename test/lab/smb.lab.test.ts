@@ -366,6 +366,41 @@ open("evil.pt", "wb").write(pickle.dumps(E(), protocol=2))`,
     await expect(converge()).rejects.toThrow(
       /storage\.intake is staging, so the model store's folder \/srv\/cw\/storage-models\/models\/\w+ must be the account modelshare-intake's[\s\S]*mv -n --/,
     );
+    expect(await onNode("node1", `stat -c %u ${STORE}/checkpoints`)).toBe("1000\n");
+    const moveAll = `for d in ${STORE}/*/; do c=$(basename "$d"); find "$d" -mindepth 1 -maxdepth 1 -exec mv -n -t ${STAGING}/"$c" {} +; done`;
+    await onNode("node1", `cd / && setpriv --reuid=1000 --regid=1000 --clear-groups -- env HOME=/ bash --norc -c ${quote(moveAll)}`);
+    const first = await converge();
+    expect(first.find((x) => x.name === "node1-layout-converge")!.stdout).toMatch(
+      /changed: owner of \/srv\/cw\/storage-models\/models\/checkpoints: \d+:\d+ -> \d+:\d+/,
+    );
+    expect(first.find((x) => x.name === "node1-intake-converge")!.stdout).toContain("changed: enabled modelshare-intake.timer");
+    const second = await converge();
+    expect(second.filter((x) => x.changed > 0).map((x) => x.name)).toEqual([]);
+    const state = `stat -c '%U %a' ${STORE}/checkpoints; readlink ${ROOT}/storage-user/models-upload/checkpoints; systemctl is-active modelshare-intake.timer`;
+    expect(await onNode("node1", state)).toBe("modelshare-intake 755\n../models-staging/checkpoints\nactive\n");
+    // Uploads over SMB, as a Windows user drags them: a model, a pickle that would run a command.
+    const made = spawnSync(
+      "python3",
+      [
+        "-c",
+        `import json, os, pickle, struct
+h = json.dumps({"w": {"dtype": "F32", "shape": [4], "data_offsets": [0, 16]}}).encode()
+open("staged.safetensors", "wb").write(struct.pack("<Q", len(h)) + h + bytes(range(16)))
+open("other.safetensors", "wb").write(struct.pack("<Q", len(h)) + h + bytes(range(1, 17)))
+class E:
+    def __reduce__(self): return (os.system, ("touch /tmp/pwned-by-staging",))
+open("evil.pt", "wb").write(pickle.dumps(E(), protocol=2))`,
+      ],
+      { cwd: work, encoding: "utf8" },
+    );
+    expect(made.status, made.stderr).toBe(0);
+    const put = smbclient(ARTIST, passwords.artist, "cd storage-user/models-upload/checkpoints; put staged.safetensors; cd ../loras; put evil.pt");
+    expect(put.code, put.out).toBe(0);
+    // Nobody who writes as the owner can put a file into the store itself.
+    expect(smbclient(ARTIST, passwords.artist, "cd storage-models/models/checkpoints; put other.safetensors").out).toMatch(/NT_STATUS_ACCESS_DENIED/);
+    // The timer does the rest (every 30 s; an upload counts once untouched for 5 s).
+    const done = [`${STORE}/checkpoints/staged.safetensors`, `${REJECTED}/loras/evil.pt.reason.txt`, `${REJECTED}/checkpoints/old.safetensors.reason.txt`];
+    await onNode("node1", `for i in $(seq 120); do test -e ${done.join(" && test -e ")} && break; sleep 5; done`);
     const sum = (f: string) =>
       createHash("sha256")
         .update(readFileSync(join(work, f)))

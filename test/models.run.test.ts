@@ -287,3 +287,45 @@ describe("the models program", () => {
     expect(sha(readFileSync(`${t.store}/checkpoints/kept.safetensors`))).toBe(m.sha256);
   });
 });
+
+/**
+ * storage.intake: staging for real (the storage layout, then the models program): the layout
+ * makes the system account modelshare-intake on this machine (left in place: it owns nothing
+ * outside the temp trees) and gives it the store's folders, but only once the owner's files
+ * there are moved out; declared models are then fetched as that account.
+ */
+describe("the layout and the models program with storage.intake: staging", () => {
+  it("refuses a store folder the owner holds files in, takes it once emptied (second run: no change), and fetches declared models as the intake", () => {
+    const root = tempRoot();
+    const categories = ["checkpoints", "loras"];
+    const direct = localStorage({ root, owner: OWNER, categories });
+    const staging = localStorage({ root, owner: OWNER, categories, intake: "staging" });
+    expect(runProgram(renderStorageLayout(direct)).code).toBe(0);
+    const store = `${root}/storage-models/models`;
+    asOwner(`printf 'uploaded directly' > ${store}/loras/direct.safetensors`);
+    const refused = runProgram(renderStorageLayout(staging));
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toContain(
+      `the model store's folder ${store}/loras must be the account modelshare-intake's, but it belongs to uid ${OWNER.uid} and holds files`,
+    );
+    expect(refused.stderr).toContain(`mv -n -- ${store}/loras/* ${root}/storage-user/models-staging/loras/`);
+    expect(statSync(`${store}/loras`).uid).toBe(OWNER.uid);
+    asOwner(`mv -n -- ${store}/loras/* ${root}/storage-user/models-staging/loras/`);
+    const taken = runProgram(renderStorageLayout(staging));
+    expect(taken.code, taken.stderr).toBe(0);
+    const intake = Number(sh("id -u modelshare-intake"));
+    for (const c of categories) expect(statSync(`${store}/${c}`)).toMatchObject({ uid: intake, mode: 0o40755 });
+    expect(statSync(`${root}/storage-user/models-staging/loras/direct.safetensors`).uid).toBe(OWNER.uid);
+    expect(runProgram(renderStorageLayout(staging)).changed).toBe(0);
+    // The owner can no longer add a name to the store.
+    expect(() => asOwner(`printf x > ${store}/loras/planted.safetensors`)).toThrow(/Permission denied/);
+    const home = join(mkdtempSync(join(tmpdir(), "modelshare-models-home-")), "home");
+    chmodSync(join(home, ".."), 0o755);
+    const m = model("loras", "pinned.safetensors");
+    const r = runProgram(renderModels([m], staging), "converge", { env: { ...process.env, MODELSHARE_MODELS_HOME: home } });
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toContain(`changed: fetched loras/pinned.safetensors (${SIZE} bytes, SHA-256 ${m.sha256})`);
+    expect(statSync(`${store}/loras/pinned.safetensors`).uid).toBe(intake);
+    expect(statSync(`${home}/state`)).toMatchObject({ uid: intake, mode: 0o40700 });
+  });
+});

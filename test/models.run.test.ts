@@ -1,6 +1,6 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import { createHash } from "node:crypto";
-import { chmodSync, existsSync, lstatSync, mkdtempSync, readdirSync, readFileSync, statSync } from "node:fs";
+import { chmodSync, existsSync, lstatSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
@@ -8,6 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { renderModels } from "../components/models/program";
 import type { Model } from "../components/models/schema";
 import { renderStorageLayout } from "../components/storage/layout";
+import type { Verb } from "../components/shell/script";
 import { asOwner, decoy, OWNER } from "./helpers/attack";
 import { localStorage, runProgram, sh, tempRoot } from "./helpers/run";
 
@@ -290,11 +291,19 @@ describe("the models program", () => {
 
 /**
  * storage.intake: staging for real (the storage layout, then the models program): the layout
- * makes the system account modelshare-intake on this machine (left in place: it owns nothing
- * outside the temp trees) and gives it the store's folders, but only once the owner's files
- * there are moved out; declared models are then fetched as that account.
+ * makes the system account modelshare-intake and gives it the store's folders, but only once the
+ * owner's files there are moved out; declared models are then fetched as that account. The
+ * programs run in a mount namespace of their own over a copy of /etc, so the account is made in
+ * the copy and this machine's /etc stays as it was.
  */
 describe("the layout and the models program with storage.intake: staging", () => {
+  const etc = mkdtempSync(join(tmpdir(), "modelshare-etc-"));
+  afterAll(() => rmSync(etc, { recursive: true, force: true }));
+  /** runProgram, with /etc the copy (made on first use) in a private mount namespace. */
+  const run = (program: string, verb: Verb = "converge", env: NodeJS.ProcessEnv = process.env) => {
+    if (!existsSync(`${etc}/passwd`)) sh(`cp -a /etc/. ${etc}/`);
+    return runProgram(program, verb, { env, wrap: ["unshare", "-m", "--propagation", "private", "sh", "-c", `mount --bind ${etc} /etc && exec "$@"`, "sh"] });
+  };
   it("refuses a store folder the owner holds files in, takes it once emptied (second run: no change), and fetches declared models as the intake", () => {
     const root = tempRoot();
     const categories = ["checkpoints", "loras"];
@@ -303,7 +312,7 @@ describe("the layout and the models program with storage.intake: staging", () =>
     expect(runProgram(renderStorageLayout(direct)).code).toBe(0);
     const store = `${root}/storage-models/models`;
     asOwner(`printf 'uploaded directly' > ${store}/loras/direct.safetensors`);
-    const refused = runProgram(renderStorageLayout(staging));
+    const refused = run(renderStorageLayout(staging));
     expect(refused.code).toBe(1);
     expect(refused.stderr).toContain(
       `the model store's folder ${store}/loras must be the account modelshare-intake's, but it belongs to uid ${OWNER.uid} and holds files`,
@@ -311,18 +320,19 @@ describe("the layout and the models program with storage.intake: staging", () =>
     expect(refused.stderr).toContain(`mv -n -- ${store}/loras/* ${root}/storage-user/models-staging/loras/`);
     expect(statSync(`${store}/loras`).uid).toBe(OWNER.uid);
     asOwner(`mv -n -- ${store}/loras/* ${root}/storage-user/models-staging/loras/`);
-    const taken = runProgram(renderStorageLayout(staging));
+    const taken = run(renderStorageLayout(staging));
     expect(taken.code, taken.stderr).toBe(0);
-    const intake = Number(sh("id -u modelshare-intake"));
+    const intake = Number(sh(`grep ^modelshare-intake: ${etc}/passwd | cut -d: -f3`));
+    expect(sh("id -u modelshare-intake || true")).toBe(""); // this machine has no such account
     for (const c of categories) expect(statSync(`${store}/${c}`)).toMatchObject({ uid: intake, mode: 0o40755 });
     expect(statSync(`${root}/storage-user/models-staging/loras/direct.safetensors`).uid).toBe(OWNER.uid);
-    expect(runProgram(renderStorageLayout(staging)).changed).toBe(0);
+    expect(run(renderStorageLayout(staging)).changed).toBe(0);
     // The owner can no longer add a name to the store.
     expect(() => asOwner(`printf x > ${store}/loras/planted.safetensors`)).toThrow(/Permission denied/);
     const home = join(mkdtempSync(join(tmpdir(), "modelshare-models-home-")), "home");
     chmodSync(join(home, ".."), 0o755);
     const m = model("loras", "pinned.safetensors");
-    const r = runProgram(renderModels([m], staging), "converge", { env: { ...process.env, MODELSHARE_MODELS_HOME: home } });
+    const r = run(renderModels([m], staging), "converge", { ...process.env, MODELSHARE_MODELS_HOME: home });
     expect(r.code, r.stderr).toBe(0);
     expect(r.stdout).toContain(`changed: fetched loras/pinned.safetensors (${SIZE} bytes, SHA-256 ${m.sha256})`);
     expect(statSync(`${store}/loras/pinned.safetensors`).uid).toBe(intake);

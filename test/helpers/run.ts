@@ -22,12 +22,14 @@ export interface RunOptions {
   shell?: string;
   /** A reader's frame (`bash -s <verb> <frame>`, as `npm run check` runs it): every line then starts with it. */
   frame?: string;
+  /** A command the login shell's argv is appended to (e.g. one that enters a namespace first). */
+  wrap?: readonly string[];
 }
 
 /** Runs a rendered program the way a node does: `<login shell> -c "bash -s <verb>"`, program on stdin. */
 export function runProgram(program: string, verb: Verb = "converge", opts: RunOptions = {}): Run {
   const login = [opts.shell ?? "sh", "-c", commandFor(verb, opts.frame)];
-  const argv = opts.user ? ["runuser", "-u", opts.user, "--", ...login] : login;
+  const argv = [...(opts.wrap ?? []), ...(opts.user ? ["runuser", "-u", opts.user, "--", ...login] : login)];
   const r = spawnSync(argv[0], argv.slice(1), { encoding: "utf8", input: program, env: opts.env ?? process.env, timeout: 120_000 });
   const last = /changed=(\d+)\s*$/.exec(r.stdout ?? "");
   return { code: r.status ?? -1, stdout: r.stdout ?? "", stderr: r.stderr ?? "", changed: last ? Number(last[1]) : NaN };

@@ -27,7 +27,13 @@ export interface StackSite {
  * `values`: the stack's config as `modelshare:<key>` -> value (objects as JSON text, as the
  * engine passes them); `isSecret` tells which keys were stored encrypted.
  */
-export function siteFromConfig(values: Record<string, string>, isSecret: (key: string) => boolean): StackSite {
+export function siteFromConfig(
+  values: Record<string, string>,
+  isSecret: (key: string) => boolean,
+  opts: { opaque?: (key: string) => boolean } = {},
+): StackSite {
+  // A secret still encrypted (npm run validate reads the stack file itself): present, its content unknown.
+  const opaque = opts.opaque ?? (() => false);
   const get = (key: string): string | undefined => values[`${NAMESPACE}:${key}`];
   const raw: Record<string, unknown> = {};
   const problems: string[] = [];
@@ -41,7 +47,7 @@ export function siteFromConfig(values: Record<string, string>, isSecret: (key: s
     }
   }
   if (problems.length > 0) throw new SiteConfigError(problems);
-  const config = parseSite(raw, { homedir: homedir() });
+  const config = parseWithSpelling(raw, values);
 
   const keyNames = new Set(config.nodes.filter((n) => !isLocal(n)).map((n) => n.sshKey));
   const smbUsers = config.smb.enabled ? config.smb.users : [];
@@ -49,7 +55,12 @@ export function siteFromConfig(values: Record<string, string>, isSecret: (key: s
   for (const key of Object.keys(values)) {
     const [ns, name] = key.split(":");
     if (ns === NAMESPACE && !known.includes(name)) {
-      problems.push(`${key}: is not a modelshare setting (known: ${known.join(", ")}); fix the spelling or remove it`);
+      const near = closest(name, known);
+      problems.push(
+        near
+          ? `${key}: is not a modelshare setting; did you mean ${NAMESPACE}:${near}? (known: ${known.join(", ")})`
+          : `${key}: is not a modelshare setting (known: ${known.join(", ")}); fix the spelling or remove it`,
+      );
     }
   }
   const token = get(TOKEN_KEY);
@@ -67,7 +78,7 @@ export function siteFromConfig(values: Record<string, string>, isSecret: (key: s
       problems.push(`${NAMESPACE}:${name}: missing; node(s) ${users} need their SSH private key there: ${fix}`);
     } else if (!isSecret(`${NAMESPACE}:${name}`)) {
       problems.push(`${NAMESPACE}:${name}: is stored in plain text; store the private key as a secret instead: pulumi config rm ${name} && ${fix}`);
-    } else if (!PRIVATE_KEY.test(value)) {
+    } else if (!opaque(`${NAMESPACE}:${name}`) && !PRIVATE_KEY.test(value)) {
       problems.push(`${NAMESPACE}:${name}: does not hold a private key (expected the whole file, from -----BEGIN … PRIVATE KEY----- to its END line)`);
     }
   }
@@ -79,6 +90,7 @@ export function siteFromConfig(values: Record<string, string>, isSecret: (key: s
     if (value === undefined) problems.push(`${key}: missing; the SMB user ${user.name} needs a password there: ${fix}`);
     else if (!isSecret(key))
       problems.push(`${key}: is stored in plain text; store the password as a secret instead: pulumi config rm ${user.passwordKey} && ${fix}`);
+    else if (opaque(key)) continue;
     else if (value.length === 0 || value.length > 128) problems.push(`${key}: must hold 1 to 128 characters (it holds ${value.length}): ${fix}`);
     else if (/[\u0000-\u001f\u007f]/.test(value))
       problems.push(`${key}: holds a control character (a line break?), which Samba's smbpasswd cannot take; set it again: ${fix}`);
@@ -87,4 +99,52 @@ export function siteFromConfig(values: Record<string, string>, isSecret: (key: s
   const smbPasswords = Object.fromEntries(smbUsers.map((u) => [u.name, get(u.passwordKey) as string]));
   const sshKeys = Object.fromEntries(config.nodes.filter((n) => !isLocal(n)).map((n) => [n.name, get(n.sshKey) as string]));
   return { config, sshKeys, smbPasswords, convergeToken: token };
+}
+
+/**
+ * parseSite, but a section written under a misspelt key (`modelshare:storge`) is named as such,
+ * with the section it most likely meant, instead of that section being reported missing.
+ */
+function parseWithSpelling(raw: Record<string, unknown>, values: Record<string, string>): Site {
+  const misspelt = new Map<string, string>();
+  for (const key of Object.keys(values)) {
+    const [ns, name] = key.split(":");
+    if (ns !== NAMESPACE || SECTIONS.includes(name) || name === TOKEN_KEY) continue;
+    const near = closest(name, SECTIONS);
+    if (near && values[`${NAMESPACE}:${near}`] === undefined) misspelt.set(near, key);
+  }
+  try {
+    return parseSite(raw, { homedir: homedir() });
+  } catch (e) {
+    if (!(e instanceof SiteConfigError) || misspelt.size === 0) throw e;
+    const named = [...misspelt].map(
+      ([section, key]) => `${key}: is not a modelshare setting; did you mean ${NAMESPACE}:${section}? (known: ${SECTIONS.join(", ")})`,
+    );
+    throw new SiteConfigError([...named, ...e.problems.filter((p) => ![...misspelt.keys()].some((section) => p.startsWith(`${section}: `)))]);
+  }
+}
+
+/**
+ * The known name a misspelt one most likely meant: the nearest by edit distance (case ignored),
+ * when it is within a third of the name's length (so `storge` finds `storage`, `xyz` nothing).
+ */
+export function closest(name: string, known: readonly string[]): string | undefined {
+  let best: string | undefined;
+  let bestDistance = Math.max(1, Math.floor(name.length / 3)) + 1;
+  for (const k of known) {
+    const d = distance(name.toLowerCase(), k.toLowerCase());
+    if (d < bestDistance) [best, bestDistance] = [k, d];
+  }
+  return best;
+}
+
+/** Levenshtein distance (insert, delete, substitute: 1 each). */
+function distance(a: string, b: string): number {
+  let row = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    const next = [i];
+    for (let j = 1; j <= b.length; j++) next[j] = Math.min(row[j] + 1, next[j - 1] + 1, row[j - 1] + (a[i - 1] === b[j - 1] ? 0 : 1));
+    row = next;
+  }
+  return row[b.length];
 }

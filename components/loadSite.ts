@@ -1,6 +1,6 @@
 /** `pulumi up`'s view of the stack config (index.ts): the only module that reads the Pulumi runtime's config. */
 import * as pulumi from "@pulumi/pulumi";
-import type { Site } from "./config";
+import { SiteConfigError, type Site } from "./config";
 import { siteFromConfig } from "./stackConfig";
 
 // Pulumi marks which config keys were `secure:` in the stack file; the check is exported by
@@ -14,7 +14,20 @@ export function loadSite(): {
   smbPasswords: Record<string, pulumi.Output<string>>;
   convergeToken?: string;
 } {
-  const { config, sshKeys, smbPasswords, convergeToken } = siteFromConfig(pulumi.runtime.allConfig(), isConfigSecret);
+  const { config, sshKeys, smbPasswords, convergeToken } = readConfig();
   const secret = (m: Record<string, string>) => Object.fromEntries(Object.entries(m).map(([k, v]) => [k, pulumi.secret(v)]));
   return { config, sshKeys: secret(sshKeys), smbPasswords: secret(smbPasswords), convergeToken };
+}
+
+/**
+ * A bad config stops the program as a RunError: the engine prints its message alone, once,
+ * without a stack trace (a plain Error is printed with its trace, the problems twice).
+ */
+function readConfig() {
+  try {
+    return siteFromConfig(pulumi.runtime.allConfig(), isConfigSecret);
+  } catch (e) {
+    if (e instanceof SiteConfigError) throw new pulumi.RunError(e.message);
+    throw e;
+  }
 }

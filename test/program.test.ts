@@ -1,3 +1,4 @@
+import * as pulumi from "@pulumi/pulumi";
 import { describe, expect, it } from "vitest";
 import { Site } from "../components/site";
 import { loadSite } from "../components/loadSite";
@@ -135,6 +136,8 @@ describe("config the program refuses before declaring anything", () => {
       declared = rs;
     });
     await expect(attempt).rejects.toThrow(/nothing was changed on any node/);
+    // A RunError: the engine prints its message once, without a stack trace.
+    await expect(attempt).rejects.toSatisfy((e: unknown) => pulumi.RunError.isInstance(e));
     expect(declared).toEqual([]);
     return attempt.catch((e: Error) => e.message);
   };

@@ -4,6 +4,7 @@ import { CONCERNS } from "./concerns";
 import { canonicalHost, hostKeyProblem, hostProblem, isLocal } from "./node/hostRules";
 import { checkPorts } from "./node/portRules";
 import { lengthProblems, rootProblem } from "./storage/schema";
+import { closest } from "./spelling";
 
 export { CATEGORY_ALIASES, COMFYUI_CATEGORIES, DEFAULT_CATEGORIES, type Storage } from "./storage/schema";
 export { isLocal } from "./node/hostRules";
@@ -93,6 +94,88 @@ export class SiteConfigError extends Error {
   }
 }
 
+const REFERENCE = "docs/config-reference.md";
+
+/**
+ * One schema issue as the problems a person can act on: the key as written in the stack file,
+ * what it must be and what to write, never the schema library's own wording (which names no
+ * fix). A message a rule wrote itself (custom, or a check's own text) is kept as it is.
+ */
+export function issueProblems(issue: z.core.$ZodIssue): string[] {
+  const key = keyPath(issue.path);
+  const at = key || "(site)";
+  const input = (issue as { input?: unknown }).input;
+  switch (issue.code) {
+    case "unrecognized_keys": {
+      const known = knownKeys(issue.path);
+      return issue.keys.map((k) => {
+        const where = key ? `${key}.${k}` : `modelshare:${k}`;
+        const near = known && closest(k, known);
+        const list = known ? ` (known here: ${known.join(", ")})` : "";
+        return near ? `${where}: is not a setting; did you mean ${near}?${list}` : `${where}: is not a setting${list}; fix the spelling or remove it`;
+      });
+    }
+    case "invalid_type":
+      if (!/^Invalid input/.test(issue.message)) return [`${at}: ${issue.message}`]; // a rule's own words
+      if (input === undefined) return [`${at}: is required; add it (${REFERENCE} shows each key with an example)`];
+      return [`${at}: must be ${article(issue.expected)}, not ${describe(input)}; write it as ${REFERENCE} shows`];
+    case "invalid_value":
+      if (/^Invalid (option|input)/.test(issue.message))
+        return [`${at}: must be one of ${issue.values.map((v) => JSON.stringify(v)).join(", ")}, not ${describe(input)}`];
+      return [`${at}: ${issue.message}`];
+    case "too_small":
+    case "too_big":
+      if (/^Too (small|big)/.test(issue.message)) {
+        const bound = `${issue.code === "too_small" ? "at least" : "at most"} ${String(issue.code === "too_small" ? issue.minimum : issue.maximum)}`;
+        const what = issue.origin === "array" ? `a list of ${bound} entries` : issue.origin === "string" ? `${bound} characters long` : bound;
+        return [`${at}: must be ${what}${input === undefined ? "" : `, not ${describe(input)}`}`];
+      }
+      return [`${at}: ${issue.message}`];
+    default:
+      return [`${at}: ${issue.message}`];
+  }
+}
+
+const article = (type: string) =>
+  ({ object: "a map of keys", array: "a list", string: "a string", number: "a number", boolean: "true or false" })[type] ?? type;
+
+/** A value as a message shows it: short, and never more than a line. */
+function describe(v: unknown): string {
+  if (v === null) return "null";
+  if (Array.isArray(v)) return "a list";
+  if (typeof v === "object") return "a map";
+  const text = JSON.stringify(v) ?? String(v);
+  return `${typeof v === "string" ? "the string " : ""}${text.length > 40 ? `${text.slice(0, 40)}…` : text}`;
+}
+
+/** The keys the schema allows at `path` (a map's), or undefined where it cannot tell (a union). */
+function knownKeys(path: ReadonlyArray<PropertyKey>): string[] | undefined {
+  let s = unwrap(siteSchema);
+  for (const p of path) {
+    const def = s?._zod?.def as { type?: string; element?: unknown; shape?: Record<string, unknown>; valueType?: unknown } | undefined;
+    if (typeof p === "number" && def?.type === "array") s = unwrap(def.element);
+    else if (def?.type === "object" && typeof p === "string") s = unwrap(def.shape?.[p]);
+    else if (def?.type === "record") s = unwrap(def.valueType);
+    else return undefined;
+  }
+  const def = s?._zod?.def as { type?: string; shape?: Record<string, unknown> } | undefined;
+  return def?.type === "object" ? Object.keys(def.shape ?? {}) : undefined;
+}
+
+type Introspected = { _zod?: { def?: Record<string, unknown> } } | undefined;
+/** Past the wrappers (default, optional, a pipe…) to the schema that holds the shape. */
+function unwrap(schema: unknown): Introspected {
+  let s = schema as Introspected;
+  for (let i = 0; i < 16; i++) {
+    const def = s?._zod?.def;
+    if (!def) return s;
+    if (["default", "optional", "nullable", "prefault", "readonly", "catch", "nonoptional"].includes(def.type as string)) s = def.innerType as Introspected;
+    else if (def.type === "pipe") s = def.in as Introspected;
+    else return s;
+  }
+  return s;
+}
+
 /** `nodes[1].host` style, the way the key is written in the stack file. */
 export function keyPath(path: ReadonlyArray<PropertyKey>): string {
   return path.reduce<string>((acc, p) => (typeof p === "number" ? `${acc}[${p}]` : acc ? `${acc}.${String(p)}` : String(p)), "");
@@ -103,9 +186,9 @@ export function keyPath(path: ReadonlyArray<PropertyKey>): string {
  * listing every problem. `homedir` expands a `~/` storage root (localhost storage nodes only).
  */
 export function parseSite(raw: unknown, env: { homedir: string }): Site {
-  const result = siteSchema.safeParse(raw);
+  const result = siteSchema.safeParse(raw, { reportInput: true });
   if (!result.success) {
-    throw new SiteConfigError(result.error.issues.map((i) => `${keyPath(i.path) || "(site)"}: ${i.message}`));
+    throw new SiteConfigError(result.error.issues.flatMap((i) => issueProblems(i)));
   }
   const site = result.data;
   const problems = siteProblems(site, env.homedir);

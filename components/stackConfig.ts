@@ -1,5 +1,8 @@
 import { homedir } from "node:os";
 import { isLocal, parseSite, SECTIONS, SiteConfigError, type Site } from "./config";
+import { closest } from "./spelling";
+
+export { closest } from "./spelling";
 
 /**
  * Reads a stack's `modelshare:*` keys: validates the sections with parseSite and loads each SSH
@@ -122,29 +125,4 @@ function parseWithSpelling(raw: Record<string, unknown>, values: Record<string, 
     );
     throw new SiteConfigError([...named, ...e.problems.filter((p) => ![...misspelt.keys()].some((section) => p.startsWith(`${section}: `)))]);
   }
-}
-
-/**
- * The known name a misspelt one most likely meant: the nearest by edit distance (case ignored),
- * when it is within a third of the name's length (so `storge` finds `storage`, `xyz` nothing).
- */
-export function closest(name: string, known: readonly string[]): string | undefined {
-  let best: string | undefined;
-  let bestDistance = Math.max(1, Math.floor(name.length / 3)) + 1;
-  for (const k of known) {
-    const d = distance(name.toLowerCase(), k.toLowerCase());
-    if (d < bestDistance) [best, bestDistance] = [k, d];
-  }
-  return best;
-}
-
-/** Levenshtein distance (insert, delete, substitute: 1 each). */
-function distance(a: string, b: string): number {
-  let row = Array.from({ length: b.length + 1 }, (_, j) => j);
-  for (let i = 1; i <= a.length; i++) {
-    const next = [i];
-    for (let j = 1; j <= b.length; j++) next[j] = Math.min(row[j] + 1, next[j - 1] + 1, row[j - 1] + (a[i - 1] === b[j - 1] ? 0 : 1));
-    row = next;
-  }
-  return row[b.length];
 }

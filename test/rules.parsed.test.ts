@@ -166,7 +166,7 @@ describe("ports are checked against what the node already runs", () => {
     ["a service on the host Ollama's 11434", port(11434), "services.comfyui.ports[0].host", /host Ollama on gpu1 \(ollama\.nodes\[0\]\)/],
     ["an SSH port that is the SMB port", (s) => { s.nodes[0].port = 445; }, "nodes[0].port", /SMB port.*choose another SSH port/],
     ["an SSH port that is the NFS port", (s) => { s.nodes[0].port = 2049; }, "nodes[0].port", /NFS port/],
-    ["port 0", port(0), "services.comfyui.ports[0].host", /[>≥]=?1|too small/i],
+    ["port 0", port(0), "services.comfyui.ports[0].host", /must be at least 1, not 0/],
     ["port 65536", port(65536), "services.comfyui.ports[0].host", /65535|too big/i],
     ["a fractional port", port(8188.5), "services.comfyui.ports[0].host", /integer|int/i],
   ];

@@ -5,6 +5,8 @@ import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { closest } from "../components/stackConfig";
 import { validateStackText } from "../ops/validate";
+import { seedsSite, type RawSite } from "./fixtures/site";
+import { problemsOf } from "./helpers/rejected";
 
 /**
  * `npm run validate -- Pulumi.<site>.yaml` (issue 21, item 1): the stack file read directly, no
@@ -88,5 +90,36 @@ describe("npm run validate", () => {
     expect(bad.stdout.match(/storge/g)?.length).toBe(1);
     expect(cli(join(dir, "Pulumi.none.yaml")).status).toBe(2);
     expect(cli().stderr).toContain("usage: npm run validate -- Pulumi.<site>.yaml");
+  });
+});
+
+describe("the config's messages", () => {
+  // Each a wrong config as people write them; the schema library's own words ("Invalid input",
+  // "Unrecognized key", "Too small") name no fix, so none may reach a message.
+  const cases: Array<[string, (r: RawSite) => void, string, RegExp]> = [
+    ["a misspelt key in a section", (r) => (r.storage.rot = "/x"), "storage.rot", /^is not a setting; did you mean root\? \(known here: root, /],
+    ["two letters swapped", (r) => (r.nodes[0].hots = "x"), "nodes[0].hots", /^is not a setting; did you mean host\?/],
+    ["a misspelt service", (r) => (r.services = { comfyuii: { enabled: true } }), "services.comfyuii", /did you mean comfyui\?/],
+    ["a key nothing resembles", (r) => (r.storage.zzzzzz = 1), "storage.zzzzzz", /^is not a setting \(known here: .*\); fix the spelling or remove it$/],
+    [
+      "a number written as a string",
+      (r) => (r.storage.minFreeGB = "50"),
+      "storage.minFreeGB",
+      /^must be a number, not the string "50"; write it as docs\/config-reference\.md shows$/,
+    ],
+    ["yes for true", (r) => (r.nfs = { enabled: "yes" }), "nfs.enabled", /^must be true or false, not the string "yes"/],
+    ["one category, not a list", (r) => (r.storage.categories = "checkpoints"), "storage.categories", /^must be a list, not the string "checkpoints"/],
+    ["a value not among the choices", (r) => (r.storage.intake = "scan"), "storage.intake", /^must be one of "direct", "staging", not the string "scan"$/],
+    ["a number below its range", (r) => (r.nodes[0].port = 0), "nodes[0].port", /^must be at least 1, not 0$/],
+    ["a number above its range", (r) => (r.storage.minFreeGB = 1e9), "storage.minFreeGB", /^must be at most 1000000, not 1000000000$/],
+    ["a required key left out", (r) => delete r.storage.root, "storage.root", /^is required; add it/],
+    ["a rule's own words kept", (r) => (r.storage.modes = { models: 775 }), "storage.modes.models", /quoted octal string/],
+  ];
+  it.each(cases)("%s: named with its key and what to write", (_what, mutate, key, says) => {
+    const found = problemsOf(seedsSite, mutate);
+    const hit = found.find((p) => p.startsWith(`${key}: `));
+    expect(hit, JSON.stringify(found)).toBeDefined();
+    expect(hit!.slice(key.length + 2)).toMatch(says);
+    for (const p of found) expect(p).not.toMatch(/Invalid input|Invalid option|Unrecognized key|Too (small|big)|expected \w+, received/);
   });
 });

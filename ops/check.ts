@@ -369,8 +369,9 @@ export function formatText(nodes: NodeCheck[]): string {
     for (const kind of ["category", "output", "project"] as const) {
       const rows = report.filter((r) => r.kind === kind);
       if (rows.length === 0) continue;
-      out.push(`  ${kind === "category" ? "model category" : kind}s:`);
-      for (const r of rows) out.push(`    ${tail(r.escapedPath).padEnd(24)} ${human(r.bytes).padStart(10)} ${String(r.count).padStart(7)} files`);
+      out.push(`  ${kind === "category" ? "model categories" : `${kind}s`}:`);
+      for (const r of rows)
+        out.push(`    ${tail(r.escapedPath).padEnd(24)} ${human(r.bytes).padStart(10)} ${String(r.count).padStart(7)} ${r.count === 1 ? "file" : "files"}`);
     }
   }
   return `${out.map(printable).join("\n")}\n`;

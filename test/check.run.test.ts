@@ -78,7 +78,7 @@ describe("the check variant", () => {
       `drift: folder ${root}/media_cache is missing`,
       `drift: link ${upload}/clip_vision is left from a category that is no longer configured`,
       `drift: link ${upload}/vae -> ../../storage-models/models/vae is missing`,
-      `drift: the mode of ${root}/projects is 700, not 00755`,
+      `drift: the mode of ${root}/projects is 0700, not 0755`,
       // As root, the upload is root's: converge hands it to the owner first.
       ...(user ? [] : [`drift: ${upload}/checkpoints holds entries that do not belong to 1000:1000`]),
     ];

@@ -39,7 +39,8 @@ describe("npm run check, on a real local node", () => {
     const text = formatText(nodes);
     expect(text).toContain("here (this machine): no drift\n");
     expect(text).toMatch(/storage on here: \d+\.\d GB free at .*\/cw \(storage\.minFreeGB: 0\.0 GB\)\n/);
-    expect(text).toMatch(/ {4}checkpoints +2\.5 MB +1 files\n/);
+    expect(text).toMatch(/ {4}checkpoints +2\.5 MB +1 file\n/);
+    expect(text).toContain("  model categories:\n");
     expect(text).toMatch(/ {4}ComfyUI +0 B +0 files\n/);
 
     sh(`rm ${root}/storage-user/models-upload/loras && chmod 0700 ${root}/projects`);
@@ -48,7 +49,7 @@ describe("npm run check, on a real local node", () => {
     expect(formatText(nodes)).toContain(
       [
         "here (this machine): 2 finding(s)",
-        `  here-layout: the mode of ${root}/projects is 700, not 00755`,
+        `  here-layout: the mode of ${root}/projects is 0700, not 0755`,
         `  here-links-storage-user/models-upload: link ${root}/storage-user/models-upload/loras -> ../../storage-models/models/loras is missing`,
       ].join("\n"),
     );

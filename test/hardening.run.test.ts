@@ -262,7 +262,7 @@ describe("the skeleton: the owner writes in the leaves and can change no name ab
     const r1 = layout();
     expect(r1.code, r1.stderr).toBe(0);
     expect(r1.stdout).toContain(`changed: owner of ${root}: 1000:1000 -> 0:0`);
-    expect(r1.stdout).toContain(`changed: mode of ${root}: 775 -> 00755`);
+    expect(r1.stdout).toContain(`changed: mode of ${root}: 0775 -> 0755`);
     expect(r1.stdout).toContain(`changed: owner of ${root}/storage-models/models: 1000:1000 -> 0:0`);
     expect(r1.stdout).not.toContain(`owner of ${store}/loras:`); // a leaf stays the owner's
     const r2 = links();

@@ -118,7 +118,7 @@ describe("storage layout, run for real", () => {
     expect(r.code, r.stderr).toBe(0);
     expect(r.changed).toBe(4); // vae created, projects' mode, media_cache's and storage-user's owner
     expect(r.stdout).toContain(`changed: created folder ${gone}`);
-    expect(r.stdout).toContain(`changed: mode of ${join(root, "projects")}: 700 -> 00755`);
+    expect(r.stdout).toContain(`changed: mode of ${join(root, "projects")}: 0700 -> 0755`);
     expect(r.stdout).toContain(`changed: owner of ${join(root, "media_cache")}: 0:0 -> 1000:1000`);
     expect(r.stdout).toContain(`changed: owner of ${join(root, "storage-user")}: 1000:1000 -> 0:0`);
     expect(runProgram(renderStorageLayout(s)).changed).toBe(0);

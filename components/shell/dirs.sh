@@ -79,7 +79,7 @@ ensure_held_dir() {
   fi
   cur=$(stat -c '%a' .)
   if [ "$((8#$cur))" -ne "$((8#$mode))" ]; then
-    act "the mode of $path is $cur, not $mode" "mode of $path: $cur -> $mode" chmod -- "$mode" .
+    act "the mode of $path is $(shown_mode "$cur"), not $(shown_mode "$mode")" "mode of $path: $(shown_mode "$cur") -> $(shown_mode "$mode")" chmod -- "$mode" .
   fi
   cd /
 }
@@ -91,6 +91,9 @@ make_held_dir() {
   chmod -- "$4" .
   cd /
 }
+
+# shown_mode MODE: a mode as people write it, four digits ("00755" and "755" are 0755).
+shown_mode() { printf '%04o' "$((8#$1))"; }
 
 # ensure_dir PATH MODE [KNOWN] (as the owner): PATH is a real folder with that mode; no component
 # of it is a link. KNOWN: its mode as ensure_dirs read it, saving a stat.
@@ -106,7 +109,7 @@ ensure_dir() {
   fi
   [ -n "$cur" ] || cur=$(stat -c '%a' -- "$path" 2>/dev/null) || changed_meanwhile "$path"
   if [ "$((8#$cur))" -ne "$((8#$mode))" ]; then
-    act "the mode of $path is $cur, not $mode" "mode of $path: $cur -> $mode" chmod_inside "$path" "$mode"
+    act "the mode of $path is $(shown_mode "$cur"), not $(shown_mode "$mode")" "mode of $path: $(shown_mode "$cur") -> $(shown_mode "$mode")" chmod_inside "$path" "$mode"
   fi
 }
 

@@ -59,7 +59,7 @@ describe("drift on the lab site", () => {
     const findings = nodes[0].components.flatMap((c) => c.drift.map((d) => `${c.component}: ${d}`));
     expect(findings).toEqual([
       expect.stringMatching(/^node1-layout: only 0\.\d GB are free on the filesystem holding \/srv\/cw, but storage\.minFreeGB asks for at least 1\.0 GB$/),
-      "node1-layout: the mode of /srv/cw/projects is 700, not 00755",
+      "node1-layout: the mode of /srv/cw/projects is 0700, not 0755",
       "node1-links-storage-user/models-upload: link /srv/cw/storage-user/models-upload/vae -> ../../storage-models/models/vae is missing",
     ]);
     expect(await onNode("node1", `find ${ROOT} -printf '%p %m %u:%g %s\\n' | sort | sha256sum`)).toBe(before); // check wrote nothing

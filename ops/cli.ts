@@ -4,7 +4,8 @@ import { SiteConfigError } from "../components/config";
 import { siteFromConfig, TOKEN_KEY } from "../components/stackConfig";
 import { checkSite, exitCode, formatJson, formatText } from "./check";
 import { DEDUPE_USAGE, dedupeSite, formatDedupe } from "./dedupe";
-import { printableLines } from "./text";
+import { stackMessage } from "./stackErrors";
+import { printableLines, safeJson } from "./text";
 import { warmMain } from "./warm";
 
 /**
@@ -13,7 +14,10 @@ import { warmMain } from "./warm";
  * Pulumi CLI with your backend and PULUMI_CONFIG_PASSPHRASE, as for `pulumi up`).
  */
 const ROOT = join(__dirname, "..");
-const USAGE = `usage: npm run check -- <stack> [--json]   |   npm run repair -- <stack>   |   ${DEDUPE_USAGE.slice(7)}`;
+const USAGE = [
+  `usage: npm run check -- <stack> [--json]   |   npm run repair -- <stack>   |   ${DEDUPE_USAGE.slice(7)}`,
+  "exit status: 0 nothing drifted (check) or done; 1 drift, a finding, or a failed repair; 2 a node or the stack could not be reached, or a bad call",
+].join("\n");
 
 async function openStack(name: string): Promise<Stack> {
   // The dev stack lives in the file backend `npm run dev` uses, with an empty passphrase.
@@ -28,14 +32,22 @@ async function openStack(name: string): Promise<Stack> {
       .split("\n")
       .map((l) => l.trim())
       .filter((l) => l && !/^(code|stdout|stderr|err\?):/.test(l));
-    throw new Error(
-      `could not open the stack ${name} through the Pulumi CLI (${said.at(-1) ?? "no message"}). check, repair and warm read the stack as pulumi up does: they need a working pulumi command (installed, or fetched once by npx pulumi with internet access), the stack's backend (pulumi login, or PULUMI_BACKEND_URL) and, for a passphrase stack, PULUMI_CONFIG_PASSPHRASE.`,
-    );
+    throw new Error(stackMessage(name, said.at(-1) ?? ""));
   }
 }
 
 async function readSite(stack: Stack) {
-  const all = await stack.getAllConfig();
+  let all: Awaited<ReturnType<Stack["getAllConfig"]>>;
+  try {
+    all = await stack.getAllConfig();
+  } catch (e) {
+    // Reading the config decrypts its secrets: a wrong or missing passphrase fails here.
+    const said = String((e as Error).message)
+      .split("\n")
+      .map((l) => l.trim())
+      .filter((l) => l && !/^(code|stdout|stderr|err\?):/.test(l));
+    throw new Error(stackMessage(stack.name, said.at(-1) ?? ""));
+  }
   const values = Object.fromEntries(Object.entries(all).map(([k, v]) => [k, v.value]));
   return siteFromConfig(values, (k) => all[k]?.secret === true);
 }
@@ -81,7 +93,8 @@ async function main(argv: string[]): Promise<number> {
   if (verb === "warm") return warmMain(argv.slice(1), async (name) => readSite(await openStack(name)));
   const unknown = flags.filter((f) => f !== "--json");
   if (!stackName || stackName.startsWith("-") || unknown.length > 0 || (verb !== "check" && flags.length > 0)) {
-    process.stderr.write(`${USAGE}\n`);
+    if (verb === "check" && argv.includes("--json")) process.stdout.write(`${safeJson({ exitCode: 2, error: USAGE })}\n`);
+    else process.stderr.write(`${USAGE}\n`);
     return 2;
   }
   if (verb === "check") return check(stackName, flags.includes("--json"));
@@ -91,9 +104,18 @@ async function main(argv: string[]): Promise<number> {
   return 2;
 }
 
-main(process.argv.slice(2)).then(
+const argv = process.argv.slice(2);
+main(argv).then(
   (code) => process.exit(code),
   (e: Error) => {
+    // With --json, monitoring reads JSON on every path: the error too, with its exit code.
+    if (argv[0] === "check" && argv.includes("--json")) {
+      const problems = e instanceof SiteConfigError ? e.problems : undefined;
+      process.stdout.write(
+        `${safeJson({ exitCode: 2, error: e instanceof SiteConfigError ? "the site config is not valid" : e.message, ...(problems ? { problems } : {}) })}\n`,
+      );
+      process.exit(2);
+    }
     // A message may quote what a node or the Pulumi CLI said: shown, never acted on by the terminal.
     process.stderr.write(printableLines(e instanceof SiteConfigError ? `${e.message}\n` : `modelshare: ${e.message}\n`));
     process.exit(2);

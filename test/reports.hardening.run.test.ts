@@ -89,7 +89,7 @@ describe("names planted by the owner, in npm run check", () => {
     const text = formatText([node(check)]);
     expect(text).not.toMatch(CONTROL);
     expect(text).not.toMatch(/^ *fake /m);
-    for (const p of PLANTED) expect(text).toMatch(new RegExp(`^ {4}${p.shown.replace(/[\\[\]().*+?^$|{}]/g, "\\$&")} +2 B +1 files$`, "m"));
+    for (const p of PLANTED) expect(text).toMatch(new RegExp(`^ {4}${p.shown.replace(/[\\[\]().*+?^$|{}]/g, "\\$&")} +2 B +1 file$`, "m"));
 
     const json = formatJson([node(check)]);
     expect(json).not.toMatch(/[\u0000-\u0009\u000b-\u001f\u007f-\u009f]/u);

@@ -189,6 +189,24 @@ check_owner() {
   report_owner
 }
 
+# require_supported_system (root): what root changes on a node (packages, system files) is done
+# the Debian way, with apt; on anything else it would fail half-way, so the run stops before
+# its first step, in one sentence. Units need systemd besides (require_systemd, where they are
+# made). Without root (the dev stack) only folders and links in the user's own tree are made:
+# any Linux will do.
+require_supported_system() {
+  local id="" like="" name="" missing=()
+  if [ -r /etc/os-release ]; then
+    id=$(sed -n 's/^ID=//p' /etc/os-release | tr -d '"')
+    like=$(sed -n 's/^ID_LIKE=//p' /etc/os-release | tr -d '"')
+    name=$(sed -n 's/^PRETTY_NAME=//p' /etc/os-release | tr -d '"')
+  fi
+  case " $id $like " in *" debian "* | *" ubuntu "*) ;; *) missing+=("is not Debian or Ubuntu") ;; esac
+  command -v apt-get >/dev/null 2>&1 || missing+=("has no apt-get")
+  [ "${#missing[@]}" -eq 0 ] && return 0
+  refuse "$(hostname) (${name:-no /etc/os-release}) $(printf '%s, ' "${missing[@]}" | sed 's/, $//'); modelshare manages Debian and Ubuntu nodes (apt; systemd where it installs services; tested on Debian 12), so nothing was changed here."
+}
+
 # modelshare_main VERB: converge (create and update) or remove (delete): the privileged steps
 # first, then the owner's, under the lock; the closing changed=N line shows a second run
 # changed nothing. check: the converge steps, changing nothing (no lock either: it writes
@@ -200,6 +218,7 @@ modelshare_main() {
     [[ $# = 2 && $2 =~ ^[0-9a-f]{32}$ ]] || refuse "usage: bash -s converge|check|remove [FRAME: 32 hex digits] < program"
     frame=$2 refuse_frame=$2
   fi
+  if [ "$EUID" -eq 0 ]; then require_supported_system; fi
   case "${1-}" in
     converge | remove)
       take_lock

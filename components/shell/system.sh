@@ -74,9 +74,17 @@ remove_file() {
   act "$1 is still there" "removed $1" rm -f -- "$1"
 }
 
+# require_systemd NAME: the node has systemd, which NAME (a unit of modelshare's) needs. (Only
+# systemctl is looked for: the tests stand in for it on a build machine that boots no systemd.)
+require_systemd() {
+  command -v systemctl >/dev/null 2>&1 ||
+    refuse "$(hostname) has no systemd (no systemctl), and modelshare's $1 is a systemd unit; modelshare manages Debian and Ubuntu nodes booted with systemd (tested on Debian 12)."
+}
+
 # ensure_unit NAME CONTENT: a systemd unit of modelshare's in /etc/systemd/system; systemd
 # re-reads its units when one changed.
 ensure_unit() {
+  require_systemd "$1"
   install_file "/etc/systemd/system/$1" 0644 "$2"
   [ "$file_changed" = no ] || systemctl daemon-reload
 }

@@ -392,6 +392,8 @@ describe("the lock", () => {
     expect(r.code).not.toBe(0);
     const lockDir = join(dirname(root), "modelshare-65534");
     expect(r.stderr).toContain(`(pid ${pid}) has held the lock on ${lockDir} for 1 seconds; wait for it or end it, then run again.`);
+    // Said before the wait, so that a run that seems to hang says why.
+    expect(r.stdout).toContain(`another modelshare run on ${sh("hostname").trim()} holds the lock (pid ${pid}); waiting up to 1 s for it to finish`);
     expect(statSync(lockDir).mode & 0o7777).toBe(0o700);
     expect(runProgram(program, "converge", { user: "nobody", env }).code).toBe(0); // free again once it is gone
   });

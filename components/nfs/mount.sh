@@ -176,13 +176,17 @@ nfs_stale_units() {
 # (re)started answers no NFSv4 open during its grace period (90 s by default), so a new mount
 # waits for it up to MODELSHARE_NFS_GRACE seconds (120), each try bounded, then gives up.
 nfs_proven() {
-  local where=$1 what=$2 marker=$3 state deadline=$((SECONDS + ${MODELSHARE_NFS_GRACE:-120}))
+  local where=$1 what=$2 marker=$3 state deadline=$((SECONDS + ${MODELSHARE_NFS_GRACE:-120})) said=no
   while :; do
     state=$(nfs_marker_state "$where" "$marker")
     case $state in
       ok) return 0 ;;
       other) refuse "$where shows $what, but not this site's marker file (.modelshare-export): another site's export? Check the server, then run again." ;;
     esac
+    if [ "$said" = no ]; then
+      note "waiting up to ${MODELSHARE_NFS_GRACE:-120} s for the NFS server of $what to answer (one that has just started answers nothing during its grace period, 90 s by default)"
+      said=yes
+    fi
     [ "$SECONDS" -lt "$deadline" ] || nfs_silent "$where" "$what" "${MODELSHARE_NFS_GRACE:-120}"
     sleep 2
   done

@@ -112,6 +112,12 @@ take_lock() {
     refuse "$dir, modelshare's lock folder, must be a real folder of uid $EUID with mode 0700; someone else made it: remove it, then run again."
   fi
   exec 9<"$dir"
+  if ! flock -n 9; then
+    # Said before the wait, which can last minutes: a run that seems to hang says why.
+    [ ! -f "$dir/holder" ] || read -r holder <"$dir/holder" || true
+    note "another modelshare run on $(hostname) holds the lock (pid ${holder:-unknown}); waiting up to $wait s for it to finish"
+    holder=""
+  fi
   if ! flock -w "$wait" 9; then
     [ ! -f "$dir/holder" ] || read -r holder <"$dir/holder" || true
     if [ -n "$holder" ] && [ -d "/proc/$holder" ]; then holder="pid $holder"; else holder="its pid is not known"; fi

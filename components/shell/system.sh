@@ -14,6 +14,7 @@ ensure_packages() {
 # apt waits up to 5 minutes for a dpkg lock someone else holds (unattended-upgrades).
 apt_install() {
   local log
+  note "installing $* with apt on $(hostname); this can take minutes"
   log=$(mktemp)
   if ! DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends -o DPkg::Lock::Timeout=300 -- "$@" >"$log" 2>&1; then
     if ! { apt-get update -q -o DPkg::Lock::Timeout=300 && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends -o DPkg::Lock::Timeout=300 -- "$@"; } >"$log" 2>&1; then

@@ -321,7 +321,7 @@ const tail = (path: string) => path.slice(path.lastIndexOf("/") + 1);
  * program printed them, and every line passes printable: nothing in it reaches the terminal as
  * a control character, whatever a node sent.
  */
-export function formatText(nodes: NodeCheck[]): string {
+export function formatText(nodes: NodeCheck[], stack = "<stack>"): string {
   const out: string[] = [];
   for (const n of nodes) {
     const where = `${n.node} (${isLocalName(n) ? "this machine" : n.host})`;
@@ -374,10 +374,27 @@ export function formatText(nodes: NodeCheck[]): string {
         out.push(`    ${tail(r.escapedPath).padEnd(24)} ${human(r.bytes).padStart(10)} ${String(r.count).padStart(7)} ${r.count === 1 ? "file" : "files"}`);
     }
   }
+  out.push(...nextSteps(nodes, stack));
   return `${out.map(printable).join("\n")}\n`;
 }
 
 const isLocalName = (n: NodeCheck) => isLocal({ host: n.host });
+
+/** What fixes what the report found, one line per kind of finding (none when all is well). */
+function nextSteps(nodes: readonly NodeCheck[], stack: string): string[] {
+  const all = nodes.flatMap((n) => n.components);
+  const steps: string[] = [];
+  if (nodes.some((n) => n.error)) steps.push("a node that could not be checked: make it reachable (its reason is above), then check again");
+  if (all.some((c) => c.refusal)) steps.push("'converge would refuse': change what that line names first; converge will not guess");
+  if (all.some((c) => c.drift.length > 0)) steps.push(`drift: npm run repair -- ${stack} converges every node again (or pulumi up after a config change)`);
+  if (all.some((c) => c.models.some(isFinding)))
+    steps.push("a model marked INCOMPLETE, INVALID or DANGEROUS: replace or remove that file; no service should load it");
+  if (all.some((c) => (c.declared ?? []).some((d) => DECLARED_FINDINGS.includes(d.status))))
+    steps.push(`a declared model MISSING or PARTIAL: npm run repair -- ${stack} fetches it; DIFFERENT: rename that file, or correct modelshare:models`);
+  if (all.some((c) => (c.staging ?? []).some((d) => STAGING_FINDINGS.includes(d.status))))
+    steps.push("an upload HELD or STUCK in staging: its line says what to do");
+  return steps.length ? ["what to do:", ...steps.map((x) => `  - ${x}`)] : [];
+}
 
 /** The declared models: how many are present, then each that is not, and why. */
 function declaredLines(node: string, rows: readonly DeclaredRow[]): string[] {

@@ -55,7 +55,7 @@ async function readSite(stack: Stack) {
 async function check(stackName: string, json: boolean): Promise<number> {
   const site = await readSite(await openStack(stackName));
   const nodes = await checkSite(site);
-  process.stdout.write(json ? formatJson(nodes) : formatText(nodes));
+  process.stdout.write(json ? formatJson(nodes) : formatText(nodes, stackName));
   return exitCode(nodes);
 }
 

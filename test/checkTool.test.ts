@@ -53,6 +53,8 @@ describe("npm run check, on a real local node", () => {
         `  here-links-storage-user/models-upload: link ${root}/storage-user/models-upload/loras -> ../../storage-models/models/loras is missing`,
       ].join("\n"),
     );
+    expect(formatText(nodes, "site")).toMatch(/\nwhat to do:\n {2}- drift: npm run repair -- site converges every node again/);
+    expect(text).not.toContain("what to do:"); // nothing to do on a converged site
     const json = JSON.parse(formatJson(nodes));
     expect(json.exitCode).toBe(1);
     expect(json.nodes[0].components[1].drift).toEqual([`link ${root}/storage-user/models-upload/loras -> ../../storage-models/models/loras is missing`]);

@@ -193,6 +193,8 @@ describe("check's staging rows", () => {
     const held = node(["report: staging waiting 5 loras/new.safetensors settled", "report: staging held 7 vae/v.pt the store already has this name"]);
     expect(exitCode(held)).toBe(1);
     expect(formatText(held)).toContain("  HELD vae/v.pt: the store already has this name");
+    expect(formatText(held, "site")).toMatch(/\nwhat to do:\n {2}- an upload HELD or STUCK in staging: its line says what to do\n$/);
+    expect(formatText(waiting)).not.toContain("what to do:");
     expect(exitCode(node(["report: staging stuck 7 vae/v.pt see the journal"]))).toBe(1);
   });
 });

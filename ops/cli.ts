@@ -1,8 +1,10 @@
+import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { LocalWorkspace, type Stack } from "@pulumi/pulumi/automation";
 import { SiteConfigError } from "../components/config";
 import { siteFromConfig, TOKEN_KEY } from "../components/stackConfig";
 import { checkSite, exitCode, formatJson, formatText } from "./check";
+import { formatHtml } from "./html";
 import { DEDUPE_USAGE, dedupeSite, formatDedupe } from "./dedupe";
 import { stackMessage } from "./stackErrors";
 import { printableLines, safeJson } from "./text";
@@ -15,7 +17,7 @@ import { warmMain } from "./warm";
  */
 const ROOT = join(__dirname, "..");
 const USAGE = [
-  `usage: npm run check -- <stack> [--json]   |   npm run repair -- <stack>   |   ${DEDUPE_USAGE.slice(7)}`,
+  `usage: npm run check -- <stack> [--json] [--html FILE]   |   npm run repair -- <stack>   |   ${DEDUPE_USAGE.slice(7)}`,
   "exit status: 0 nothing drifted (check) or done; 1 drift, a finding, or a failed repair; 2 a node or the stack could not be reached, or a bad call",
 ].join("\n");
 
@@ -52,10 +54,11 @@ async function readSite(stack: Stack) {
   return siteFromConfig(values, (k) => all[k]?.secret === true);
 }
 
-async function check(stackName: string, json: boolean): Promise<number> {
+async function check(stackName: string, json: boolean, html?: string): Promise<number> {
   const site = await readSite(await openStack(stackName));
   const nodes = await checkSite(site);
   process.stdout.write(json ? formatJson(nodes) : formatText(nodes, stackName));
+  if (html) writeFileSync(html, formatHtml(site.config, nodes, stackName));
   return exitCode(nodes);
 }
 
@@ -91,13 +94,23 @@ async function dedupe(stackName: string): Promise<number> {
 async function main(argv: string[]): Promise<number> {
   const [verb, stackName, ...flags] = argv;
   if (verb === "warm") return warmMain(argv.slice(1), async (name) => readSite(await openStack(name)));
+  // --html FILE: the page (ops/html.ts) besides the report.
+  const at = flags.indexOf("--html");
+  const html = at >= 0 ? flags[at + 1] : undefined;
+  if (at >= 0) flags.splice(at, 2);
   const unknown = flags.filter((f) => f !== "--json");
-  if (!stackName || stackName.startsWith("-") || unknown.length > 0 || (verb !== "check" && flags.length > 0)) {
+  if (
+    !stackName ||
+    stackName.startsWith("-") ||
+    unknown.length > 0 ||
+    (verb !== "check" && flags.length > 0) ||
+    (at >= 0 && (!html || html.startsWith("-") || verb !== "check"))
+  ) {
     if (verb === "check" && argv.includes("--json")) process.stdout.write(`${safeJson({ exitCode: 2, error: USAGE })}\n`);
     else process.stderr.write(`${USAGE}\n`);
     return 2;
   }
-  if (verb === "check") return check(stackName, flags.includes("--json"));
+  if (verb === "check") return check(stackName, flags.includes("--json"), html);
   if (verb === "repair") return repair(stackName);
   if (verb === "dedupe") return dedupe(stackName);
   process.stderr.write(`${USAGE}\n`);

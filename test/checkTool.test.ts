@@ -171,16 +171,22 @@ describe("dialling a node", () => {
 
 describe("the command line", () => {
   const cli = (...args: string[]) => spawnSync("npx", ["--no-install", "tsx", "ops/cli.ts", ...args], { encoding: "utf8", timeout: 60_000 });
-  it.each([[[]], [["check"]], [["check", "--json"]], [["check", "dev", "--yes"]], [["repair", "dev", "--json"]], [["fix", "dev"]], [["check", "dev", "--html"]], [["repair", "dev", "--html", "x.html"]]])(
-    "refuses %j with the usage and exit 2",
-    (args) => {
-      const r = cli(...args);
-      expect(r.status).toBe(2);
-      // check --json answers in JSON even then (monitoring reads stdout).
-      const said = args[0] === "check" && args.includes("--json") ? JSON.parse(r.stdout).error : r.stderr;
-      expect(said).toContain("usage: npm run check -- <stack> [--json] [--html FILE]   |   npm run repair -- <stack>");
-    },
-  );
+  it.each([
+    [[]],
+    [["check"]],
+    [["check", "--json"]],
+    [["check", "dev", "--yes"]],
+    [["repair", "dev", "--json"]],
+    [["fix", "dev"]],
+    [["check", "dev", "--html"]],
+    [["repair", "dev", "--html", "x.html"]],
+  ])("refuses %j with the usage and exit 2", (args) => {
+    const r = cli(...args);
+    expect(r.status).toBe(2);
+    // check --json answers in JSON even then (monitoring reads stdout).
+    const said = args[0] === "check" && args.includes("--json") ? JSON.parse(r.stdout).error : r.stderr;
+    expect(said).toContain("usage: npm run check -- <stack> [--json] [--html FILE]   |   npm run repair -- <stack>");
+  });
 });
 
 describe("the convergeToken (repair)", () => {

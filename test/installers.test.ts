@@ -84,7 +84,8 @@ describe("the node environment file", () => {
     expect(shellcheck([program])).toBe("");
     const config = mkdtempSync(join(tmpdir(), "modelshare-xdg-"));
     chmodSync(config, 0o777);
-    const env = { ...process.env, XDG_CONFIG_HOME: config, HOME: "/nonexistent", MODELSHARE_LOCK_WAIT: "5" };
+    // Not the suite's MODELSHARE_ENV_FILE (see test/helpers/globalSetup.ts): the user's own file is the point here.
+    const env = { ...process.env, XDG_CONFIG_HOME: config, HOME: "/nonexistent", MODELSHARE_LOCK_WAIT: "5", MODELSHARE_ENV_FILE: "" };
     const first = runProgram(program, "converge", { user: "nobody", env });
     expect(first.code, first.stderr).toBe(0);
     expect(first.stdout).toContain(`note: not root, so the environment file is ${config}/modelshare/env (not ${ENV_FILE})`);

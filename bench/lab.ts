@@ -1,6 +1,8 @@
 /**
- * Lab converge figures: wall time of a first converge (fresh nodes) and of a second one, and
- * per node per run the SSH connections opened and remote commands run. Must run inside the
+ * Lab converge figures: wall time of a first converge (fresh nodes) and of a second one (each
+ * Command on its own SSH connection, as the provider runs them; the second also with one
+ * connection per node), per node per run the SSH connections opened and remote commands run;
+ * then check's wall time, in process and as `npm run check` (with its time to a first connection). Must run inside the
  * lab's namespace (bench/run.sh does that).
  */
 import { Site } from "../components/site";
@@ -10,6 +12,7 @@ import { checkSite, exitCode } from "../ops/check";
 import { run, type Step } from "../test/harness/converge";
 import { declare } from "../test/harness/declare";
 import { importLabImage, LAB_IMAGE, labImageTar, labStack } from "../test/harness/lab";
+import { measureCheckStart } from "./checkStart";
 
 // The full lab site (Pulumi.lab.yaml keeps SMB, NFS and services off so that the other lab suites
 // stay quick): two SMB users, the lab host's address allowed; node2 and node3 mount and run a
@@ -69,9 +72,13 @@ async function main() {
   // from the second. The wall figure holds both halves, so also the second half's re-runs of
   // the finished steps (no-ops, as in a second converge).
   report("first", [...first, ...rest.filter((r) => !first.some((s) => s.name === r.name))], ms);
+  // The second converge twice: a connection per Command, as the provider dials; then one
+  // connection per node for the whole run (what the harness did before: the lower figure).
   const again = await declare({ stack: "lab", ...stack() }, () => new Site("site", loadSite()));
   t0 = Date.now();
   report("second", await run(again), Date.now() - t0);
+  t0 = Date.now();
+  report("second (one connection per node)", await run(again, { shareConnections: true }), Date.now() - t0);
   // npm run check on the converged site: every component's check variant, nodes in parallel.
   const { config, secretKeys } = stack();
   const site = siteFromConfig(config, (k) => secretKeys.includes(k));
@@ -80,7 +87,10 @@ async function main() {
   const hosts = nodes
     .map((n) => `${n.host}: ssh_sessions=${n.sessions} commands=${n.components.length} drift=${n.components.reduce((d, c) => d + c.drift.length, 0)}`)
     .join("; ");
-  console.log(`lab check wall_s=${((Date.now() - started) / 1000).toFixed(1)} exit=${exitCode(nodes)} ${hosts}`);
+  console.log(`lab check (in process) wall_s=${((Date.now() - started) / 1000).toFixed(1)} exit=${exitCode(nodes)} ${hosts}`);
+  // As a user runs it: a fresh process, its modules loaded, the stack read, then the nodes.
+  const cli = measureCheckStart("lab", config, secretKeys);
+  console.log(`lab check (npm run check) first_connection_s=${cli.firstConnectionS.toFixed(2)} wall_s=${cli.wallS.toFixed(1)} exit=${cli.exit}`);
 }
 
 main().catch((e) => {

@@ -91,7 +91,15 @@ export interface RunOptions {
   destroy?: boolean;
   /** Called after each step (tests use it to break things mid-run). */
   onStep?: (step: Step) => void | Promise<void>;
+  /**
+   * One SSH connection per node for the whole run, each Command a session on it (the bench's
+   * second figure). Without it, each Command dials its own connection, as the provider does.
+   */
+  shareConnections?: boolean;
 }
+
+/** A run's open connections by node, when they are shared. */
+type Shared = Map<string, ReturnType<typeof dial>>;
 
 /**
  * Runs every resource as soon as what it waits for is done, so independent ones (two workers'
@@ -106,6 +114,7 @@ export async function run(resources: Declared[], options: RunOptions = {}): Prom
   const steps: Step[] = [];
   const finished = new Set<Declared>();
   const started = new Set<Declared>();
+  const shared: Shared | undefined = options.shareConnections ? new Map() : undefined;
   let failure: unknown;
   await new Promise<void>((resolve) => {
     let running = 0;
@@ -115,7 +124,7 @@ export async function run(resources: Declared[], options: RunOptions = {}): Prom
         if (started.has(r) || !waitsFor.get(r)!.every((d) => finished.has(d))) continue;
         started.add(r);
         running += 1;
-        runOne(r, options, resources)
+        runOne(r, options, resources, shared)
           .then(async (step) => {
             if (step) {
               steps.push(step);
@@ -136,6 +145,7 @@ export async function run(resources: Declared[], options: RunOptions = {}): Prom
     };
     launch();
   });
+  for (const c of shared?.values() ?? []) await c.then(({ client }) => client.end()).catch(() => undefined);
   if (failure !== undefined) throw failure;
   // As the engine does after the program: resources no longer declared are deleted.
   if (!options.destroy) {
@@ -162,7 +172,7 @@ export async function run(resources: Declared[], options: RunOptions = {}): Prom
   return steps;
 }
 
-async function runOne(r: Declared, options: RunOptions, resources: Declared[]): Promise<Step | undefined> {
+async function runOne(r: Declared, options: RunOptions, resources: Declared[], shared?: Shared): Promise<Step | undefined> {
   if (r.type === CONTAINER) return runContainer(r, options, resources);
   const inputs = reveal(r.inputs) as Record<string, any>;
   // CopyToRemote copies on create and leaves the file on destroy, as the provider does.
@@ -181,7 +191,7 @@ async function runOne(r: Declared, options: RunOptions, resources: Declared[]): 
   const result =
     r.type === "command:local:Command"
       ? { ...(await execLocal(script, { interpreter: inputs.interpreter, env: inputs.environment, stdin: inputs.stdin })), dials: 0, host: "localhost" }
-      : { ...(await runRemote(r.name, script, inputs, inputs.connection as Connection)), host: (inputs.connection as Connection).host };
+      : { ...(await runRemote(r.name, script, inputs, inputs.connection as Connection, shared)), host: (inputs.connection as Connection).host };
   const last = /changed=(\d+)\s*$/.exec(result.stdout);
   const step: Step = { name: r.name, type: r.type, ...result, changed: last ? Number(last[1]) : NaN, began, ended: tick(), ms: Date.now() - t0 };
   if (step.code !== 0) throw new StepError(step, `exited ${step.code}: ${step.stderr.trim()}`);
@@ -210,13 +220,17 @@ async function assetBytes(name: string, source: any): Promise<string | Buffer> {
   throw new Error(`${name}: the harness copies string and file assets only`);
 }
 
-async function runRemote(name: string, script: string, inputs: Record<string, any>, c: Connection) {
-  const { client, dials } = await dial(c).catch((e: Error) => {
+async function runRemote(name: string, script: string, inputs: Record<string, any>, c: Connection, shared?: Shared) {
+  const key = `${c.user}@${c.host}:${c.port}`;
+  const first = !shared?.has(key);
+  if (first) shared?.set(key, dial(c));
+  const { client, dials } = await (shared?.get(key) ?? dial(c)).catch((e: Error) => {
     throw new StepError({ name, host: c.host, stderr: "", code: -1 }, e.message);
   });
   try {
-    return { ...(await exec(client, script, { env: inputs.environment, stdin: inputs.stdin })), dials };
+    // A shared connection's dials count once, on the step that opened it.
+    return { ...(await exec(client, script, { env: inputs.environment, stdin: inputs.stdin })), dials: first ? dials : 0 };
   } finally {
-    client.end();
+    if (!shared) client.end();
   }
 }

@@ -12,18 +12,17 @@ import { seedsWithNfs } from "./fixtures/site";
 /**
  * The cache program run for real on this machine, as root, with the system around it stood in
  * for: systemctl, modprobe, dpkg-query and journalctl are scripts that record their calls, the
- * kernel's cache list is a file, and /etc/modelshare and /etc/systemd/system are private
- * tmpfs mounts (unshare -m), so nothing of this machine's /etc is touched. The folder, its
+ * kernel's cache list is a file, and /etc/modelshare and /etc/systemd/system are folders of the
+ * test's bound over a copy of /etc (unshare -m), so nothing of this machine's /etc is touched. The folder, its
  * marker, the refusals and what destroy empties are real. (The lab runs the real daemon.)
  */
 const base = mkdtempSync("/var/cache/modelshare-test-"); // root's, like a real cache's place
 chmodSync(base, 0o755); // the storage owner may look, as in /var/cache
-// The two system folders the runs mount over must exist; the ones this file had to make go again.
-const made = ["/etc/modelshare", "/etc/systemd/system"].filter((d) => !existsSync(d));
-afterAll(() => {
-  sh(`rm -rf --one-file-system ${base}`);
-  for (const d of made.reverse()) sh(`rmdir ${d} 2>/dev/null || true`);
-});
+// The runs see a copy of this machine's /etc (bound over it in their own mount namespace), in
+// which the two system folders they mount over exist: the machine's /etc is never written.
+const etcCopy = join(base, "etc");
+sh(`cp -a /etc/. ${etcCopy}/ && mkdir -p ${etcCopy}/modelshare ${etcCopy}/systemd/system`);
+afterAll(() => sh(`rm -rf --one-file-system ${base}`));
 
 interface World {
   dir: string;
@@ -45,7 +44,6 @@ function world(opts: { kernel?: boolean } = {}): World {
   // Another of modelshare's files there (the env file): the folder is a mount point here, which
   // destroy's rmdir of an emptied /etc/modelshare could not remove.
   writeFileSync(join(etc, "modelshare/env"), "MODELSHARE_MODELS=/mnt/modelshare\n");
-  sh("mkdir -p /etc/modelshare /etc/systemd/system"); // empty mount points, removed at the end if made here
   const tool = (name: string, body: string) =>
     writeFileSync(join(stub, "bin", name), `#!/bin/bash\necho "${name} $*" >> ${stub}/calls\n${body}\n`, { mode: 0o755 });
   tool(
@@ -73,7 +71,7 @@ function world(opts: { kernel?: boolean } = {}): World {
     const site = parseSite({ ...seedsWithNfs(), nfs: { ...seedsWithNfs().nfs, cache: { enabled: true, dir: cacheDir } } }, { homedir: "/home/ada" });
     const program = renderNfsCache(site.nfs.cache, site.storage);
     // The world's own folders over the two system ones, in this run's mount namespace only.
-    const inside = `mount --bind ${etc}/modelshare /etc/modelshare && mount --bind ${etc}/systemd /etc/systemd/system && ${commandFor(verb)}`;
+    const inside = `mount --bind ${etcCopy} /etc && mount --bind ${etc}/modelshare /etc/modelshare && mount --bind ${etc}/systemd /etc/systemd/system && ${commandFor(verb)}`;
     const r = spawnSync("unshare", ["-m", "--propagation", "private", "bash", "-c", inside], {
       encoding: "utf8",
       input: program,

@@ -155,6 +155,19 @@ describe("storage layout, run for real", () => {
     expect(existsSync(root)).toBe(false);
   });
 
+  it("a df that fails (the folder changed under it) ends the run in modelshare's sentence, never df's words", () => {
+    const root = tempRoot();
+    const bin = dirname(root); // the temp folder above the root: root's own, not the tree's
+    writeFileSync(join(bin, "df"), "#!/bin/sh\necho 'df: raw words' >&2\nexit 1\n");
+    chmodSync(join(bin, "df"), 0o755);
+    const r = runProgram(renderStorageLayout(localStorage({ root })), "converge", { env: { ...process.env, PATH: `${bin}:${process.env.PATH}` } });
+    expect(r.code).not.toBe(0);
+    expect(r.stderr).toMatch(
+      /^modelshare: could not read the free space of the filesystem holding .* \(df could not: was it changed meanwhile\?\); run again\.$/m,
+    );
+    expect(r.stderr).not.toContain("raw words");
+  });
+
   it("refuses a file or a link where a folder belongs, leaving both alone", () => {
     const root = tempRoot();
     const s = localStorage({ root, owner: "unmanaged" });

@@ -125,7 +125,7 @@ cache_report() {
   local dir=$1 used free
   [ "$cache_kernel" = yes ] && [ -d "$dir" ] && [ ! -L "$dir" ] || return 0
   used=$(du -sb --one-file-system -- "$dir" 2>/dev/null | cut -f1) || used=0
-  free=$(df -B1 --output=avail -- "$dir" | tail -n 1 | tr -d ' ')
+  free=$(df -B1 --output=avail -- "$dir" 2>/dev/null | tail -n 1 | tr -d ' ') || free=0
   report cache "${used:-0}" "$free" "$dir"
 }
 

@@ -5,8 +5,9 @@
 check_free_space() {
   local path=$1 min=$2 key=$3 probe=$1 avail message
   while [ ! -e "$probe" ]; do probe=$(dirname -- "$probe"); done
-  avail=$(df -P -B1 -- "$probe" | awk 'NR == 2 { print $4 }')
-  [ -n "$avail" ] || refuse "could not read the free space of the filesystem holding $probe from df."
+  # df's own words never end a run: whatever happened to PROBE meanwhile, the run says it.
+  avail=$(df -P -B1 -- "$probe" 2>/dev/null | awk 'NR == 2 { print $4 }') || avail=""
+  [ -n "$avail" ] || refuse "could not read the free space of the filesystem holding $probe (df could not: was it changed meanwhile?); run again."
   checking && report space "$avail" "$min" "$path"
   if [ "$avail" -lt "$min" ]; then
     message=$(awk -v a="$avail" -v m="$min" -v p="$path" -v k="$key" 'BEGIN { printf "only %.1f GB are free on the filesystem holding %s, but %s asks for at least %.1f GB", a / 1e9, p, k, m / 1e9 }')

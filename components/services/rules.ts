@@ -52,7 +52,7 @@ export function checkServices(site: { nodes: readonly NodeRoles[]; storage: Stor
       });
     });
     if (!svc.enabled) continue;
-    if (svc.nodes.length === 0) add(`${at}.nodes`, "is empty; list the worker nodes that run the service, or set enabled: false");
+    if (svc.nodes.length === 0 && svc.target === "nodes") add(`${at}.nodes`, "is empty; list the worker nodes that run the service, or set enabled: false");
     checkServiceAccess(at, svc, site.nodes, add);
     if (service !== "ollama" && !svc.image) {
       add(

@@ -122,6 +122,7 @@ function serviceSchema(name: ServiceName) {
   const info = SERVICE_INFO[name];
   const defaults = {
     enabled: false,
+    target: "nodes" as const,
     nodes: [],
     pull: "missing" as const,
     ports: [{ host: info.port, container: info.port, protocol: "tcp" as const }],
@@ -135,6 +136,12 @@ function serviceSchema(name: ServiceName) {
   return z
     .strictObject({
       enabled: z.boolean().default(false).describe(`Run ${info.title}'s container on its nodes.`),
+      target: z
+        .enum(["nodes", "kubernetes"], { error: "must be nodes or kubernetes" })
+        .default("nodes")
+        .describe(
+          "Where it runs: nodes (a container on each worker node listed in nodes) or kubernetes (a Deployment in the cluster of modelshare:kubernetes).",
+        ),
       nodes: z
         .array(nodeEntry)
         .default([])

@@ -2,8 +2,8 @@ import { Site } from "./components/site";
 import { loadSite } from "./components/loadSite";
 
 // Validate everything first: a bad value stops the program before any resource is declared.
-const { config, sshKeys, smbPasswords, convergeToken } = loadSite();
-const site = new Site("site", { config, sshKeys, smbPasswords, convergeToken });
+const { config, sshKeys, smbPasswords, convergeToken, kubeconfig } = loadSite();
+const site = new Site("site", { config, sshKeys, smbPasswords, convergeToken, kubeconfig });
 
 export const storageNode = site.storageNode;
 export const storageRoot = config.storage.root;
@@ -22,3 +22,5 @@ export const declaredModels = site.declaredModels;
 export const intake = site.intake;
 /** With services: node -> service -> { container, url } (the URL of its first TCP port). */
 export const services = site.services;
+/** With services in a cluster (kubernetes): service -> its URL inside the cluster. */
+export const clusterServices = site.clusterServices;

@@ -13,10 +13,17 @@ export function loadSite(): {
   sshKeys: Record<string, pulumi.Output<string>>;
   smbPasswords: Record<string, pulumi.Output<string>>;
   convergeToken?: string;
+  kubeconfig?: pulumi.Output<string>;
 } {
-  const { config, sshKeys, smbPasswords, convergeToken } = readConfig();
+  const { config, sshKeys, smbPasswords, convergeToken, kubeconfig } = readConfig();
   const secret = (m: Record<string, string>) => Object.fromEntries(Object.entries(m).map(([k, v]) => [k, pulumi.secret(v)]));
-  return { config, sshKeys: secret(sshKeys), smbPasswords: secret(smbPasswords), convergeToken };
+  return {
+    config,
+    sshKeys: secret(sshKeys),
+    smbPasswords: secret(smbPasswords),
+    convergeToken,
+    kubeconfig: kubeconfig === undefined ? undefined : pulumi.secret(kubeconfig),
+  };
 }
 
 /**

@@ -1,6 +1,10 @@
 import * as pulumi from "@pulumi/pulumi";
 import { isLocal, type Site as SiteConfig, type SiteNode } from "./config";
 import type { NodeTarget } from "./node/command";
+import { ClusterServices } from "./kubernetes/cluster";
+import { clusterObjects, type ClusterObjects } from "./kubernetes/objects";
+import { clusterServices } from "./kubernetes/schema";
+import { nfsServerNode } from "./nfs/nodes";
 import { Converged } from "./node/converged";
 import { planSite, type PlanItem } from "./plan";
 import { DockerHost, ServiceContainer } from "./services/resources";
@@ -15,6 +19,8 @@ export interface SiteArgs {
   smbPasswords?: Record<string, pulumi.Input<string>>;
   /** `modelshare:convergeToken`: carried by every program, so a new value re-runs them all (repair). */
   convergeToken?: string;
+  /** The cluster's kubeconfig (secret), when kubernetes.kubeconfigKey names one. */
+  kubeconfig?: pulumi.Input<string>;
 }
 
 /** The whole site: every plan item (components/plan.ts) as a component, after what it waits for. */
@@ -35,6 +41,8 @@ export class Site extends pulumi.ComponentResource {
   readonly intake?: pulumi.Output<{ staging: string; rejected: string }>;
   /** Each node's service containers: node -> service -> its container and URL. */
   readonly services?: pulumi.Output<Record<string, Record<string, ServiceAddress>>>;
+  /** The services in the cluster (kubernetes): service -> its URL inside the cluster. */
+  readonly clusterServices?: pulumi.Output<Record<string, string>>;
 
   constructor(name: string, args: SiteArgs, opts?: pulumi.ComponentResourceOptions) {
     super("modelshare:site:Site", name, {}, opts);
@@ -81,6 +89,17 @@ export class Site extends pulumi.ComponentResource {
     const containers: Record<string, Record<string, ServiceAddress>> = {};
     for (const s of of("service")) if (s.spec) containers[s.node.name] = { ...containers[s.node.name], [s.spec.service]: serviceAddress(s.node, s.spec) };
     if (Object.keys(containers).length > 0) this.services = pulumi.output(containers);
+    const cluster = clusterObjectsOf(args.config);
+    if (cluster) {
+      // After the export exists: its pods mount it.
+      const exported = of("nfs-server").map((i) => declared.get(i.name) as pulumi.Resource);
+      const k = args.config.kubernetes;
+      this.clusterServices = new ClusterServices(
+        "cluster",
+        { objects: cluster, kubeconfig: args.kubeconfig, context: k.context },
+        { parent: this, dependsOn: exported },
+      ).urls;
+    }
     this.registerOutputs({
       storageNode: this.storageNode,
       modelStore: this.modelStore,
@@ -92,6 +111,7 @@ export class Site extends pulumi.ComponentResource {
       declaredModels: this.declaredModels,
       intake: this.intake,
       services: this.services,
+      clusterServices: this.clusterServices,
     });
   }
 }
@@ -107,6 +127,20 @@ function serviceAddress(node: SiteNode, spec: ContainerSpec): ServiceAddress {
   if (!port) return { container: spec.name };
   const host = port.ip && port.ip !== "0.0.0.0" ? port.ip : node.host;
   return { container: spec.name, url: `http://${host.includes(":") ? `[${host}]` : host}:${port.external}` };
+}
+
+/** What the cluster gets, when a service runs there: the export is the NFS server node's root. */
+function clusterObjectsOf(config: SiteConfig): ClusterObjects | undefined {
+  const server = nfsServerNode(config);
+  if (clusterServices(config.services).length === 0 || !server) return undefined;
+  return clusterObjects({
+    kubernetes: config.kubernetes,
+    services: config.services,
+    storage: config.storage,
+    nfs: config.nfs,
+    root: config.storage.root,
+    server: server.host,
+  });
 }
 
 export function nodeTarget(node: SiteNode, sshKeys: Record<string, pulumi.Input<string>>): NodeTarget {

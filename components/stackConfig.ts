@@ -24,6 +24,8 @@ export interface StackSite {
   /** Each SMB user's password, by user name (plain: callers keep it secret). */
   smbPasswords: Record<string, string>;
   convergeToken?: string;
+  /** The cluster's kubeconfig (kubernetes.kubeconfigKey; plain: callers keep it secret). Unset: the ambient one. */
+  kubeconfig?: string;
 }
 
 /**
@@ -54,7 +56,8 @@ export function siteFromConfig(
 
   const keyNames = new Set(config.nodes.filter((n) => !isLocal(n)).map((n) => n.sshKey));
   const smbUsers = config.smb.enabled ? config.smb.users : [];
-  const known = [...SECTIONS, TOKEN_KEY, ...keyNames, ...smbUsers.map((u) => u.passwordKey)];
+  const kubeKey = config.kubernetes.enabled ? config.kubernetes.kubeconfigKey : undefined;
+  const known = [...SECTIONS, TOKEN_KEY, ...keyNames, ...smbUsers.map((u) => u.passwordKey), ...(kubeKey ? [kubeKey] : [])];
   for (const key of Object.keys(values)) {
     const [ns, name] = key.split(":");
     if (ns === NAMESPACE && !known.includes(name)) {
@@ -98,10 +101,19 @@ export function siteFromConfig(
     else if (/[\u0000-\u001f\u007f]/.test(value))
       problems.push(`${key}: holds a control character (a line break?), which Samba's smbpasswd cannot take; set it again: ${fix}`);
   }
+  if (kubeKey) {
+    const key = `${NAMESPACE}:${kubeKey}`;
+    const fix = `pulumi config set --secret ${kubeKey} < ~/.kube/config`;
+    const value = get(kubeKey);
+    if (value === undefined) problems.push(`${key}: missing; kubernetes.kubeconfigKey names it for the cluster's kubeconfig: ${fix}`);
+    else if (!isSecret(key)) problems.push(`${key}: is stored in plain text; store the kubeconfig as a secret instead: pulumi config rm ${kubeKey} && ${fix}`);
+    else if (!opaque(key) && !/^clusters:/m.test(value))
+      problems.push(`${key}: does not hold a kubeconfig (no clusters: in it); set it again from the whole file: ${fix}`);
+  }
   if (problems.length > 0) throw new SiteConfigError(problems);
   const smbPasswords = Object.fromEntries(smbUsers.map((u) => [u.name, get(u.passwordKey) as string]));
   const sshKeys = Object.fromEntries(config.nodes.filter((n) => !isLocal(n)).map((n) => [n.name, get(n.sshKey) as string]));
-  return { config, sshKeys, smbPasswords, convergeToken: token };
+  return { config, sshKeys, smbPasswords, convergeToken: token, kubeconfig: kubeKey ? get(kubeKey) : undefined };
 }
 
 /**

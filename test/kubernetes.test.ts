@@ -4,9 +4,12 @@ import { PersistentVolumeClaim } from "kubernetes-models/v1/PersistentVolumeClai
 import { Service } from "kubernetes-models/v1/Service";
 import { describe, expect, it } from "vitest";
 import { parseSite } from "../components/config";
+import { loadSite } from "../components/loadSite";
+import { Site } from "../components/site";
 import { clusterObjects } from "../components/kubernetes/objects";
 import { uiFolder } from "../components/services/mapping";
-import { COMFYUI_IMAGE, SEEDS_ROOT, seedsWithNfs, type RawSite } from "./fixtures/site";
+import { COMFYUI_IMAGE, flatConfig, PRIVATE_KEY, SEEDS_ROOT, seedsWithNfs, type RawSite } from "./fixtures/site";
+import { declare, isSecretValue, reveal } from "./harness/declare";
 import { expectProblem, problemsOf, type Rejected } from "./helpers/rejected";
 
 /**
@@ -127,5 +130,56 @@ describe("modelshare:kubernetes: refused configs", () => {
   ];
   it.each(rejected)("refuses %s, naming the key", (_what, mutate, key, says) => {
     expectProblem(problemsOf(inCluster, mutate), key, says);
+  });
+});
+
+describe("modelshare:kubernetes under Pulumi's mocks", () => {
+  const KUBECONFIG = "apiVersion: v1\nclusters:\n- name: c\n  cluster: { server: https://10.0.0.1:6443 }\nusers:\n- name: KUBE-SECRET-MARKER\n";
+  const config = (raw: RawSite, kube?: string) => ({
+    ...flatConfig(raw),
+    "modelshare:sshKey": PRIVATE_KEY,
+    ...(kube === undefined ? {} : { "modelshare:kubeconfig": kube }),
+  });
+
+  it("declares the provider, each volume before its claim, each Deployment after its claims, and keeps the kubeconfig secret", async () => {
+    const raw = inCluster();
+    raw.kubernetes.kubeconfigKey = "kubeconfig";
+    const rs = await declare(
+      { stack: "k", config: config(raw, KUBECONFIG), secretKeys: ["modelshare:sshKey", "modelshare:kubeconfig"] },
+      () => new Site("site", loadSite()),
+    );
+    const of = (type: string) => rs.filter((r) => r.type === type);
+    const [provider] = of("pulumi:providers:kubernetes");
+    expect(isSecretValue(provider.inputs.kubeconfig)).toBe(true);
+    expect(JSON.stringify(rs.filter((r) => r !== provider).map((r) => r.inputs))).not.toContain("KUBE-SECRET-MARKER");
+    const expected = objects(inCluster());
+    expect(of("kubernetes:core/v1:PersistentVolume").map((r) => reveal(r.inputs).metadata)).toEqual(
+      expected.volumes.map((v) => expect.objectContaining({ name: v.volume.metadata.name })),
+    );
+    for (const r of [...of("kubernetes:core/v1:PersistentVolume"), ...of("kubernetes:core/v1:PersistentVolumeClaim"), ...of("kubernetes:apps/v1:Deployment")]) {
+      expect(r.provider).toContain("pulumi:providers:kubernetes");
+      expect(r.parent).toContain("modelshare:kubernetes:ClusterServices");
+    }
+    for (const claim of of("kubernetes:core/v1:PersistentVolumeClaim")) {
+      const pv = rs.find((r) => r.name === claim.name.replace("-pvc-", "-pv-"))!;
+      expect(claim.dependencies).toContain(pv.urn);
+    }
+    const comfy = rs.find((r) => r.name === "cluster-comfyui")!;
+    expect(reveal(comfy.inputs).spec).toEqual(expected.services.find((s) => s.service === "comfyui")!.deployment.spec);
+    for (const c of ["models", "inputs", "outputs-comfyui", "workflows"])
+      expect(comfy.dependencies).toContain(rs.find((r) => r.name === `cluster-pvc-${c}`)!.urn);
+  });
+
+  it("without a kubeconfig key uses the ambient one; a key named but missing, or in plain text, is refused", async () => {
+    const rs = await declare({ stack: "k", config: config(inCluster()), secretKeys: ["modelshare:sshKey"] }, () => new Site("site", loadSite()));
+    expect(rs.find((r) => r.type === "pulumi:providers:kubernetes")!.inputs.kubeconfig).toBeUndefined();
+    const named = inCluster();
+    named.kubernetes.kubeconfigKey = "kubeconfig";
+    await expect(declare({ stack: "k", config: config(named), secretKeys: ["modelshare:sshKey"] }, () => new Site("site", loadSite()))).rejects.toThrow(
+      /modelshare:kubeconfig: missing; kubernetes\.kubeconfigKey names it/,
+    );
+    await expect(
+      declare({ stack: "k", config: config(named, KUBECONFIG), secretKeys: ["modelshare:sshKey"] }, () => new Site("site", loadSite())),
+    ).rejects.toThrow(/modelshare:kubeconfig: is stored in plain text/);
   });
 });

@@ -2,6 +2,7 @@ import { randomBytes } from "node:crypto";
 import type { SiteNode } from "../components/config";
 import { DIAL } from "../components/node/dial";
 import { isLocal } from "../components/node/hostRules";
+import { checkCluster } from "./kube";
 import { planSite, stdinOf, type PlanItem } from "../components/plan";
 import { commandFor } from "../components/shell/script";
 import type { StackSite } from "../components/stackConfig";
@@ -112,15 +113,20 @@ export interface NodeCheck {
 export async function checkSite(site: StackSite): Promise<NodeCheck[]> {
   const plan = planSite(site.config);
   const nodes = site.config.nodes.filter((n) => plan.some((p) => p.node.name === n.name));
-  return Promise.all(
-    nodes.map((n) =>
-      checkNode(
-        n,
-        plan.filter((p) => p.node.name === n.name),
-        site,
+  // The cluster's objects (modelshare:kubernetes), beside the nodes: one more entry, "cluster".
+  const [checked, cluster] = await Promise.all([
+    Promise.all(
+      nodes.map((n) =>
+        checkNode(
+          n,
+          plan.filter((p) => p.node.name === n.name),
+          site,
+        ),
       ),
     ),
-  );
+    checkCluster(site),
+  ]);
+  return cluster ? [...checked, cluster] : checked;
 }
 
 export async function checkNode(node: SiteNode, planned: PlanItem[], site: StackSite): Promise<NodeCheck> {

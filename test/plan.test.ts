@@ -73,8 +73,8 @@ describe("the plan: one source for pulumi up and npm run check", () => {
   });
 
   it("the config's sections are the nodes and each concern's, in the list's order", () => {
-    expect(CONCERNS.map((c) => c.name)).toEqual(["storage", "catalog", "intake", "models", "smb", "cache", "nfs", "services", "installers"]);
-    expect(SECTIONS).toEqual(["nodes", "storage", "projects", "catalog", "models", "smb", "nfs", "services", "ollama", "comfyui"]);
+    expect(CONCERNS.map((c) => c.name)).toEqual(["storage", "catalog", "intake", "models", "smb", "cache", "nfs", "services", "installers", "kubernetes"]);
+    expect(SECTIONS).toEqual(["nodes", "storage", "projects", "catalog", "models", "smb", "nfs", "services", "ollama", "comfyui", "kubernetes"]);
   });
 });
 

@@ -1,0 +1,130 @@
+import { createServer, type Server } from "node:http";
+import type { AddressInfo } from "node:net";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { checkSite, exitCode, formatText } from "../ops/check";
+import { checkCluster, kubeTarget } from "../ops/kube";
+import { siteFromConfig } from "../components/stackConfig";
+import { COMFYUI_IMAGE, flatConfig, SEEDS_ROOT, seedsWithNfs } from "./fixtures/site";
+
+/**
+ * `npm run check`'s cluster side (issue 22, item 3) against a stand-in Kubernetes API the test
+ * starts on 127.0.0.1: what each GET answers decides each finding. The real API's answers are
+ * larger; only the fields check reads are served.
+ */
+const TOKEN = "kube-test-token";
+let server: Server;
+let api: Record<string, unknown> = {};
+const calls: string[] = [];
+
+beforeAll(async () => {
+  server = createServer((req, res) => {
+    calls.push(`${req.method} ${req.url}`);
+    if (req.headers.authorization !== `Bearer ${TOKEN}`) return void res.writeHead(401).end();
+    const body = api[req.url ?? ""];
+    if (body === undefined) return void res.writeHead(404).end("{}");
+    res.writeHead(200, { "content-type": "application/json" }).end(JSON.stringify(body));
+  });
+  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+});
+afterAll(() => server.close());
+
+const kubeconfig = (token = TOKEN) => {
+  const { port } = server.address() as AddressInfo;
+  return `apiVersion: v1
+kind: Config
+current-context: lab
+contexts:
+- name: lab
+  context: { cluster: c, user: u }
+clusters:
+- name: c
+  cluster: { server: "http://127.0.0.1:${port}" }
+users:
+- name: u
+  user: { token: ${token} }
+`;
+};
+
+// The seeds' storage node alone (no SSH node to reach: the nodes' side is not what this tests).
+const site = (kube: string) => {
+  const raw = {
+    ...seedsWithNfs(),
+    nodes: [{ name: "storage", host: "localhost", roles: ["storage", "nfs-server"] }],
+    storage: { root: SEEDS_ROOT },
+    nfs: { enabled: true, clients: ["10.0.0.0/24"] },
+    kubernetes: { enabled: true, namespace: "ai", kubeconfigKey: "kubeconfig" },
+    services: { comfyui: { enabled: true, target: "kubernetes", image: COMFYUI_IMAGE } },
+  };
+  return siteFromConfig({ ...flatConfig(raw), "modelshare:kubeconfig": kube }, (k) => k === "modelshare:kubeconfig");
+};
+
+const healthy = () => {
+  const out: Record<string, unknown> = {};
+  for (const claim of ["models", "inputs", "outputs-comfyui", "workflows"]) {
+    out[`/api/v1/persistentvolumes/ai-${claim}`] = { spec: { persistentVolumeReclaimPolicy: "Retain" } };
+    out[`/api/v1/namespaces/ai/persistentvolumeclaims/${claim}`] = { spec: { volumeName: `ai-${claim}` }, status: { phase: "Bound" } };
+  }
+  out["/apis/apps/v1/namespaces/ai/deployments/modelshare-comfyui"] = { spec: { replicas: 1 }, status: { readyReplicas: 1 } };
+  out["/api/v1/namespaces/ai/services/modelshare-comfyui"] = { spec: {} };
+  return out;
+};
+
+describe("check's cluster side", () => {
+  it("finds nothing on a healthy cluster, asking with the kubeconfig's token, GETs only", async () => {
+    api = healthy();
+    calls.length = 0;
+    const cluster = await checkCluster(site(kubeconfig()));
+    expect(cluster?.error).toBeUndefined();
+    expect(cluster?.components.flatMap((c) => c.drift)).toEqual([]);
+    expect(calls.every((c) => c.startsWith("GET "))).toBe(true);
+    expect(calls).toHaveLength(10);
+  });
+
+  it("names a claim not bound, a volume that would be deleted, pods not ready and a missing Service; exit 1", async () => {
+    api = healthy();
+    api["/api/v1/namespaces/ai/persistentvolumeclaims/models"] = { spec: {}, status: { phase: "Pending" } };
+    api["/api/v1/persistentvolumes/ai-inputs"] = { spec: { persistentVolumeReclaimPolicy: "Delete" } };
+    api["/apis/apps/v1/namespaces/ai/deployments/modelshare-comfyui"] = { spec: { replicas: 1 }, status: {} };
+    delete api["/api/v1/namespaces/ai/services/modelshare-comfyui"];
+    const cluster = (await checkCluster(site(kubeconfig())))!;
+    expect(cluster.components.flatMap((c) => c.drift.map((d) => `${c.component}: ${d}`))).toEqual([
+      "cluster-volume-models: the claim ai/models is Pending, not Bound to ai-models",
+      "cluster-volume-inputs: the volume ai-inputs would be deleted with its claim, not retained",
+      "cluster-comfyui: the Deployment ai/modelshare-comfyui has 0 of 1 pod(s) ready",
+      "cluster-comfyui: the Service ai/modelshare-comfyui is missing",
+    ]);
+    expect(exitCode([cluster])).toBe(1);
+  });
+
+  it("an API that refuses the token, or cannot be reached, is an error naming it (exit 2), not a finding", async () => {
+    api = healthy();
+    const refused = (await checkCluster(site(kubeconfig("wrong"))))!;
+    expect(refused.error).toMatch(/^cluster: the Kubernetes API at http:\/\/127\.0\.0\.1:\d+ answered 401 to GET /);
+    expect(exitCode([refused])).toBe(2);
+    const gone = (await checkCluster(site(kubeconfig().replace(/127\.0\.0\.1:\d+/, "127.0.0.1:9"))))!;
+    expect(gone.error).toMatch(/could not be reached/);
+  });
+
+  it("is part of npm run check's answer, as one more entry", async () => {
+    api = healthy();
+    const nodes = await checkSite(site(kubeconfig()));
+    expect(nodes.map((n) => n.node)).toContain("cluster");
+    expect(formatText(nodes)).toContain("cluster");
+  });
+});
+
+describe("the kubeconfig as check reads it", () => {
+  const base = (user: string, cluster = "{ server: https://10.0.0.1:6443/, certificate-authority-data: Q0E= }") =>
+    `current-context: a\ncontexts:\n- name: a\n  context: { cluster: c, user: u }\nclusters:\n- name: c\n  cluster: ${cluster}\nusers:\n- name: u\n  user: ${user}\n`;
+
+  it("takes the context's server, CA, client certificate and token", () => {
+    const t = kubeTarget(base("{ client-certificate-data: Q0VSVA==, client-key-data: S0VZ }"));
+    expect(t.server).toBe("https://10.0.0.1:6443");
+    expect([t.ca?.toString(), t.cert?.toString(), t.key?.toString(), t.insecure]).toEqual(["CA", "CERT", "KEY", false]);
+  });
+
+  it("refuses, in a sentence, a missing context and a credential plugin it would have to run", () => {
+    expect(() => kubeTarget(base("{ token: x }"), "other")).toThrow("the kubeconfig has no context named other; set kubernetes.context to one it has");
+    expect(() => kubeTarget(base("{ exec: { command: aws } }"))).toThrow(/gets its credentials from a plugin, which check does not run/);
+  });
+});

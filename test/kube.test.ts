@@ -4,7 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { checkSite, exitCode, formatText } from "../ops/check";
 import { checkCluster, kubeTarget } from "../ops/kube";
 import { siteFromConfig } from "../components/stackConfig";
-import { COMFYUI_IMAGE, flatConfig, SEEDS_ROOT, seedsWithNfs } from "./fixtures/site";
+import { COMFYUI_IMAGE, flatConfig, PRIVATE_KEY, SEEDS_ROOT, seedsWithNfs } from "./fixtures/site";
 
 /**
  * `npm run check`'s cluster side (issue 22, item 3) against a stand-in Kubernetes API the test
@@ -45,17 +45,18 @@ users:
 `;
 };
 
-// The seeds' storage node alone (no SSH node to reach: the nodes' side is not what this tests).
+// The seeds' storage node alone, as the pods would reach it; check never dials it in these tests.
 const site = (kube: string) => {
   const raw = {
     ...seedsWithNfs(),
-    nodes: [{ name: "storage", host: "localhost", roles: ["storage", "nfs-server"] }],
+    nodes: [{ name: "storage", host: "192.168.0.6", roles: ["storage", "nfs-server"], insecureSkipHostKeyCheck: true }],
     storage: { root: SEEDS_ROOT },
     nfs: { enabled: true, clients: ["10.0.0.0/24"] },
     kubernetes: { enabled: true, namespace: "ai", kubeconfigKey: "kubeconfig" },
     services: { comfyui: { enabled: true, target: "kubernetes", image: COMFYUI_IMAGE } },
   };
-  return siteFromConfig({ ...flatConfig(raw), "modelshare:kubeconfig": kube }, (k) => k === "modelshare:kubeconfig");
+  const secrets = ["modelshare:kubeconfig", "modelshare:sshKey"];
+  return siteFromConfig({ ...flatConfig(raw), "modelshare:kubeconfig": kube, "modelshare:sshKey": PRIVATE_KEY }, (k) => secrets.includes(k));
 };
 
 const healthy = () => {
@@ -107,7 +108,10 @@ describe("check's cluster side", () => {
 
   it("is part of npm run check's answer, as one more entry", async () => {
     api = healthy();
-    const nodes = await checkSite(site(kubeconfig()));
+    // The storage node's side run on this machine instead (no address outside the test's is dialed).
+    const s = site(kubeconfig());
+    s.config.nodes[0] = { ...s.config.nodes[0], host: "localhost" };
+    const nodes = await checkSite(s);
     expect(nodes.map((n) => n.node)).toContain("cluster");
     expect(formatText(nodes)).toContain("cluster");
   });

@@ -126,6 +126,7 @@ describe("modelshare:kubernetes: refused configs", () => {
     ["a cluster service with an image only on SSH nodes", (s) => { s.services.comfyui.pull = "never"; }, "services.comfyui.pull", /a cluster pulls its images/],
     ["a cluster service with a node's bind", (s) => { s.services.comfyui.bind = "node"; s.services.comfyui.allowFrom = ["10.0.0.0/24"]; }, "services.comfyui.bind", /a Service publishes it/],
     ["a fractional GPU count", (s) => { s.kubernetes.services.comfyui.gpus = 0.5; }, "kubernetes.services.comfyui.gpus", /whole number of GPUs/],
+    ["an export the pods would look for on their own node", (s) => { s.nodes[0].host = "localhost"; }, "nodes[0].host", /give the storage node's network address/],
     ["an unknown target", (s) => { s.services.comfyui.target = "k8s"; }, "services.comfyui.target", /must be nodes or kubernetes/],
   ];
   it.each(rejected)("refuses %s, naming the key", (_what, mutate, key, says) => {

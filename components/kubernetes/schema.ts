@@ -1,5 +1,6 @@
 import { z } from "zod";
 import type { Add } from "../concern";
+import { isLocal } from "../node/hostRules";
 import { SERVICES, type ServiceName, type Services } from "../services/schema";
 
 /**
@@ -66,7 +67,13 @@ export const clusterServices = (services: Services): ServiceName[] => SERVICES.f
 
 /** Rules across sections: where a cluster service's storage comes from, and what it may not also be. */
 export function checkKubernetes(
-  site: { kubernetes: Kubernetes; services: Services; storage: { intake: string }; nfs: { enabled: boolean; clients: readonly string[] } },
+  site: {
+    nodes: ReadonlyArray<{ host: string; roles: readonly string[] }>;
+    kubernetes: Kubernetes;
+    services: Services;
+    storage: { intake: string };
+    nfs: { enabled: boolean; clients: readonly string[] };
+  },
   add: Add,
 ): void {
   const k = site.kubernetes;
@@ -90,6 +97,9 @@ export function checkKubernetes(
       );
   }
   if (inCluster.length === 0) return;
+  const server = site.nodes.findIndex((n) => n.roles.includes("nfs-server"));
+  if (server >= 0 && isLocal(site.nodes[server]))
+    add(`nodes[${server}].host`, "is this machine's own name, but the cluster's pods mount the export from it; give the storage node's network address");
   if (!site.nfs.enabled)
     add("nfs.enabled", `is false, but ${inCluster.join(", ")} run in the cluster, whose pods mount the storage node's NFS export: turn nfs on`);
   else if (site.nfs.clients.length === 0)

@@ -2,9 +2,7 @@ import * as pulumi from "@pulumi/pulumi";
 import { isLocal, type Site as SiteConfig, type SiteNode } from "./config";
 import type { NodeTarget } from "./node/command";
 import { ClusterServices } from "./kubernetes/cluster";
-import { clusterObjects, type ClusterObjects } from "./kubernetes/objects";
-import { clusterServices } from "./kubernetes/schema";
-import { nfsServerNode } from "./nfs/nodes";
+import { siteClusterObjects } from "./kubernetes/objects";
 import { Converged } from "./node/converged";
 import { planSite, type PlanItem } from "./plan";
 import { DockerHost, ServiceContainer } from "./services/resources";
@@ -89,7 +87,7 @@ export class Site extends pulumi.ComponentResource {
     const containers: Record<string, Record<string, ServiceAddress>> = {};
     for (const s of of("service")) if (s.spec) containers[s.node.name] = { ...containers[s.node.name], [s.spec.service]: serviceAddress(s.node, s.spec) };
     if (Object.keys(containers).length > 0) this.services = pulumi.output(containers);
-    const cluster = clusterObjectsOf(args.config);
+    const cluster = siteClusterObjects(args.config);
     if (cluster) {
       // After the export exists: its pods mount it.
       const exported = of("nfs-server").map((i) => declared.get(i.name) as pulumi.Resource);
@@ -127,20 +125,6 @@ function serviceAddress(node: SiteNode, spec: ContainerSpec): ServiceAddress {
   if (!port) return { container: spec.name };
   const host = port.ip && port.ip !== "0.0.0.0" ? port.ip : node.host;
   return { container: spec.name, url: `http://${host.includes(":") ? `[${host}]` : host}:${port.external}` };
-}
-
-/** What the cluster gets, when a service runs there: the export is the NFS server node's root. */
-function clusterObjectsOf(config: SiteConfig): ClusterObjects | undefined {
-  const server = nfsServerNode(config);
-  if (clusterServices(config.services).length === 0 || !server) return undefined;
-  return clusterObjects({
-    kubernetes: config.kubernetes,
-    services: config.services,
-    storage: config.storage,
-    nfs: config.nfs,
-    root: config.storage.root,
-    server: server.host,
-  });
 }
 
 export function nodeTarget(node: SiteNode, sshKeys: Record<string, pulumi.Input<string>>): NodeTarget {

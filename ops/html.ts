@@ -1,4 +1,5 @@
 import type { Site } from "../components/config";
+import { siteClusterObjects } from "../components/kubernetes/objects";
 import { isLocal } from "../components/node/hostRules";
 import { planSite } from "../components/plan";
 import type { ShareFolder } from "../components/smb/share";
@@ -30,23 +31,38 @@ export function formatHtml(config: Site, nodes: readonly NodeCheck[], stack: str
     "<h2>Nodes</h2>",
     table(
       ["node", "address", "roles", "check"],
-      config.nodes.map((n) => {
-        const c = nodes.find((x) => x.node === n.name);
-        const findings = c ? c.components.reduce((a, x) => a + x.drift.length + (x.refusal ? 1 : 0), 0) : 0;
-        const state = !c ? "not checked" : c.error ? `could not be checked: ${c.error}` : findings ? `${findings} finding(s)` : "no drift";
-        return [
-          esc(n.name),
-          `<code>${esc(isLocal(n) ? "this machine" : n.host)}</code>`,
-          esc(n.roles.join(", ")),
-          `<span class="${state === "no drift" ? "ok" : "bad"}">${esc(state)}</span>`,
-        ];
-      }),
+      [
+        ...config.nodes.map((n) => nodeRow(n.name, isLocal(n) ? "this machine" : n.host, n.roles.join(", "), nodes)),
+        // The cluster (modelshare:kubernetes), checked beside the nodes: its API server's address.
+        ...nodes.filter((c) => !config.nodes.some((n) => n.name === c.node)).map((c) => nodeRow(c.node, c.host, "Kubernetes cluster", nodes)),
+      ],
     ),
     ...where(plan),
+    ...clusterWhere(config),
     ...drift(nodes),
     ...storage(config, nodes),
   ];
   return `<!doctype html>\n<html lang="en"><head><meta charset="utf-8"><title>modelshare: ${esc(stack)}</title><style>${STYLE}</style></head>\n<body>\n${body.join("\n")}\n</body></html>\n`;
+}
+
+function nodeRow(name: string, address: string, roles: string, nodes: readonly NodeCheck[]): string[] {
+  const c = nodes.find((x) => x.node === name);
+  const findings = c ? c.components.reduce((a, x) => a + x.drift.length + (x.refusal ? 1 : 0), 0) : 0;
+  const state = !c ? "not checked" : c.error ? `could not be checked: ${c.error}` : findings ? `${findings} finding(s)` : "no drift";
+  return [esc(name), `<code>${esc(address)}</code>`, esc(roles), `<span class="${state === "no drift" ? "ok" : "bad"}">${esc(state)}</span>`];
+}
+
+/** The services in the cluster and their URLs there. */
+function clusterWhere(config: Site): string[] {
+  const cluster = siteClusterObjects(config);
+  if (!cluster) return [];
+  return [
+    "<h2>Services in the cluster</h2>",
+    table(
+      ["namespace", "service", "address"],
+      cluster.services.map((s) => [esc(config.kubernetes.namespace), esc(s.service), `<code>${esc(s.url)}</code>`]),
+    ),
+  ];
 }
 
 function table(head: string[], rows: string[][]): string {

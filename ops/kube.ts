@@ -4,9 +4,7 @@ import { request as httpsRequest } from "node:https";
 import { homedir } from "node:os";
 import { parse } from "yaml";
 import type { StackSite } from "../components/stackConfig";
-import { clusterObjects } from "../components/kubernetes/objects";
-import { clusterServices } from "../components/kubernetes/schema";
-import { nfsServerNode } from "../components/nfs/nodes";
+import { siteClusterObjects } from "../components/kubernetes/objects";
 import type { ComponentCheck, NodeCheck } from "./check";
 
 /**
@@ -101,8 +99,8 @@ function ambientKubeconfig(): string {
 /** The cluster as check sees it; undefined when no service runs there. */
 export async function checkCluster(site: StackSite): Promise<NodeCheck | undefined> {
   const { config } = site;
-  const server = nfsServerNode(config);
-  if (clusterServices(config.services).length === 0 || !server) return undefined;
+  const objects = siteClusterObjects(config);
+  if (!objects) return undefined;
   const started = Date.now();
   const k = config.kubernetes;
   const result: NodeCheck = { node: "cluster", host: "", components: [], sessions: 0, ms: 0 };
@@ -115,14 +113,6 @@ export async function checkCluster(site: StackSite): Promise<NodeCheck | undefin
     result.error = `cluster: ${(e as Error).message}`;
     return done();
   }
-  const objects = clusterObjects({
-    kubernetes: k,
-    services: config.services,
-    storage: config.storage,
-    nfs: config.nfs,
-    root: config.storage.root,
-    server: server.host,
-  });
   const ns = encodeURIComponent(k.namespace);
   const component = (name: string, drift: string[]): ComponentCheck => ({ component: name, drift, report: [], models: [] });
   try {

@@ -2,6 +2,7 @@ import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { checkSite, exitCode, formatText } from "../ops/check";
+import { formatHtml } from "../ops/html";
 import { checkCluster, kubeTarget } from "../ops/kube";
 import { siteFromConfig } from "../components/stackConfig";
 import { COMFYUI_IMAGE, flatConfig, PRIVATE_KEY, SEEDS_ROOT, seedsWithNfs } from "./fixtures/site";
@@ -114,6 +115,10 @@ describe("check's cluster side", () => {
     const nodes = await checkSite(s);
     expect(nodes.map((n) => n.node)).toContain("cluster");
     expect(formatText(nodes)).toContain("cluster");
+    // The page of the site shows it as a row of its own, and each service's URL in the cluster.
+    const page = formatHtml(s.config, nodes, "k");
+    expect(page).toMatch(/<td>cluster<\/td><td><code>http:\/\/127\.0\.0\.1:\d+<\/code><\/td><td>Kubernetes cluster<\/td>/);
+    expect(page).toContain("<code>http://modelshare-comfyui.ai.svc.cluster.local:8188</code>");
   });
 });
 

@@ -1,4 +1,6 @@
 import { posix } from "node:path";
+import type { Site } from "../config";
+import { nfsServerNode } from "../nfs/nodes";
 import type { Nfs } from "../nfs/schema";
 import { ownEnv, serviceMounts, serviceUser } from "../services/spec";
 import { SERVICE_INFO, type ServiceName, type Services } from "../services/schema";
@@ -182,4 +184,18 @@ function claimOf(s: Storage, rel: string, readOnly: boolean): { claim: string; r
   const output = under(posix.join(s.user, "output"));
   if (output !== undefined) return { claim: `outputs-${output.toLowerCase()}`, rel };
   throw new Error(`modelshare: no cluster volume for ${rel}`);
+}
+
+/** A site's cluster objects, when a service runs there: the export is the NFS server node's root. */
+export function siteClusterObjects(config: Site): ClusterObjects | undefined {
+  const server = nfsServerNode(config);
+  if (clusterServices(config.services).length === 0 || !server) return undefined;
+  return clusterObjects({
+    kubernetes: config.kubernetes,
+    services: config.services,
+    storage: config.storage,
+    nfs: config.nfs,
+    root: config.storage.root,
+    server: server.host,
+  });
 }

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Prints the benchmark figures (no pass/fail): graph size and build cost under mocks for sites
-# of 20, 50 and 200 nodes, then, with `--lab`, converge times on fresh lab VMs (needs root,
-# QEMU and debootstrap; see lab/README.md); with `--lab --delivery`, instead of the converge
+# of 20, 50 and 200 nodes, then, with `--lab`, converge times on fresh lab VMs (a connection per
+# Command, as the provider dials; the second converge also on one per node) and check's time to
+# its first connection (needs root, QEMU and debootstrap; see lab/README.md); with
+# `--lab --delivery`, instead of the converge
 # times, how fast a worker reads a model over NFS and its local cache (bench/delivery.ts).
 # `--catalog [GiB] [files]`: only the catalog's hashing against sha256sum (bench/catalog.ts).
 set -euo pipefail

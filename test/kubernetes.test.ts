@@ -2,12 +2,14 @@ import { Deployment } from "kubernetes-models/apps/v1/Deployment";
 import { PersistentVolume } from "kubernetes-models/v1/PersistentVolume";
 import { PersistentVolumeClaim } from "kubernetes-models/v1/PersistentVolumeClaim";
 import { Service } from "kubernetes-models/v1/Service";
+import { posix } from "node:path";
 import { describe, expect, it } from "vitest";
 import { parseSite } from "../components/config";
 import { loadSite } from "../components/loadSite";
 import { Site } from "../components/site";
 import { clusterObjects } from "../components/kubernetes/objects";
 import { uiFolder } from "../components/services/mapping";
+import { layoutDirs } from "../components/storage/paths";
 import { COMFYUI_IMAGE, flatConfig, PRIVATE_KEY, SEEDS_ROOT, seedsWithNfs, type RawSite } from "./fixtures/site";
 import { declare, isSecretValue, reveal } from "./harness/declare";
 import { expectProblem, problemsOf, type Rejected } from "./helpers/rejected";
@@ -94,6 +96,36 @@ describe("modelshare:kubernetes: the cluster's objects", () => {
     const ollama = objects().services.find((s) => s.service === "ollama")!.deployment.spec.template.spec.containers[0];
     expect(ollama.env).toEqual([{ name: "OLLAMA_MODELS", value: "/models" }]);
     expect(ollama.resources).toBeUndefined();
+  });
+
+  it("give whoever writes as the storage owner nothing to swap: each volume's folder, and each sub-path's, sits in a folder only root may change; no fsGroup, no hostPath", () => {
+    // An owner who could rename a folder a volume or sub-path names could put a link there and
+    // send the kubelet (root on its node) elsewhere on the export. The layout makes every folder
+    // above the owner's leaves root's; each mounted folder must be one of the layout's, in one of those.
+    for (const intake of ["direct", "staging"] as const) {
+      const raw = inCluster();
+      raw.storage = { ...raw.storage, intake };
+      // A writable store (forge) only where the owner writes it; with staging only the intake does.
+      if (intake === "direct") raw.services.forge = { enabled: true, target: "kubernetes", image: COMFYUI_IMAGE, modelsWritable: true };
+      const site = parseSite(raw, { homedir: "/home/ada" });
+      const dirs = new Map(layoutDirs(site.storage).map((d) => [d.path, d]));
+      const o = objects(raw);
+      const volumeOf = new Map(o.volumes.map((v) => [v.claim.metadata.name, v.volume.spec.nfs.path as string]));
+      for (const path of volumeOf.values()) {
+        expect(dirs.has(path), path).toBe(true);
+        expect(dirs.get(posix.dirname(path))?.holder, `the folder that holds ${path}`).toBe("root");
+      }
+      for (const s of o.services) {
+        const pod = s.deployment.spec.template.spec;
+        expect(pod.securityContext.fsGroup, "kubelet would change the group of every file on the export").toBeUndefined();
+        expect(pod.volumes.every((v: any) => Object.keys(v).sort().join() === "name,persistentVolumeClaim")).toBe(true);
+        for (const m of pod.containers[0].volumeMounts.filter((m: any) => m.subPath)) {
+          const volume = volumeOf.get(m.name)!;
+          expect(dirs.has(posix.join(volume, m.subPath)), `${m.name}/${m.subPath}`).toBe(true);
+          expect(dirs.get(volume)?.holder, `${volume}, which holds the sub-path ${m.subPath}`).toBe("root");
+        }
+      }
+    }
   });
 
   it("reach the export through csi-driver-nfs when asked, with the same paths and flags", () => {

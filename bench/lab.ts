@@ -56,6 +56,7 @@ async function main() {
   let t0 = Date.now();
   const first: Step[] = [];
   await run(resources, {
+    dialPerCommand: true,
     onStep: (s) => {
       first.push(s);
     },
@@ -66,7 +67,7 @@ async function main() {
   const tar = labImageTar();
   await Promise.all(["node2", "node3"].map((n) => importLabImage(n, tar)));
   t0 = Date.now();
-  const rest = await run(resources);
+  const rest = await run(resources, { dialPerCommand: true });
   ms += Date.now() - t0;
   // A step counts once: from the first half where it finished there (it did the work), else
   // from the second. The wall figure holds both halves, so also the second half's re-runs of
@@ -76,9 +77,9 @@ async function main() {
   // connection per node for the whole run (what the harness did before: the lower figure).
   const again = await declare({ stack: "lab", ...stack() }, () => new Site("site", loadSite()));
   t0 = Date.now();
-  report("second", await run(again), Date.now() - t0);
+  report("second", await run(again, { dialPerCommand: true }), Date.now() - t0);
   t0 = Date.now();
-  report("second (one connection per node)", await run(again, { shareConnections: true }), Date.now() - t0);
+  report("second (one connection per node)", await run(again), Date.now() - t0);
   // npm run check on the converged site: every component's check variant, nodes in parallel.
   const { config, secretKeys } = stack();
   const site = siteFromConfig(config, (k) => secretKeys.includes(k));

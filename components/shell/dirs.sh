@@ -45,16 +45,37 @@ ensure_root() {
 # Each is made and changed by root from inside (enter_dir), and only once its parent is root's
 # (parents come first), so no name on the way can be swapped meanwhile. UID empty (owner
 # unmanaged): ownership stays with whoever runs the program.
+#
+# One stat first reads every folder that is there: one that is a real folder (no link on its
+# way) with its holder and mode already is left alone, unentered. A folder that is not as it
+# should be, or whose name is a link (stat reads the link itself, not where it leads), takes
+# the careful way. Nothing is changed on what that stat read, so a name swapped meanwhile can
+# only leave a folder unrepaired until the next run, never have root act through it.
 ensure_tree() {
-  local uid=$1 gid=$2
+  local uid=$1 gid=$2 i path holder mode want
+  local -a existing=()
+  local -A known=()
   shift 2
+  for ((i = 1; i < $#; i += 3)); do
+    path=${!i}
+    if [ -d "$path" ] && [ ! -L "$path" ]; then existing+=("$path"); fi
+  done
+  if [ "${#existing[@]}" -gt 0 ]; then
+    while read -r holder mode path; do known[$path]="$holder $mode"; done < <(stat -c '%u:%g %a %n' -- "${existing[@]}" 2>/dev/null)
+  fi
   while [ "$#" -ge 3 ]; do
     if [ -z "$uid" ]; then
-      ensure_held_dir "$1" "" "" "$3"
+      want=""
     elif [ "$2" = root ]; then
-      ensure_held_dir "$1" 0 0 "$3"
+      want=0:0
     else
-      ensure_held_dir "$1" "$uid" "$gid" "$3"
+      want=$uid:$gid
+    fi
+    holder=${known[$1]-} mode=${holder#* } holder=${holder%% *}
+    if [ -n "${known[$1]-}" ] && { [ -z "$want" ] || [ "$holder" = "$want" ]; } && [ "$((8#$mode))" -eq "$((8#$3))" ]; then
+      require_no_link "$1"
+    else
+      ensure_held_dir "$1" "${want%:*}" "${want#*:}" "$3"
     fi
     shift 3
   done

@@ -36,7 +36,8 @@ describe("the lab site, converged onto real nodes", () => {
   });
 
   it("converges from fresh nodes, and a second converge changes nothing", async () => {
-    const first = await converge();
+    // Each Command on its own connection, as the provider dials (the other runs share one).
+    const first = await converge(undefined, { dialPerCommand: true });
     expect(first.map((s) => s.name).sort()).toEqual([
       "node1-env-converge",
       "node1-layout-converge",
@@ -120,6 +121,7 @@ describe("the lab site, converged onto real nodes", () => {
     await onNode("node1", `rm ${UPLOAD}/vae ${ROOT}/storage-user/models/vae`);
     let cut = false;
     const attempt = converge(undefined, {
+      dialPerCommand: true,
       // Cut once the layout is done, before the steps that wait for it dial.
       onStep: (s) => {
         if (!cut && s.name === "node1-layout-converge") {

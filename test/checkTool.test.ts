@@ -199,7 +199,7 @@ describe("the convergeToken (repair)", () => {
     expect(siteFromConfig({ ...values, "modelshare:convergeToken": "2026-11-23T23:00:00.000Z" }, () => false).convergeToken).toBe("2026-11-23T23:00:00.000Z");
     expect(() => siteFromConfig({ ...values, "modelshare:convergeToken": "a\nb" }, () => false)).toThrow(/modelshare:convergeToken: must be one line/);
     expect(() => siteFromConfig({ ...values, "modelshare:convergeTokn": "x" }, () => false)).toThrow(
-      /modelshare:convergeTokn: is not a modelshare setting; did you mean modelshare:convergeToken\? \(known: nodes, storage, projects, catalog, models, smb, nfs, services, ollama, comfyui, convergeToken\)/,
+      /modelshare:convergeTokn: is not a modelshare setting; did you mean modelshare:convergeToken\? \(known: nodes, storage, projects, catalog, models, smb, nfs, services, ollama, comfyui, kubernetes, convergeToken\)/,
     );
   });
 });

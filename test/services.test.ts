@@ -32,6 +32,7 @@ describe("modelshare:services", () => {
     const site = parse(seeds());
     expect(site.services.comfyui).toEqual({
       enabled: true,
+      target: "nodes",
       image: COMFY,
       pull: "missing",
       nodes: [

@@ -6,6 +6,7 @@ import { parse } from "yaml";
 import type { StackSite } from "../components/stackConfig";
 import { siteClusterObjects } from "../components/kubernetes/objects";
 import type { ComponentCheck, NodeCheck } from "./check";
+import { printable } from "./text";
 
 /**
  * `npm run check`'s view of the cluster (modelshare:kubernetes): each claim Bound to its own
@@ -122,13 +123,15 @@ export async function checkCluster(site: StackSite): Promise<NodeCheck | undefin
       const drift: string[] = [];
       const pv = await kubeGet(t, `/api/v1/persistentvolumes/${encodeURIComponent(volume)}`);
       const pvc = await kubeGet(t, `/api/v1/namespaces/${ns}/persistentvolumeclaims/${encodeURIComponent(claim)}`);
+      // What the API says is data, not text for a terminal: whoever may edit these objects could put escape bytes in them.
+      const said = (value: unknown) => printable(String(value));
       if (!pv) drift.push(`the volume ${volume} is missing`);
       else if (pv.spec?.persistentVolumeReclaimPolicy !== "Retain")
-        drift.push(`the volume ${volume} would be ${String(pv.spec?.persistentVolumeReclaimPolicy).toLowerCase()}d with its claim, not retained`);
+        drift.push(`the volume ${volume} would be ${said(pv.spec?.persistentVolumeReclaimPolicy).toLowerCase()}d with its claim, not retained`);
       if (!pvc) drift.push(`the claim ${k.namespace}/${claim} is missing`);
       else if (pvc.status?.phase !== "Bound" || pvc.spec?.volumeName !== volume)
         drift.push(
-          `the claim ${k.namespace}/${claim} is ${pvc.status?.phase ?? "in no phase"}${pvc.spec?.volumeName ? ` on ${pvc.spec.volumeName}` : ""}, not Bound to ${volume}`,
+          `the claim ${k.namespace}/${claim} is ${said(pvc.status?.phase ?? "in no phase")}${pvc.spec?.volumeName ? ` on ${said(pvc.spec.volumeName)}` : ""}, not Bound to ${volume}`,
         );
       result.components.push(component(`cluster-volume-${claim}`, drift));
     }
@@ -139,7 +142,7 @@ export async function checkCluster(site: StackSite): Promise<NodeCheck | undefin
       const want = Number(s.deployment.spec.replicas);
       if (!d) drift.push(`the Deployment ${k.namespace}/${name} is missing`);
       else if ((d.status?.readyReplicas ?? 0) < want)
-        drift.push(`the Deployment ${k.namespace}/${name} has ${d.status?.readyReplicas ?? 0} of ${want} pod(s) ready`);
+        drift.push(`the Deployment ${k.namespace}/${name} has ${printable(String(d.status?.readyReplicas ?? 0))} of ${want} pod(s) ready`);
       if (!(await kubeGet(t, `/api/v1/namespaces/${ns}/services/${encodeURIComponent(name)}`))) drift.push(`the Service ${k.namespace}/${name} is missing`);
       result.components.push(component(`cluster-${s.service}`, drift));
     }

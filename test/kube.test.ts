@@ -98,6 +98,15 @@ describe("check's cluster side", () => {
     expect(exitCode([cluster])).toBe(1);
   });
 
+  it("prints what the API says as data: escape bytes in a claim's phase or volume come out escaped", async () => {
+    api = healthy();
+    api["/api/v1/namespaces/ai/persistentvolumeclaims/models"] = { spec: { volumeName: "x\u001b[2Jy" }, status: { phase: "Lost\u001b]0;owned\u0007" } };
+    const cluster = (await checkCluster(site(kubeconfig())))!;
+    expect(cluster.components.find((c) => c.component === "cluster-volume-models")!.drift).toEqual([
+      "the claim ai/models is Lost\\x1b]0;owned\\x07 on x\\x1b[2Jy, not Bound to ai-models",
+    ]);
+  });
+
   it("an API that refuses the token, or cannot be reached, is an error naming it (exit 2), not a finding", async () => {
     api = healthy();
     const refused = (await checkCluster(site(kubeconfig("wrong"))))!;

@@ -74,7 +74,7 @@ async function main() {
   // the finished steps (no-ops, as in a second converge).
   report("first", [...first, ...rest.filter((r) => !first.some((s) => s.name === r.name))], ms);
   // The second converge twice: a connection per Command, as the provider dials; then one
-  // connection per node for the whole run (what the harness did before: the lower figure).
+  // connection per node for the whole run (what the lab tests do: the lower figure).
   const again = await declare({ stack: "lab", ...stack() }, () => new Site("site", loadSite()));
   t0 = Date.now();
   report("second", await run(again, { dialPerCommand: true }), Date.now() - t0);

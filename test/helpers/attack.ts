@@ -7,7 +7,20 @@ import { join } from "node:path";
 /** The storage owner the attacker holds: uid/gid 1000, the default owner. */
 export const OWNER = { uid: 1000, gid: 1000 } as const;
 
-const asOwnerArgv = (command: string) => ["setpriv", `--reuid=${OWNER.uid}`, `--regid=${OWNER.gid}`, "--clear-groups", "--", "bash", "-c", command];
+// --pdeathsig: a racer outlives nothing. Detached in its own group, it once kept looping for an
+// hour (most of a core) after its vitest was killed mid-race.
+const asOwnerArgv = (command: string) => [
+  "setpriv",
+  `--reuid=${OWNER.uid}`,
+  `--regid=${OWNER.gid}`,
+  "--clear-groups",
+  "--pdeathsig",
+  "SIGKILL",
+  "--",
+  "bash",
+  "-c",
+  command,
+];
 
 /** Runs a command as the owner uid only (what an SMB user, a container or a custom node holds). */
 export function asOwner(command: string): string {

@@ -10,9 +10,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# The first half: the longest file, and the ones that pair with it to about half the time
-# (services ~28 min, smb ~14, drift, warm, harness, models; the other half: nfs ~24, installers, cache,
-# converge: measured 2026-12-01 on the 2-core machine, both halves at once). The
+# The first half: files that together take about half the time (a CI rehearsal, 2026-12-02,
+# both halves at once on the 2-core machine: smb 24 min, services 18, warm, drift, models,
+# harness 5; the other half: nfs 26, installers 11, cache 6, converge 5; 48 min each). The
 # second half is every other lab file, so a new file always runs.
 FIRST=(test/lab/services.lab.test.ts test/lab/smb.lab.test.ts test/lab/drift.lab.test.ts test/lab/warm.lab.test.ts test/lab/harness.lab.test.ts test/lab/models.lab.test.ts)
 

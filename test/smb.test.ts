@@ -1,10 +1,10 @@
 import { describe, expect, it } from "vitest";
 import { parseSite } from "../components/config";
-import { existsSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { call } from "../components/shell/quote";
-import { renderProgram, SYSTEM } from "../components/shell/script";
+import { DIRS, renderProgram, shellLib, SYSTEM } from "../components/shell/script";
 import { needsWideLinks, renderRecycleUnits, renderSmbConf } from "../components/smb/conf";
 import { renderSmbPasswords, renderSmbShare, shareFolders } from "../components/smb/share";
 import { Site } from "../components/site";
@@ -284,6 +284,22 @@ describe("packages", () => {
     expect(r.stderr).toContain("E: no mirror");
     expect(r.stderr).toContain("modelshare: could not install modelshare-no-such-package with apt-get");
     expect(readFileSync(join(bin, "calls"), "utf8")).toMatch(/install .*-- modelshare-no-such-package\n/);
+  });
+});
+
+describe("one filesystem for the share and its bin", () => {
+  it("reads the devices of a root whose name ends in a space (the config allows it) as they are", () => {
+    const root = join(mkdtempSync(join(tmpdir(), "modelshare-smbfs-")), "ki ");
+    const folders = [join(root, "models "), join(root, "user")];
+    for (const f of folders) mkdirSync(f, { recursive: true });
+    const program = renderProgram({
+      title: "one filesystem",
+      libs: [SYSTEM, DIRS, shellLib(join(__dirname, "../components/smb"), "samba")],
+      storage: { root: "/nonexistent", owner: "unmanaged" },
+      converge: { privileged: [call("smb_one_filesystem", root, ...folders), 'note "one filesystem"'] },
+    });
+    const r = runProgram(program);
+    expect(r.stdout, r.stderr).toBe("one filesystem\nchanged=0\n");
   });
 });
 

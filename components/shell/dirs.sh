@@ -52,7 +52,7 @@ ensure_root() {
 # the careful way. Nothing is changed on what that stat read, so a name swapped meanwhile can
 # only leave a folder unrepaired until the next run, never have root act through it.
 ensure_tree() {
-  local uid=$1 gid=$2 i path holder mode want
+  local uid=$1 gid=$2 i path holder mode want line
   local -a existing=()
   local -A known=()
   shift 2
@@ -61,7 +61,11 @@ ensure_tree() {
     if [ -d "$path" ] && [ ! -L "$path" ]; then existing+=("$path"); fi
   done
   if [ "${#existing[@]}" -gt 0 ]; then
-    while read -r holder mode path; do known[$path]="$holder $mode"; done < <(stat -c '%u:%g %a %n' -- "${existing[@]}" 2>/dev/null)
+    # Split by hand: read would drop a space that ends a name (a root may end in one).
+    while IFS= read -r line; do
+      path=${line#* } path=${path#* }
+      known[$path]=${line%" $path"}
+    done < <(stat -c '%u:%g %a %n' -- "${existing[@]}" 2>/dev/null)
   fi
   while [ "$#" -ge 3 ]; do
     if [ -z "$uid" ]; then
@@ -137,7 +141,7 @@ ensure_dir() {
 # ensure_dirs PATH MODE [PATH MODE]... (as the owner): ensure_dir for each, in the order given
 # (parents first), reading the modes of those that exist with one stat.
 ensure_dirs() {
-  local i path mode
+  local i path mode line
   local -a existing=()
   local -A known=()
   for ((i = 1; i < $#; i += 2)); do
@@ -145,7 +149,7 @@ ensure_dirs() {
     if [ -d "$path" ] && [ ! -L "$path" ]; then existing+=("$path"); fi
   done
   if [ "${#existing[@]}" -gt 0 ]; then
-    while read -r mode path; do known[$path]=$mode; done < <(stat -c '%a %n' -- "${existing[@]}" 2>/dev/null)
+    while IFS= read -r line; do known[${line#* }]=${line%% *}; done < <(stat -c '%a %n' -- "${existing[@]}" 2>/dev/null)
   fi
   while [ "$#" -gt 0 ]; do
     ensure_dir "$1" "$2" "${known[$1]-}"

@@ -89,7 +89,7 @@ smb_names() {
 # on SHARE's device and mount. Checked at every converge and check; a disk mounted in between
 # is named by the next `check`.
 smb_one_filesystem() {
-  local share=$1 dev mount folder target
+  local share=$1 dev mount folder target line
   local -a apart=() present=()
   local -A devs=()
   shift
@@ -98,7 +98,8 @@ smb_one_filesystem() {
   for folder in "$@"; do
     if [ -d "$folder" ]; then present+=("$folder"); fi
   done
-  while read -r dev folder; do devs[$folder]=$dev; done < <(stat -c '%d %n' -- "$share" "${present[@]}" 2>/dev/null)
+  # Split by hand: read would drop a space that ends a name (a root may end in one).
+  while IFS= read -r line; do devs[${line#* }]=${line%% *}; done < <(stat -c '%d %n' -- "$share" "${present[@]}" 2>/dev/null)
   dev=${devs[$share]-}
   [ -n "$dev" ] || changed_meanwhile "$share"
   for folder in "${present[@]}"; do

@@ -30,6 +30,9 @@ const SIZE = ${SIZE};
 const bytes = (name) => Buffer.alloc(SIZE, name);
 const log = [];
 const server = http.createServer((req, res) => {
+  // One connection per request: a kept-alive one the server closed after its idle timeout
+  // could be reused by the test's next fetch at that moment ("other side closed" on a busy machine).
+  res.setHeader("Connection", "close");
   if (req.url === "/log") return res.end(JSON.stringify(log));
   log.push({ url: req.url, range: req.headers.range ?? null });
   const [path, query] = req.url.split("?");

@@ -8,6 +8,9 @@ import { siteClusterObjects } from "../components/kubernetes/objects";
 import type { ComponentCheck, NodeCheck } from "./check";
 import { printable } from "./text";
 
+/** What the API says is data, not text for a terminal: whoever may edit these objects could put escape bytes in them. */
+const said = (value: unknown) => printable(String(value));
+
 /**
  * `npm run check`'s view of the cluster (modelshare:kubernetes): each claim Bound to its own
  * volume, each volume still Retain, each Deployment's pods ready, each Service there; read from
@@ -123,8 +126,6 @@ export async function checkCluster(site: StackSite): Promise<NodeCheck | undefin
       const drift: string[] = [];
       const pv = await kubeGet(t, `/api/v1/persistentvolumes/${encodeURIComponent(volume)}`);
       const pvc = await kubeGet(t, `/api/v1/namespaces/${ns}/persistentvolumeclaims/${encodeURIComponent(claim)}`);
-      // What the API says is data, not text for a terminal: whoever may edit these objects could put escape bytes in them.
-      const said = (value: unknown) => printable(String(value));
       if (!pv) drift.push(`the volume ${volume} is missing`);
       else if (pv.spec?.persistentVolumeReclaimPolicy !== "Retain")
         drift.push(`the volume ${volume} would be ${said(pv.spec?.persistentVolumeReclaimPolicy).toLowerCase()}d with its claim, not retained`);
@@ -142,7 +143,7 @@ export async function checkCluster(site: StackSite): Promise<NodeCheck | undefin
       const want = Number(s.deployment.spec.replicas);
       if (!d) drift.push(`the Deployment ${k.namespace}/${name} is missing`);
       else if ((d.status?.readyReplicas ?? 0) < want)
-        drift.push(`the Deployment ${k.namespace}/${name} has ${printable(String(d.status?.readyReplicas ?? 0))} of ${want} pod(s) ready`);
+        drift.push(`the Deployment ${k.namespace}/${name} has ${said(d.status?.readyReplicas ?? 0)} of ${want} pod(s) ready`);
       if (!(await kubeGet(t, `/api/v1/namespaces/${ns}/services/${encodeURIComponent(name)}`))) drift.push(`the Service ${k.namespace}/${name} is missing`);
       result.components.push(component(`cluster-${s.service}`, drift));
     }
